@@ -1,0 +1,52 @@
+"""What a running handler can see and do: its job, progress reports, cancellation."""
+
+from __future__ import annotations
+
+import asyncio
+import threading
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass, field
+
+from queueing.models import JSON
+
+ProgressWriter = Callable[[int, JSON | None], Awaitable[None]]
+
+
+@dataclass
+class JobContext:
+    """Passed to a handler that declares a parameter annotated ``JobContext``.
+
+    Async handlers ``await ctx.set_progress(...)``; sync handlers (run in a worker
+    thread) call ``ctx.set_progress_sync(...)``. Both wait until the report is
+    committed, so a later status change can never land before it.
+    """
+
+    job_id: int
+    task_name: str
+    queue: str
+    attempt: int
+    max_attempts: int
+    tenant_id: str | None
+    user_id: str | None
+    _write_progress: ProgressWriter = field(repr=False)
+    _loop: asyncio.AbstractEventLoop = field(repr=False)
+    _cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
+
+    @property
+    def cancelled(self) -> bool:
+        """True once the job was asked to stop (cancel, timeout or worker shutdown).
+
+        Async handlers are also cancelled outright; sync handlers should check this
+        between steps and return early.
+        """
+        return self._cancelled.is_set()
+
+    async def set_progress(self, percent: int, detail: JSON | None = None) -> None:
+        """Record progress (0-100) and an optional JSON detail, e.g. ``{"stage": 2, "of": 6}``."""
+        if not 0 <= percent <= 100:
+            raise ValueError(f"progress must be between 0 and 100, got {percent}")
+        await self._write_progress(percent, detail)
+
+    def set_progress_sync(self, percent: int, detail: JSON | None = None) -> None:
+        """``set_progress`` for sync handlers: blocks the handler's thread until committed."""
+        asyncio.run_coroutine_threadsafe(self.set_progress(percent, detail), self._loop).result()

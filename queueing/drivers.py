@@ -1,0 +1,99 @@
+"""Run the operations of ``queueing.ops`` over a sync or an async psycopg connection.
+
+These two small loops are the only place where sync and async differ.
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import AsyncIterator, Iterator
+from typing import Any
+
+import psycopg
+from psycopg import sql as pgsql
+from psycopg.rows import dict_row
+
+from queueing import sql
+from queueing.errors import DatabaseUnavailable, QueueingError, SchemaNotMigrated
+from queueing.ops import Effect, Listen, Op, Query, Script, WaitNotify
+
+
+def _listen_statement(channel: str) -> pgsql.Composed:
+    return sql.query("listen_channel").format(channel=pgsql.Identifier(channel))
+
+
+def run_sync(op: Op, conn: psycopg.Connection[Any]) -> Any:
+    """Drive ``op`` to completion on a sync connection; return its result."""
+    with translate_errors():
+        result: Any = None
+        while True:
+            try:
+                effect: Effect = op.send(result)
+            except StopIteration as stop:
+                return stop.value
+            with conn.cursor(row_factory=dict_row) as cur:
+                if isinstance(effect, Query):
+                    cur.execute(sql.query(effect.name), effect.params)
+                    result = cur.fetchall() if cur.description else []
+                elif isinstance(effect, Script):
+                    cur.execute(pgsql.SQL(effect.text))  # type: ignore[arg-type]
+                    result = None
+                elif isinstance(effect, Listen):
+                    cur.execute(_listen_statement(effect.channel))
+                    result = None
+                else:
+                    result = None
+                    for notify in conn.notifies(timeout=effect.timeout, stop_after=1):
+                        result = notify.payload
+
+
+async def run_async(op: Op, conn: psycopg.AsyncConnection[Any]) -> Any:
+    """Drive ``op`` to completion on an async connection; return its result."""
+    with translate_errors():
+        result: Any = None
+        while True:
+            try:
+                effect: Effect = op.send(result)
+            except StopIteration as stop:
+                return stop.value
+            async with conn.cursor(row_factory=dict_row) as cur:
+                if isinstance(effect, Query):
+                    await cur.execute(sql.query(effect.name), effect.params)
+                    result = await cur.fetchall() if cur.description else []
+                elif isinstance(effect, Script):
+                    await cur.execute(pgsql.SQL(effect.text))  # type: ignore[arg-type]
+                    result = None
+                elif isinstance(effect, Listen):
+                    await cur.execute(_listen_statement(effect.channel))
+                    result = None
+                else:
+                    assert isinstance(effect, WaitNotify)
+                    result = None
+                    async for notify in conn.notifies(timeout=effect.timeout, stop_after=1):
+                        result = notify.payload
+
+
+@contextlib.contextmanager
+def translate_errors() -> Iterator[None]:
+    """Turn psycopg's errors that mean a user mistake into our typed, one-line errors."""
+    try:
+        yield
+    except QueueingError:
+        raise
+    except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
+        raise SchemaNotMigrated(
+            f"database is missing the queue's schema ({_first_line(exc)}): run `queueing db migrate`"
+        ) from exc
+    except psycopg.OperationalError as exc:
+        raise DatabaseUnavailable(f"database unavailable: {_first_line(exc)}") from exc
+
+
+def _first_line(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0] if text else type(exc).__name__
+
+
+@contextlib.asynccontextmanager
+async def async_translate_errors() -> AsyncIterator[None]:
+    with translate_errors():
+        yield

@@ -1,0 +1,272 @@
+"""Every database operation of the library, written once, with no I/O of its own.
+
+An operation is a generator that yields *effects* (run this named query, LISTEN, wait
+for a notification) and receives their results. ``queueing.drivers`` runs the same
+generator over a sync or an async psycopg connection, so the sync and async APIs
+share one implementation of every rule below.
+"""
+
+from __future__ import annotations
+
+import datetime as dt
+import json
+import time
+from collections.abc import Collection, Generator, Mapping, Sequence
+from dataclasses import dataclass, field
+from typing import Any
+
+from procrastinate.schema import SchemaManager
+
+from queueing import sql
+from queueing.errors import InvalidTransition, JobNotFound, SchemaNotMigrated, WaitTimeout
+from queueing.models import TERMINAL_STATUSES, Job, JobStatus, MigrationState, QueueCount
+
+Row = dict[str, Any]
+
+
+@dataclass(frozen=True)
+class Query:
+    """Run the named query of sql/queries.sql; the result is its rows (maybe none)."""
+
+    name: str
+    params: Mapping[str, Any] = field(default_factory=dict)
+
+
+@dataclass(frozen=True)
+class Script:
+    """Run a whole SQL script (a migration); no result."""
+
+    text: str
+
+
+@dataclass(frozen=True)
+class Listen:
+    """LISTEN on a channel (the connection is in autocommit mode)."""
+
+    channel: str
+
+
+@dataclass(frozen=True)
+class WaitNotify:
+    """Wait up to ``timeout`` seconds for one notification; the result is its payload or None."""
+
+    timeout: float
+
+
+Effect = Query | Script | Listen | WaitNotify
+Op = Generator[Effect, Any, Any]
+
+JOB_CHANGED_CHANNEL = "queueing_job_changed_v1"
+
+
+@dataclass(frozen=True)
+class NewJob:
+    """One row to enqueue, already validated and in its stored form."""
+
+    task_name: str
+    queue: str
+    priority: int
+    args: Mapping[str, Any]
+    scheduled_at: dt.datetime | None
+    tenant_id: str | None
+    user_id: str | None
+    max_attempts: int
+
+
+def _job(row: Row) -> Job:
+    return Job.model_validate(row)
+
+
+def enqueue(jobs: Sequence[NewJob]) -> Op:
+    """Insert the jobs in one statement; their records, in order."""
+    rows = yield Query(
+        "enqueue",
+        {
+            "queues": [j.queue for j in jobs],
+            "tasks": [j.task_name for j in jobs],
+            "priorities": [j.priority for j in jobs],
+            "args": [json.dumps(j.args) for j in jobs],
+            "scheduled_at": [j.scheduled_at for j in jobs],
+            "tenant_ids": [j.tenant_id for j in jobs],
+            "user_ids": [j.user_id for j in jobs],
+            "max_attempts": [j.max_attempts for j in jobs],
+        },
+    )
+    return [_job(r) for r in rows]
+
+
+def get_job(job_id: int) -> Op:
+    rows = yield Query("get_job", {"id": job_id})
+    if not rows:
+        raise JobNotFound(job_id)
+    return _job(rows[0])
+
+
+@dataclass(frozen=True)
+class JobFilter:
+    """Filters of ``list_jobs``; None means "any"."""
+
+    statuses: Collection[JobStatus] | None = None
+    task: str | None = None
+    queue: str | None = None
+    tenant_id: str | None = None
+    user_id: str | None = None
+    created_after: dt.datetime | None = None
+    created_before: dt.datetime | None = None
+    before_id: int | None = None
+    limit: int = 100
+
+
+def list_jobs(filters: JobFilter) -> Op:
+    rows = yield Query(
+        "list_jobs",
+        {
+            "statuses": [str(s) for s in filters.statuses] if filters.statuses else None,
+            "task": filters.task,
+            "queue": filters.queue,
+            "tenant_id": filters.tenant_id,
+            "user_id": filters.user_id,
+            "created_after": filters.created_after,
+            "created_before": filters.created_before,
+            "before_id": filters.before_id,
+            "limit": filters.limit,
+        },
+    )
+    return [_job(r) for r in rows]
+
+
+def stats() -> Op:
+    rows = yield Query("stats")
+    return [QueueCount.model_validate(r) for r in rows]
+
+
+def _changed_or_explain(rows: list[Row], job_id: int, action: str) -> Op:
+    """The record a state-changing function returned, or the reason it changed nothing."""
+    if rows:
+        return _job(rows[0])
+    current: Job = yield from get_job(job_id)
+    raise InvalidTransition(job_id, current.status, action)
+
+
+def cancel(job_id: int) -> Op:
+    """Cancel a pending job now, or ask an active one to stop."""
+    rows = yield Query("cancel_job", {"id": job_id})
+    if rows:
+        return _job(rows[0])
+    current: Job = yield from get_job(job_id)
+    if current.status is JobStatus.ACTIVE and current.cancel_requested:
+        return current  # already asked to stop: cancelling twice is not an error
+    raise InvalidTransition(job_id, current.status, "cancelled")
+
+
+def retry(job_id: int) -> Op:
+    """Re-run a failed or cancelled job (same id; attempts continue)."""
+    rows = yield Query("retry_job", {"id": job_id})
+    return (yield from _changed_or_explain(rows, job_id, "retried (only failed or cancelled jobs are)"))
+
+
+def run_now(job_id: int) -> Op:
+    """Make a pending job that waits for its run time (delay or retry backoff) due now."""
+    rows = yield Query("run_job_now", {"id": job_id})
+    return (yield from _changed_or_explain(rows, job_id, "run now (only pending jobs are)"))
+
+
+def wait_for(job_id: int, statuses: Collection[JobStatus], timeout: float) -> Op:
+    """Wait, on LISTEN/NOTIFY, until the job is in one of ``statuses``.
+
+    Notifications are only hints: the row is re-read after each one, and it is read
+    after LISTEN took effect, so a change between the two cannot be missed.
+    """
+    wanted = frozenset(statuses) or TERMINAL_STATUSES
+    deadline = time.monotonic() + timeout
+    yield Listen(JOB_CHANGED_CHANNEL)
+    expected = str(job_id)
+    while True:
+        job: Job = yield from get_job(job_id)
+        if job.status in wanted:
+            return job
+        while True:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                raise WaitTimeout(
+                    f"job {job_id} is still {job.status} after {timeout:g}s "
+                    f"(waited for {', '.join(sorted(wanted))})"
+                )
+            payload = yield WaitNotify(remaining)
+            if payload == expected:
+                break
+
+
+def wait_for_change(job_id: int, seen: Job, timeout: float) -> Op:
+    """Return the job's record once it differs from ``seen`` (or ``seen`` at the deadline)."""
+    deadline = time.monotonic() + timeout
+    yield Listen(JOB_CHANGED_CHANNEL)
+    expected = str(job_id)
+    while True:
+        job: Job = yield from get_job(job_id)
+        if job != seen:
+            return job
+        remaining = deadline - time.monotonic()
+        if remaining <= 0:
+            return job
+        payload = yield WaitNotify(remaining)
+        while payload is not None and payload != expected:
+            remaining = deadline - time.monotonic()
+            if remaining <= 0:
+                return job
+            payload = yield WaitNotify(remaining)
+
+
+# --- schema -----------------------------------------------------------------
+
+
+def schema_state() -> Op:
+    """What of the queue's schema the database holds."""
+    state = (yield Query("schema_state"))[0]
+    applied: list[tuple[int, str, dt.datetime]] = []
+    if state["has_migrations_table"]:
+        rows = yield Query("applied_migrations")
+        applied = [(r["version"], r["name"], r["applied_at"]) for r in rows]
+    return MigrationState(
+        has_procrastinate_schema=state["has_procrastinate"],
+        current_version=max((v for v, _, _ in applied), default=0),
+        expected_version=sql.latest_version(),
+        applied=applied,
+    )
+
+
+def check_schema() -> Op:
+    """Raise SchemaNotMigrated, with the command that fixes it, unless the schema is current."""
+    state: MigrationState = yield from schema_state()
+    if state.current_version > state.expected_version:
+        raise SchemaNotMigrated(
+            f"database schema is version {state.current_version}, newer than this queueing "
+            f"(version {state.expected_version}): upgrade queueing"
+        )
+    if not state.up_to_date:
+        raise SchemaNotMigrated(
+            f"database schema is version {state.current_version}, queueing needs version "
+            f"{state.expected_version}: run `queueing db migrate`"
+        )
+    return state
+
+
+def migrate() -> Op:
+    """Apply procrastinate's schema (on a fresh database) and our pending migrations.
+
+    Idempotent, and safe to run from several processes at once (advisory lock).
+    Returns the versions applied by this call.
+    """
+    yield Query("lock_migrations")
+    state = (yield Query("schema_state"))[0]
+    if not state["has_procrastinate"]:
+        yield Script(SchemaManager.get_schema())
+    yield Query("ensure_migrations_table")
+    applied = {r["version"] for r in (yield Query("applied_migrations"))}
+    done = []
+    for migration in sql.migrations():
+        if migration.version not in applied:
+            yield Script(migration.text)
+            yield Query("record_migration", {"version": migration.version, "name": migration.name})
+            done.append(migration.version)
+    return done

@@ -1,0 +1,448 @@
+"""The library's front: declare tasks, enqueue, read, wait, cancel, retry, migrate.
+
+``Queue`` is the sync API; ``Queue.aio`` (an ``AsyncQueue``) is the same API for
+asyncio. Both run the operations of ``queueing.ops``; neither holds any rule of its own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import re
+from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping
+from dataclasses import dataclass
+from typing import Any, TypeVar, overload
+
+import procrastinate
+import psycopg
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
+from pydantic import BaseModel
+
+from queueing import drivers, ops
+from queueing.config import resolve_database_url
+from queueing.errors import ConfigurationError, InvalidPayload, UnknownTask
+from queueing.models import TERMINAL_STATUSES, Job, JobStatus, MigrationState, QueueCount
+from queueing.ops import JobFilter, NewJob
+from queueing.retry import DEFAULT_RETRY, RetryPolicy
+from queueing.tasks import Task, build_task
+
+F = TypeVar("F", bound=Callable[..., Any])
+
+DEFAULT_QUEUE = "default"
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,48}$")
+"""Queue names: they become part of a LISTEN channel name, hence the narrow alphabet."""
+
+CONNECT_TIMEOUT = 5
+
+
+@dataclass(frozen=True)
+class JobRequest:
+    """One job to enqueue with ``enqueue_many``."""
+
+    task: Task | str
+    args: Mapping[str, Any] | BaseModel | None = None
+    tenant_id: str | None = None
+    user_id: str | None = None
+    priority: int | None = None
+    queue: str | None = None
+    delay: float | dt.timedelta | None = None
+    run_at: dt.datetime | None = None
+
+
+class Queue:
+    """A job queue in one PostgreSQL database.
+
+    ``database_url``: the argument, else ``QUEUEING_DATABASE_URL``, else
+    ``DATABASE_URL``, else an embedded server (see ``queueing.embedded``). Nothing
+    connects until the first call that needs the database.
+    """
+
+    def __init__(self, database_url: str | None = None, *, pool_size: int = 10) -> None:
+        self._database_url = database_url
+        self._pool_size = pool_size
+        self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        self._schema_checked = False
+        #: procrastinate's task registry; add it to a procrastinate App to interoperate.
+        self.blueprint = procrastinate.Blueprint()
+        self.tasks: dict[str, Task] = {}
+        self.aio = AsyncQueue(self)
+
+    # --- configuration --------------------------------------------------------
+
+    @property
+    def database_url(self) -> str:
+        """The resolved URL (may start the embedded server)."""
+        if self._database_url is None:
+            self._database_url = resolve_database_url(None)
+        return self._database_url
+
+    @overload
+    def task(self, handler: F, /) -> Task: ...
+    @overload
+    def task(
+        self,
+        *,
+        name: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+        retry: RetryPolicy | int | None = None,
+        timeout: float | None = None,
+    ) -> Callable[[F], Task]: ...
+    def task(
+        self,
+        handler: F | None = None,
+        /,
+        *,
+        name: str | None = None,
+        queue: str = DEFAULT_QUEUE,
+        priority: int = 0,
+        retry: RetryPolicy | int | None = None,
+        timeout: float | None = None,
+    ) -> Task | Callable[[F], Task]:
+        """Declare a task (decorator). ``retry`` is a RetryPolicy or a max attempt count."""
+        check_queue_name(queue)
+        policy = (
+            DEFAULT_RETRY
+            if retry is None
+            else retry
+            if isinstance(retry, RetryPolicy)
+            else RetryPolicy(max_attempts=retry)
+        )
+
+        def register(fn: F) -> Task:
+            task = build_task(
+                fn,
+                blueprint=self.blueprint,
+                name=name,
+                queue=queue,
+                priority=priority,
+                retry=policy,
+                timeout=timeout,
+            )
+            if task.name in self.tasks:
+                raise ConfigurationError(f"task {task.name!r} is declared twice")
+            self.tasks[task.name] = task
+            return task
+
+        return register(handler) if handler is not None else register
+
+    def prepare(self, requests: Iterable[JobRequest]) -> list[NewJob]:
+        """Validate requests and turn them into rows (no I/O). Raises before any write."""
+        now = dt.datetime.now(dt.UTC)
+        return [self._prepare_one(r, now) for r in requests]
+
+    def _prepare_one(self, r: JobRequest, now: dt.datetime) -> NewJob:
+        task = self._resolve_task(r.task)
+        if task is not None:
+            args = task.validate_args(r.args)
+            name, queue, priority, attempts = task.name, task.queue, task.priority, task.retry.max_attempts
+        else:
+            if isinstance(r.args, BaseModel):
+                args = r.args.model_dump(mode="json")
+            elif r.args is None or isinstance(r.args, Mapping):
+                args = dict(r.args or {})
+            else:
+                raise InvalidPayload("job arguments must be a JSON object")
+            name, queue, priority, attempts = str(r.task), DEFAULT_QUEUE, 0, DEFAULT_RETRY.max_attempts
+        queue = check_queue_name(r.queue or queue)
+        if r.delay is not None and r.run_at is not None:
+            raise InvalidPayload("give a delay or a run-at time, not both")
+        scheduled_at = None
+        if r.delay is not None:
+            seconds = r.delay.total_seconds() if isinstance(r.delay, dt.timedelta) else float(r.delay)
+            if seconds < 0:
+                raise InvalidPayload(f"delay must not be negative, got {seconds:g}s")
+            scheduled_at = now + dt.timedelta(seconds=seconds) if seconds else None
+        elif r.run_at is not None:
+            if r.run_at.tzinfo is None:
+                raise InvalidPayload("run_at must be timezone-aware")
+            scheduled_at = r.run_at
+        return NewJob(
+            task_name=name,
+            queue=queue,
+            priority=priority if r.priority is None else r.priority,
+            args=args,
+            scheduled_at=scheduled_at,
+            tenant_id=r.tenant_id,
+            user_id=r.user_id,
+            max_attempts=attempts,
+        )
+
+    def _resolve_task(self, task: Task | str) -> Task | None:
+        if isinstance(task, Task):
+            return task
+        if task in self.tasks:
+            return self.tasks[task]
+        if self.tasks:
+            # The registry is known: refuse names it does not hold, rather than
+            # enqueue a job no worker of this app can run.
+            raise UnknownTask(f"unknown task {task!r} (known: {', '.join(sorted(self.tasks))})")
+        if not task:
+            raise UnknownTask("a task name is required")
+        return None
+
+    # --- connections ----------------------------------------------------------
+
+    def _get_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
+        if self._pool is None:
+            url = self.database_url
+            with drivers.translate_errors(), psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT) as conn:
+                drivers.run_sync(ops.check_schema(), conn)
+            self._pool = ConnectionPool(
+                url, min_size=1, max_size=self._pool_size, open=True, name="queueing",
+                kwargs={"connect_timeout": CONNECT_TIMEOUT},
+            )
+        return self._pool
+
+    @contextlib.contextmanager
+    def _conn(self, connection: psycopg.Connection[Any] | None) -> Iterator[psycopg.Connection[Any]]:
+        if connection is not None:
+            yield connection  # the caller's transaction: the caller commits
+            return
+        with drivers.translate_errors(), self._get_pool().connection() as conn:
+            yield conn
+
+    def _run(self, op: ops.Op, connection: psycopg.Connection[Any] | None = None) -> Any:
+        with self._conn(connection) as conn:
+            return drivers.run_sync(op, conn)
+
+    def _run_listening(self, op: ops.Op) -> Any:
+        self._get_pool()  # the schema check
+        with drivers.translate_errors(), psycopg.connect(
+            self.database_url, autocommit=True, connect_timeout=CONNECT_TIMEOUT
+        ) as conn:
+            return drivers.run_sync(op, conn)
+
+    def close(self) -> None:
+        """Close the connection pool (the queue may be used again: it reopens)."""
+        if self._pool is not None:
+            self._pool.close()
+            self._pool = None
+
+    def __enter__(self) -> Queue:
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self.close()
+
+    # --- the API --------------------------------------------------------------
+
+    def enqueue(
+        self,
+        task: Task | str,
+        args: Mapping[str, Any] | BaseModel | None = None,
+        *,
+        tenant_id: str | None = None,
+        user_id: str | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        delay: float | dt.timedelta | None = None,
+        run_at: dt.datetime | None = None,
+        connection: psycopg.Connection[Any] | None = None,
+    ) -> Job:
+        """Enqueue one job; its status record exists once this (or ``connection``'s
+        transaction) commits. Bad arguments raise before anything is written."""
+        request = JobRequest(task, args, tenant_id, user_id, priority, queue, delay, run_at)
+        jobs: list[Job] = self._run(ops.enqueue(self.prepare([request])), connection)
+        return jobs[0]
+
+    def enqueue_many(
+        self, requests: Iterable[JobRequest], *, connection: psycopg.Connection[Any] | None = None
+    ) -> list[Job]:
+        """Enqueue many jobs in one round trip; all or none."""
+        rows = self.prepare(requests)
+        if not rows:
+            return []
+        result: list[Job] = self._run(ops.enqueue(rows), connection)
+        return result
+
+    def get_job(self, job_id: int, *, connection: psycopg.Connection[Any] | None = None) -> Job:
+        """The job's record; JobNotFound if there is none."""
+        job: Job = self._run(ops.get_job(job_id), connection)
+        return job
+
+    def list_jobs(self, filters: JobFilter | None = None, /, **kwargs: Any) -> list[Job]:
+        """Newest first. Filters: a JobFilter or its fields as keywords."""
+        jobs: list[Job] = self._run(ops.list_jobs(filters or JobFilter(**kwargs)))
+        return jobs
+
+    def stats(self) -> list[QueueCount]:
+        """Job counts per queue and status."""
+        counts: list[QueueCount] = self._run(ops.stats())
+        return counts
+
+    def wait_for(
+        self,
+        job_id: int,
+        statuses: Collection[JobStatus] = TERMINAL_STATUSES,
+        *,
+        timeout: float = 30.0,
+    ) -> Job:
+        """Block until the job is in one of ``statuses`` (default: any terminal one).
+
+        Woken by LISTEN/NOTIFY, never by polling; WaitTimeout after ``timeout`` seconds.
+        """
+        job: Job = self._run_listening(ops.wait_for(job_id, statuses, timeout))
+        return job
+
+    def wait_for_change(self, job: Job, *, timeout: float) -> Job:
+        """The job's record once it differs from ``job`` (status or progress), or at the deadline."""
+        changed: Job = self._run_listening(ops.wait_for_change(job.id, job, timeout))
+        return changed
+
+    def cancel(self, job_id: int) -> Job:
+        """Cancel a pending job, or ask an active one to stop. InvalidTransition if terminal."""
+        job: Job = self._run(ops.cancel(job_id))
+        return job
+
+    def retry(self, job_id: int) -> Job:
+        """Re-run a failed or cancelled job (same id, attempts continue)."""
+        job: Job = self._run(ops.retry(job_id))
+        return job
+
+    def run_now(self, job_id: int) -> Job:
+        """Make a delayed job, or one waiting out a retry backoff, due now."""
+        job: Job = self._run(ops.run_now(job_id))
+        return job
+
+    def migrate(self) -> list[int]:
+        """Apply the schema; returns the migration versions applied (none if current)."""
+        with drivers.translate_errors(), psycopg.connect(
+            self.database_url, connect_timeout=CONNECT_TIMEOUT
+        ) as conn:
+            versions: list[int] = drivers.run_sync(ops.migrate(), conn)
+        return versions
+
+    def schema_status(self) -> MigrationState:
+        """Which schema version the database has, and which this code needs."""
+        with drivers.translate_errors(), psycopg.connect(
+            self.database_url, connect_timeout=CONNECT_TIMEOUT
+        ) as conn:
+            state: MigrationState = drivers.run_sync(ops.schema_state(), conn)
+        return state
+
+
+def check_queue_name(name: str) -> str:
+    """Queue names are checked against QUEUE_NAME: they end up in LISTEN channel names."""
+    if not QUEUE_NAME.match(name):
+        raise InvalidPayload(
+            f"invalid queue name {name!r}: use 1-48 letters, digits, '_', '-' or '.'"
+        )
+    return name
+
+
+class AsyncQueue:
+    """The asyncio twin of ``Queue``'s API (``queue.aio``): same operations, awaited."""
+
+    def __init__(self, queue: Queue) -> None:
+        self._queue = queue
+        self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
+        self._loop: asyncio.AbstractEventLoop | None = None
+
+    async def _get_pool(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
+        loop = asyncio.get_running_loop()
+        if self._pool is None or self._loop is not loop:
+            url = self._queue.database_url
+            async with drivers.async_translate_errors():
+                conn = await psycopg.AsyncConnection.connect(url, connect_timeout=CONNECT_TIMEOUT)
+                async with conn:
+                    await drivers.run_async(ops.check_schema(), conn)
+            self._pool = AsyncConnectionPool(
+                url, min_size=1, max_size=self._queue._pool_size, open=False, name="queueing-async",
+                kwargs={"connect_timeout": CONNECT_TIMEOUT},
+            )
+            await self._pool.open()
+            self._loop = loop
+        return self._pool
+
+    @contextlib.asynccontextmanager
+    async def _conn(
+        self, connection: psycopg.AsyncConnection[Any] | None
+    ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
+        if connection is not None:
+            yield connection
+            return
+        pool = await self._get_pool()
+        async with drivers.async_translate_errors(), pool.connection() as conn:
+            yield conn
+
+    async def _run(self, op: ops.Op, connection: psycopg.AsyncConnection[Any] | None = None) -> Any:
+        async with self._conn(connection) as conn:
+            return await drivers.run_async(op, conn)
+
+    async def _run_listening(self, op: ops.Op) -> Any:
+        await self._get_pool()
+        async with drivers.async_translate_errors():
+            conn = await psycopg.AsyncConnection.connect(
+                self._queue.database_url, autocommit=True, connect_timeout=CONNECT_TIMEOUT
+            )
+            async with conn:
+                return await drivers.run_async(op, conn)
+
+    async def close(self) -> None:
+        if self._pool is not None:
+            await self._pool.close()
+            self._pool = None
+
+    async def enqueue(
+        self,
+        task: Task | str,
+        args: Mapping[str, Any] | BaseModel | None = None,
+        *,
+        tenant_id: str | None = None,
+        user_id: str | None = None,
+        priority: int | None = None,
+        queue: str | None = None,
+        delay: float | dt.timedelta | None = None,
+        run_at: dt.datetime | None = None,
+        connection: psycopg.AsyncConnection[Any] | None = None,
+    ) -> Job:
+        """See ``Queue.enqueue``."""
+        request = JobRequest(task, args, tenant_id, user_id, priority, queue, delay, run_at)
+        jobs: list[Job] = await self._run(ops.enqueue(self._queue.prepare([request])), connection)
+        return jobs[0]
+
+    async def enqueue_many(
+        self, requests: Iterable[JobRequest], *, connection: psycopg.AsyncConnection[Any] | None = None
+    ) -> list[Job]:
+        """See ``Queue.enqueue_many``."""
+        rows = self._queue.prepare(requests)
+        if not rows:
+            return []
+        jobs: list[Job] = await self._run(ops.enqueue(rows), connection)
+        return jobs
+
+    async def get_job(self, job_id: int, *, connection: psycopg.AsyncConnection[Any] | None = None) -> Job:
+        job: Job = await self._run(ops.get_job(job_id), connection)
+        return job
+
+    async def list_jobs(self, filters: JobFilter | None = None, /, **kwargs: Any) -> list[Job]:
+        jobs: list[Job] = await self._run(ops.list_jobs(filters or JobFilter(**kwargs)))
+        return jobs
+
+    async def stats(self) -> list[QueueCount]:
+        counts: list[QueueCount] = await self._run(ops.stats())
+        return counts
+
+    async def wait_for(
+        self, job_id: int, statuses: Collection[JobStatus] = TERMINAL_STATUSES, *, timeout: float = 30.0
+    ) -> Job:
+        job: Job = await self._run_listening(ops.wait_for(job_id, statuses, timeout))
+        return job
+
+    async def wait_for_change(self, job: Job, *, timeout: float) -> Job:
+        changed: Job = await self._run_listening(ops.wait_for_change(job.id, job, timeout))
+        return changed
+
+    async def cancel(self, job_id: int) -> Job:
+        job: Job = await self._run(ops.cancel(job_id))
+        return job
+
+    async def retry(self, job_id: int) -> Job:
+        job: Job = await self._run(ops.retry(job_id))
+        return job
+
+    async def run_now(self, job_id: int) -> Job:
+        job: Job = await self._run(ops.run_now(job_id))
+        return job

@@ -1,0 +1,124 @@
+-- Runtime queries, one named block each, loaded once by queueing/sql.py.
+-- Format: a line "-- name: <name>", an optional description comment, then the query.
+-- Parameters use psycopg's %(name)s style. Versioned functions live in sql/migrations/.
+
+-- name: ensure_migrations_table
+-- The record of which of our migrations a database has.
+CREATE TABLE IF NOT EXISTS queueing_migrations (
+    version    integer PRIMARY KEY,
+    name       text        NOT NULL,
+    applied_at timestamptz NOT NULL DEFAULT clock_timestamp()
+);
+
+-- name: lock_migrations
+-- One migrator at a time (parallel test workers, several deploys).
+SELECT pg_advisory_xact_lock(hashtext('queueing_migrate'));
+
+-- name: schema_state
+-- What of the queue's schema a database holds, read without failing when it holds none.
+SELECT to_regclass('procrastinate_jobs') IS NOT NULL AS has_procrastinate,
+       to_regclass('queueing_migrations') IS NOT NULL AS has_migrations_table;
+
+-- name: applied_migrations
+SELECT version, name, applied_at FROM queueing_migrations ORDER BY version;
+
+-- name: record_migration
+INSERT INTO queueing_migrations (version, name) VALUES (%(version)s, %(name)s);
+
+-- name: enqueue
+-- One round trip for one job or many; returns their records in input order.
+SELECT * FROM queueing_enqueue_v1(
+    %(queues)s::character varying[], %(tasks)s::character varying[], %(priorities)s::integer[],
+    %(args)s::jsonb[], %(scheduled_at)s::timestamptz[], %(tenant_ids)s::text[],
+    %(user_ids)s::text[], %(max_attempts)s::integer[]);
+
+-- name: get_job
+SELECT * FROM queueing_jobs WHERE id = %(id)s;
+
+-- name: list_jobs
+-- Newest first; keyset pagination: pass the last id seen as before_id.
+SELECT *
+  FROM queueing_jobs
+ WHERE (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
+   AND (%(task)s::text IS NULL OR task_name = %(task)s)
+   AND (%(queue)s::text IS NULL OR queue = %(queue)s)
+   AND (%(tenant_id)s::text IS NULL OR tenant_id = %(tenant_id)s)
+   AND (%(user_id)s::text IS NULL OR user_id = %(user_id)s)
+   AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)
+   AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)
+   AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s)
+ ORDER BY id DESC
+ LIMIT %(limit)s;
+
+-- name: stats
+-- Job counts per queue and status.
+SELECT queue, status, count(*) AS count
+  FROM queueing_jobs
+ GROUP BY queue, status
+ ORDER BY queue, status;
+
+-- name: cancel_job
+SELECT * FROM queueing_cancel_v1(%(id)s);
+
+-- name: retry_job
+SELECT * FROM queueing_retry_v1(%(id)s);
+
+-- name: run_job_now
+SELECT * FROM queueing_run_now_v1(%(id)s);
+
+-- name: listen_job_changes
+LISTEN queueing_job_changed_v1;
+
+-- name: claim_jobs
+SELECT * FROM queueing_claim_v1(%(queues)s::character varying[], %(worker_id)s, %(limit)s);
+
+-- name: finish_jobs
+SELECT * FROM queueing_finish_v1(
+    %(worker_id)s, %(ids)s::bigint[], %(attempts)s::integer[], %(outcomes)s::text[],
+    %(results)s::jsonb[], %(errors)s::jsonb[], %(retry_at)s::timestamptz[]);
+
+-- name: set_progress
+-- Fenced by attempt: a stale attempt's progress report changes nothing.
+UPDATE procrastinate_jobs
+   SET progress = %(progress)s, progress_detail = %(detail)s
+ WHERE id = %(id)s AND status = 'doing' AND attempts = %(attempt)s
+RETURNING id;
+
+-- name: cancel_requested
+-- Which of these running jobs have been asked to stop.
+SELECT id FROM procrastinate_jobs
+ WHERE id = ANY(%(ids)s::bigint[]) AND abort_requested;
+
+-- name: next_due_in
+-- Seconds until the earliest delayed job of these queues is due (NULL: none waiting).
+SELECT EXTRACT(EPOCH FROM min(scheduled_at) - now())::float8 AS seconds
+  FROM procrastinate_jobs
+ WHERE status = 'todo' AND scheduled_at > now()
+   AND (%(queues)s::character varying[] IS NULL OR queue_name = ANY(%(queues)s::character varying[]));
+
+-- name: register_worker
+SELECT worker_id FROM procrastinate_register_worker_v1();
+
+-- name: heartbeat
+SELECT procrastinate_update_heartbeat_v1(%(worker_id)s);
+
+-- name: unregister_worker
+SELECT procrastinate_unregister_worker_v1(%(worker_id)s);
+
+-- name: listen_channel
+-- {channel} is filled in as a quoted identifier (psycopg.sql.Identifier), never as text.
+LISTEN {channel};
+
+-- name: database_exists
+SELECT 1 FROM pg_database WHERE datname = %(name)s;
+
+-- name: create_database
+-- {name} is a quoted identifier.
+CREATE DATABASE {name};
+
+-- name: create_database_from_template
+-- A migrated template cloned per test session / xdist worker.
+CREATE DATABASE {name} TEMPLATE {template};
+
+-- name: drop_database
+DROP DATABASE IF EXISTS {name} WITH (FORCE);
