@@ -1,0 +1,73 @@
+"""Run a Worker as a process: load the app, wire SIGTERM/SIGINT, exit 0 after a clean stop."""
+
+from __future__ import annotations
+
+import asyncio
+import importlib
+import os
+import signal
+import sys
+import threading
+from collections.abc import Sequence
+
+from queueing import logs
+from queueing.errors import ConfigurationError
+from queueing.queue import Queue
+from queueing.worker.loop import Worker
+
+
+def load_queue(path: str) -> Queue:
+    """Import ``module:attribute`` and return the Queue it names."""
+    module_name, _, attribute = path.partition(":")
+    if not module_name or not attribute:
+        raise ConfigurationError(f"--app must look like 'package.module:queue', got {path!r}")
+    if os.getcwd() not in sys.path:
+        sys.path.insert(0, os.getcwd())  # like `python -m`: the app lives beside the user
+    try:
+        module = importlib.import_module(module_name)
+    except ImportError as exc:
+        raise ConfigurationError(f"cannot import {module_name!r}: {exc}") from exc
+    queue = getattr(module, attribute, None)
+    if not isinstance(queue, Queue):
+        raise ConfigurationError(f"{path!r} is not a queueing.Queue (got {type(queue).__name__})")
+    return queue
+
+
+def run_worker(
+    queue: Queue,
+    *,
+    concurrency: int,
+    queues: Sequence[str] | None,
+    shutdown_timeout: float,
+    poll_interval: float,
+) -> None:
+    """Run until SIGTERM or SIGINT: the first stops gracefully, a second skips the grace period."""
+    worker = Worker(
+        queue,
+        concurrency=concurrency,
+        queues=queues,
+        shutdown_timeout=shutdown_timeout,
+        poll_interval=poll_interval,
+    )
+
+    async def main() -> None:
+        loop = asyncio.get_running_loop()
+        signals_seen = 0
+
+        def on_signal(signum: int) -> None:
+            nonlocal signals_seen
+            signals_seen += 1
+            logs.event("worker.signal", signal=signal.Signals(signum).name, graceful=signals_seen == 1)
+            worker.stop(force=signals_seen > 1)
+
+        for signum in (signal.SIGTERM, signal.SIGINT):
+            loop.add_signal_handler(signum, on_signal, signum)
+        await worker.run()
+
+    asyncio.run(main())
+    if any(t.name.startswith("queueing-job") for t in threading.enumerate()):
+        # A sync handler ignored its cancellation and still runs in its thread. Its job
+        # is already back to pending in the database; do not let it hold the exit.
+        sys.stdout.flush()
+        sys.stderr.flush()
+        os._exit(0)
