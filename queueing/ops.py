@@ -243,6 +243,8 @@ def check_schema() -> Op:
             f"database schema is version {state.current_version}, newer than this queueing "
             f"(version {state.expected_version}): upgrade queueing"
         )
+    if not state.has_procrastinate_schema or state.current_version == 0:
+        raise SchemaNotMigrated("database has no queue schema yet: run `queueing db migrate`")
     if not state.up_to_date:
         raise SchemaNotMigrated(
             f"database schema is version {state.current_version}, queueing needs version "

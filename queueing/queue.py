@@ -77,6 +77,12 @@ class Queue:
             self._database_url = resolve_database_url(None)
         return self._database_url
 
+    @database_url.setter
+    def database_url(self, url: str) -> None:
+        """Point the queue at another database (before first use, e.g. from the CLI)."""
+        self.close()
+        self._database_url = url
+
     @overload
     def task(self, handler: F, /) -> Task: ...
     @overload

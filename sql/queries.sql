@@ -122,3 +122,15 @@ CREATE DATABASE {name} TEMPLATE {template};
 
 -- name: drop_database
 DROP DATABASE IF EXISTS {name} WITH (FORCE);
+
+-- name: reset_jobs
+-- Test isolation: empty the queue between tests (cheaper than a new database).
+TRUNCATE procrastinate_jobs, procrastinate_events, procrastinate_periodic_defers,
+         procrastinate_workers RESTART IDENTITY CASCADE;
+
+-- name: lock_template
+-- Serialises the creation of the migrated test template across xdist workers.
+SELECT pg_advisory_lock(hashtext('queueing_test_template'));
+
+-- name: unlock_template
+SELECT pg_advisory_unlock(hashtext('queueing_test_template'));

@@ -1,0 +1,3 @@
+from queueing.cli import main
+
+main()

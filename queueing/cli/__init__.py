@@ -1,0 +1,92 @@
+"""The ``queueing`` command: a thin typer front over the library."""
+
+from __future__ import annotations
+
+import json
+import os
+import sys
+from typing import Annotated, Any
+
+import psycopg
+import typer
+
+from queueing.cli import db, jobs
+from queueing.cli.options import App, DatabaseUrl, Json
+from queueing.cli.render import console, job_json, job_line, print_json, stats_table
+from queueing.cli.worker import worker
+from queueing.errors import InvalidPayload, QueueingError
+from queueing.queue import Queue
+from queueing.worker.daemon import load_queue
+
+app = typer.Typer(
+    name="queueing",
+    help="A PostgreSQL job queue whose job status is never wrong.",
+    no_args_is_help=True,
+    pretty_exceptions_enable=False,
+    add_completion=False,
+)
+app.add_typer(db.app, name="db")
+app.add_typer(jobs.app, name="jobs")
+app.command()(worker)
+
+
+@app.command()
+def enqueue(
+    task: Annotated[str, typer.Argument(help="Task name.")],
+    args: Annotated[str, typer.Option("--args", help="Arguments as a JSON object.")] = "{}",
+    tenant: Annotated[str | None, typer.Option(help="Tenant (organization) id.")] = None,
+    user: Annotated[str | None, typer.Option(help="User id.")] = None,
+    queue: Annotated[str | None, typer.Option(help="Queue (default: the task's, else 'default').")] = None,
+    priority: Annotated[int | None, typer.Option(help="Higher runs first.")] = None,
+    delay: Annotated[float | None, typer.Option(min=0, help="Run no sooner than this many seconds from now.")] = None,
+    app_path: App = None,
+    database_url: DatabaseUrl = None,
+    as_json: Json = False,
+) -> None:
+    """Enqueue one job and print it."""
+    try:
+        parsed: Any = json.loads(args)
+    except ValueError as exc:
+        raise InvalidPayload(f"--args is not valid JSON: {exc}") from exc
+    if not isinstance(parsed, dict):
+        raise InvalidPayload("--args must be a JSON object, e.g. '{\"name\": \"x\"}'")
+    q = load_queue(app_path) if app_path else Queue()
+    if database_url:
+        q.database_url = database_url
+    job = q.enqueue(task, parsed, tenant_id=tenant, user_id=user, queue=queue, priority=priority, delay=delay)
+    if as_json:
+        print_json(job_json(job))
+    else:
+        job_line(job)
+
+
+@app.command()
+def stats(database_url: DatabaseUrl = None, as_json: Json = False) -> None:
+    """Job counts per queue and status."""
+    counts = Queue(database_url).stats()
+    if as_json:
+        print_json([c.model_dump(mode="json") for c in counts])
+    else:
+        stats_table(counts)
+
+
+def _fail(message: str) -> int:
+    print(f"error: {message}", file=sys.stderr)  # noqa: T201 - one line, no traceback
+    return 1
+
+
+def main() -> None:
+    """Entry point: user mistakes print one line on stderr and exit non-zero."""
+    # typer handles usage errors itself (a usage line, exit 2) and exits via SystemExit.
+    try:
+        app(prog_name="queueing")
+        rc = 0
+    except QueueingError as exc:
+        rc = _fail(str(exc))
+    except psycopg.Error as exc:
+        rc = _fail(f"database error: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}")
+    except Exception as exc:
+        if os.environ.get("QUEUEING_DEBUG"):
+            raise
+        rc = _fail(f"unexpected {type(exc).__name__}: {exc} (set QUEUEING_DEBUG=1 for the traceback)")
+    sys.exit(rc)

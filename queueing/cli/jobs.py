@@ -1,0 +1,121 @@
+"""`queueing jobs ...`: inspect, watch, cancel and retry jobs."""
+
+from __future__ import annotations
+
+import time
+from typing import Annotated
+
+import typer
+from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+from queueing.cli.options import DatabaseUrl, Json
+from queueing.cli.render import console, job_details, job_json, job_line, jobs_table, print_json
+from queueing.models import JobStatus
+from queueing.ops import JobFilter
+from queueing.queue import Queue
+
+app = typer.Typer(help="Inspect and act on jobs.", no_args_is_help=True)
+
+JobId = Annotated[int, typer.Argument(help="The job's id.", min=1)]
+
+
+@app.command("list")
+def list_(
+    status: Annotated[list[JobStatus] | None, typer.Option(help="Only these statuses (repeatable).")] = None,
+    task: Annotated[str | None, typer.Option(help="Only this task.")] = None,
+    queue: Annotated[str | None, typer.Option(help="Only this queue.")] = None,
+    tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
+    user: Annotated[str | None, typer.Option(help="Only this user.")] = None,
+    before_id: Annotated[int | None, typer.Option(help="Page: jobs older than this id.")] = None,
+    limit: Annotated[int, typer.Option(min=1, max=10_000, help="At most this many.")] = 50,
+    database_url: DatabaseUrl = None,
+    as_json: Json = False,
+) -> None:
+    """List jobs, newest first."""
+    jobs = Queue(database_url).list_jobs(
+        JobFilter(statuses=status, task=task, queue=queue, tenant_id=tenant, user_id=user,
+                  before_id=before_id, limit=limit)
+    )
+    if as_json:
+        print_json([job_json(j) for j in jobs])
+    else:
+        jobs_table(jobs)
+
+
+@app.command()
+def show(job_id: JobId, database_url: DatabaseUrl = None, as_json: Json = False) -> None:
+    """Show every field of one job."""
+    job = Queue(database_url).get_job(job_id)
+    if as_json:
+        print_json(job_json(job))
+    else:
+        job_details(job)
+
+
+@app.command()
+def cancel(job_id: JobId, database_url: DatabaseUrl = None, as_json: Json = False) -> None:
+    """Cancel a pending job, or ask an active one to stop."""
+    job = Queue(database_url).cancel(job_id)
+    if as_json:
+        print_json(job_json(job))
+    elif job.status is JobStatus.ACTIVE:
+        console.print(f"job {job.id} is active: asked it to stop")
+    else:
+        job_line(job)
+
+
+@app.command()
+def retry(job_id: JobId, database_url: DatabaseUrl = None, as_json: Json = False) -> None:
+    """Re-run a failed or cancelled job (same id; attempts continue)."""
+    job = Queue(database_url).retry(job_id)
+    if as_json:
+        print_json(job_json(job))
+    else:
+        job_line(job)
+
+
+@app.command("run-now")
+def run_now(job_id: JobId, database_url: DatabaseUrl = None, as_json: Json = False) -> None:
+    """Make a delayed job, or one waiting out a retry backoff, due now."""
+    job = Queue(database_url).run_now(job_id)
+    if as_json:
+        print_json(job_json(job))
+    else:
+        job_line(job)
+
+
+@app.command()
+def watch(
+    job_id: JobId,
+    timeout: Annotated[float | None, typer.Option(help="Give up after this many seconds.")] = None,
+    database_url: DatabaseUrl = None,
+) -> None:
+    """Show a live progress bar until the job ends. Exit 0 if it completed, 1 otherwise."""
+    q = Queue(database_url)
+    job = q.get_job(job_id)
+    deadline = None if timeout is None else time.monotonic() + timeout
+    with Progress(
+        TextColumn("job {task.fields[job_id]} [bold]{task.fields[status]}[/]"),
+        BarColumn(),
+        TextColumn("{task.percentage:>3.0f}%"),
+        TextColumn("{task.fields[detail]}"),
+        TimeElapsedColumn(),
+        console=console,
+        transient=False,
+    ) as bar:
+        row = bar.add_task("", total=100, job_id=job.id, status=job.status, detail="")
+        while True:
+            detail = job.progress_detail.get("message", "") if isinstance(job.progress_detail, dict) else ""
+            bar.update(row, completed=job.progress, status=job.status, detail=detail)
+            if job.status.is_terminal:
+                break
+            step = 60.0 if deadline is None else min(deadline - time.monotonic(), 60.0)
+            if step <= 0:
+                break
+            job = q.wait_for_change(job, timeout=step)
+    if job.error is not None and job.status is JobStatus.FAILED:
+        console.print(f"{job.error.type}: {job.error.message}")
+    if job.status is not JobStatus.COMPLETED:
+        if not job.status.is_terminal:
+            console.print(f"job {job.id} is still {job.status} after {timeout or 0:g}s")
+        raise typer.Exit(1)

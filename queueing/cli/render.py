@@ -1,0 +1,71 @@
+"""How the CLI prints jobs: rich tables for people, JSON for programs."""
+
+from __future__ import annotations
+
+import json
+from collections.abc import Iterable
+from typing import Any
+
+from rich.console import Console
+from rich.table import Table
+
+from queueing.models import Job, QueueCount
+
+# Piped output keeps full lines (rich would wrap at 80 columns).
+console = Console(highlight=False, soft_wrap=True)
+if not console.is_terminal:
+    console = Console(highlight=False, soft_wrap=True, width=200)
+
+_STYLE = {"pending": "yellow", "active": "cyan", "completed": "green", "failed": "red", "cancelled": "magenta"}
+
+
+def job_json(job: Job) -> dict[str, Any]:
+    return job.model_dump(mode="json")
+
+
+def print_json(value: Any) -> None:
+    print(json.dumps(value, ensure_ascii=False))  # noqa: T201 - machine output goes to stdout
+
+
+def _when(value: Any) -> str:
+    return value.isoformat(timespec="seconds") if value is not None else "-"
+
+
+def jobs_table(jobs: Iterable[Job]) -> None:
+    table = Table(box=None, pad_edge=False)
+    for column in ("id", "task", "queue", "status", "progress", "attempts", "tenant", "user", "created"):
+        table.add_column(column, justify="right" if column in ("id", "progress") else "left")
+    for job in jobs:
+        table.add_row(
+            str(job.id), job.task_name, job.queue, f"[{_STYLE[job.status]}]{job.status}[/]",
+            f"{job.progress}%", f"{job.attempts}/{job.max_attempts}", job.tenant_id or "-",
+            job.user_id or "-", _when(job.created_at),
+        )
+    console.print(table)
+
+
+def job_details(job: Job) -> None:
+    data = job_json(job)
+    width = max(len(k) for k in data)
+    for key, value in data.items():
+        if key == "error" and value:
+            console.print(f"{key:<{width}}  {value['type']}: {value['message']}")
+            continue
+        if key == "status":
+            value = f"[{_STYLE[job.status]}]{value}[/]"
+        elif isinstance(value, dict | list):
+            value = json.dumps(value, ensure_ascii=False)
+        console.print(f"{key:<{width}}  {'-' if value is None else value}")
+
+
+def job_line(job: Job) -> None:
+    console.print(f"job {job.id} {job.task_name} on {job.queue}: [{_STYLE[job.status]}]{job.status}[/]")
+
+
+def stats_table(counts: Iterable[QueueCount]) -> None:
+    table = Table(box=None, pad_edge=False)
+    for column in ("queue", "status", "count"):
+        table.add_column(column, justify="right" if column == "count" else "left")
+    for c in counts:
+        table.add_row(c.queue, f"[{_STYLE[c.status]}]{c.status}[/]", str(c.count))
+    console.print(table)
