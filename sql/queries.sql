@@ -134,3 +134,6 @@ SELECT pg_advisory_lock(hashtext('queueing_test_template'));
 
 -- name: unlock_template
 SELECT pg_advisory_unlock(hashtext('queueing_test_template'));
+
+-- name: rename_database
+ALTER DATABASE {old} RENAME TO {new};

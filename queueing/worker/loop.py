@@ -106,7 +106,7 @@ class Worker:
                 ev.set()
 
     async def run(self, *, until_idle: bool = False) -> WorkerStats:
-        """Run until ``stop()`` (or, with ``until_idle``, until no job is due or running)."""
+        """Run until ``stop()``; with ``until_idle``, until no job is due now and none runs."""
         self._loop = asyncio.get_running_loop()
         url = self.queue.database_url
         async with drivers.async_translate_errors():
@@ -163,12 +163,18 @@ class Worker:
                     self._start(job, finisher)
                 if len(claimed) == limit:
                     continue  # there may be more due right now
+                if until_idle and not self._running and not claimed:
+                    # Idle = nothing due now and nothing running. Outcomes still being
+                    # written may make a job due (a retry without delay): flush, then
+                    # claim once more before believing it.
+                    written = finisher.written
+                    await finisher.flushed()
+                    if finisher.written == written:
+                        return
+                    continue
                 due_in = await self._next_due_in()
                 if due_in is not None:
                     wait_for = min(wait_for, max(due_in, 0.0))
-                if until_idle and not self._running and not claimed and due_in is None:
-                    await finisher.flushed()
-                    return
             slot_freed.clear()
             await _first(self._wake.wait(), slot_freed.wait(), self._stop.wait(), timeout=wait_for)
 

@@ -1,0 +1,1 @@
+"""Fixtures shared by the suite (the queueing pytest plugin provides the database)."""

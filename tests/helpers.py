@@ -1,0 +1,79 @@
+"""Helpers for tests that run real worker processes."""
+
+from __future__ import annotations
+
+import contextlib
+import json
+import os
+import selectors
+import subprocess
+import sys
+import time
+from collections.abc import Iterator
+from pathlib import Path
+
+ROOT = Path(__file__).resolve().parent.parent
+APP = "tests.apps.tasks_app:queue"
+
+
+class WorkerProcess:
+    """A ``queueing worker`` subprocess whose JSON log lines can be awaited."""
+
+    def __init__(self, proc: subprocess.Popen[str]) -> None:
+        self.proc = proc
+        self.lines: list[dict[str, object]] = []
+        self._selector = selectors.DefaultSelector()
+        assert proc.stderr is not None
+        os.set_blocking(proc.stderr.fileno(), False)
+        self._selector.register(proc.stderr, selectors.EVENT_READ)
+        self._buffer = ""
+
+    def wait_for_log(self, event: str, timeout: float = 20.0) -> dict[str, object]:
+        """Block until the worker logs ``event`` (reading its stderr, no polling)."""
+        deadline = time.monotonic() + timeout
+        seen = 0
+        while True:
+            for line in self.lines[seen:]:
+                if line.get("event") == event:
+                    return line
+            seen = len(self.lines)
+            remaining = deadline - time.monotonic()
+            if remaining <= 0 or not self._read(remaining):
+                raise AssertionError(f"worker did not log {event!r}; it logged: {self.lines[-20:]}")
+
+    def _read(self, timeout: float) -> bool:
+        assert self.proc.stderr is not None
+        if not self._selector.select(timeout):
+            return False
+        chunk = self.proc.stderr.read()
+        if not chunk:
+            return self.proc.poll() is None
+        self._buffer += chunk
+        *complete, self._buffer = self._buffer.split("\n")
+        for raw in complete:
+            with contextlib.suppress(ValueError):
+                self.lines.append(json.loads(raw))
+        return True
+
+    def wait(self, timeout: float = 30.0) -> int:
+        while self._read(0.2 if self.proc.poll() is None else 0):
+            pass
+        return self.proc.wait(timeout)
+
+
+@contextlib.contextmanager
+def worker_process(database_url: str, *args: str) -> Iterator[WorkerProcess]:
+    """Start ``queueing worker --app tests.apps.tasks_app:queue ARGS`` and wait until it runs."""
+    env = {**os.environ, "QUEUEING_DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "queueing", "worker", "--app", APP, *args],
+        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+    )
+    worker = WorkerProcess(proc)
+    try:
+        worker.wait_for_log("worker.started")
+        yield worker
+    finally:
+        if proc.poll() is None:
+            proc.kill()
+            proc.wait()
