@@ -63,7 +63,7 @@ __all__ = ["Figures", "bench_pgqueuer", "bench_procrastinate"]
 # one connection per concurrent job plus the LISTEN connection. PgQueuer dequeues a batch per
 # query and buffers completions, so its batch size is the throughput knob.
 PROCRASTINATE_CONCURRENCY = 10
-PGQUEUER_BATCH_SIZE = 10
+PGQUEUER_BATCH_SIZE = 200
 
 BULK_BATCH = 1000
 LATENCY_RATE_PER_S = 50.0

@@ -111,8 +111,12 @@ class Worker:
         url = self.queue.database_url
         async with drivers.async_translate_errors():
             self._conn = await self._connect()
-            await drivers.run_async(ops.check_schema(), self._conn)
-            self.worker_id = (await self._fetch("register_worker"))[0]["worker_id"]
+            try:
+                await drivers.run_async(ops.check_schema(), self._conn)
+                self.worker_id = (await self._fetch("register_worker"))[0]["worker_id"]
+            except BaseException:
+                await self._conn.close()
+                raise
         self._progress_pool = AsyncConnectionPool(
             url, min_size=0, max_size=4, open=False, name="queueing-progress",
             kwargs={"autocommit": True, "connect_timeout": 5},
@@ -153,6 +157,8 @@ class Worker:
     async def _claim_loop(self, finisher: Finisher, until_idle: bool) -> None:
         slot_freed = self._slot_freed
         while not self._stop.is_set():
+            # Clear the wake-ups before looking, so one that fires while we look is kept.
+            slot_freed.clear()
             free = self.concurrency - len(self._running)
             wait_for = self.poll_interval
             if free > 0:
@@ -175,7 +181,6 @@ class Worker:
                 due_in = await self._next_due_in()
                 if due_in is not None:
                     wait_for = min(wait_for, max(due_in, 0.0))
-            slot_freed.clear()
             await _first(self._wake.wait(), slot_freed.wait(), self._stop.wait(), timeout=wait_for)
 
     def _start(self, job: Claimed, finisher: Finisher) -> None:

@@ -181,6 +181,11 @@ CREATE FUNCTION queueing_claim_v1(
                    args jsonb, attempts integer, max_attempts integer,
                    tenant_id text, user_id text)
     LANGUAGE sql
+    -- Always walk the (priority DESC, id) partial index in order and stop at p_limit.
+    -- Queue tables' statistics are always stale; with them the planner may choose a
+    -- bitmap scan of every pending job plus a sort, which is O(queue length) per claim.
+    SET enable_seqscan = off
+    SET enable_bitmapscan = off
 AS $$
     WITH candidate AS (
         SELECT j.id
@@ -228,9 +233,12 @@ AS $$
                     WHEN o.outcome = 'failed' THEN 'failed'
                     ELSE 'todo'
                 END)::procrastinate_job_status AS new_status
-          FROM procrastinate_jobs AS j
-          JOIN outcome AS o ON o.id = j.id
-         WHERE j.status = 'doing' AND j.worker_id = p_worker_id AND j.attempts = o.attempt
+          FROM outcome AS o
+          JOIN procrastinate_jobs AS j ON j.id = o.id
+         -- IS NOT DISTINCT FROM keeps the planner on the primary key: queue tables'
+         -- statistics are always stale, and a worker_id index scan here is O(jobs x batch).
+         WHERE j.status = 'doing' AND j.worker_id IS NOT DISTINCT FROM p_worker_id
+           AND j.attempts = o.attempt
            FOR UPDATE OF j
     )
     UPDATE procrastinate_jobs AS j

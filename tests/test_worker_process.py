@@ -1,0 +1,444 @@
+"""The worker daemon as a real process: real signals, real exit codes, real log lines.
+
+Every test starts ``python -m queueing worker`` (tests.helpers.worker_process) and
+drives it from outside, as an orchestrator would: SIGTERM/SIGINT, cancels from another
+process, a database without the schema. Nothing sleeps: the tests wait on LISTEN/NOTIFY
+(``Queue.wait_for``) or on the worker's JSON log lines, each with a deadline.
+"""
+
+from __future__ import annotations
+
+import collections
+import contextlib
+import json
+import os
+import signal
+import subprocess
+import sys
+import threading
+import time
+from collections.abc import Callable, Iterator
+from typing import IO, cast
+
+import psycopg
+import pytest
+from procrastinate.schema import SchemaManager
+from psycopg import sql as pgsql
+
+from queueing import sql
+from queueing.models import Job, JobStatus
+from queueing.queue import JobRequest, Queue
+from queueing.testing import databases
+from tests.apps import tasks_app
+from tests.helpers import APP, ROOT, WorkerProcess, worker_process
+
+# A worker that needs more than this to exit after its grace period is broken.
+PROMPT_EXIT_S = 15.0
+SIGNALS = [pytest.param(signal.SIGTERM, id="SIGTERM"), pytest.param(signal.SIGINT, id="SIGINT")]
+SECRET = "SECRET-123"
+
+
+# --- helpers ----------------------------------------------------------------------------
+
+
+@contextlib.contextmanager
+def _worker(database_url: str, *args: str) -> Iterator[WorkerProcess]:
+    """``tests.helpers.worker_process``, then close the process's pipes: left open, they
+    end up as ResourceWarnings, which this suite turns into errors."""
+    pipes: list[IO[str]] = []
+    try:
+        with worker_process(database_url, *args) as worker:
+            pipes += [p for p in (worker.proc.stdout, worker.proc.stderr) if p is not None]
+            yield worker
+    finally:
+        for pipe in pipes:
+            pipe.close()
+
+
+def _events(worker: WorkerProcess, event: str) -> list[dict[str, object]]:
+    return [line for line in worker.lines if line.get("event") == event]
+
+
+def _job_lines(worker: WorkerProcess, job_id: int) -> list[dict[str, object]]:
+    return [line for line in worker.lines if line.get("job_id") == job_id]
+
+
+def _stop(worker: WorkerProcess, signum: signal.Signals = signal.SIGTERM) -> int:
+    """Signal the worker, read its log up to ``worker.stopped``, return its exit code."""
+    worker.proc.send_signal(signum)
+    return _exit_code(worker)
+
+
+def _exit_code(worker: WorkerProcess) -> int:
+    # wait_for_log reads every line up to the last one (WorkerProcess.wait may stop
+    # reading during a silent grace period), then the process must exit.
+    worker.wait_for_log("worker.stopped", timeout=PROMPT_EXIT_S)
+    return worker.wait(timeout=PROMPT_EXIT_S)
+
+
+def _start_active(queue: Queue, task: str, seconds: float) -> Job:
+    """Enqueue ``task`` and return once a worker runs it."""
+    job = queue.enqueue(task, {"seconds": seconds})
+    active = queue.wait_for(job.id, [JobStatus.ACTIVE], timeout=20)
+    assert active.attempts == 1
+    return active
+
+
+def _assert_put_back(queue: Queue, job_id: int) -> None:
+    """The interrupted attempt is undone: pending, not counted, error says why."""
+    job = queue.get_job(job_id)
+    assert job.status is JobStatus.PENDING
+    assert job.attempts == 0
+    assert job.error is not None
+    assert job.error.type == "Interrupted"
+    assert job.worker_id is None
+    assert job.finished_at is None
+    assert not job.cancel_requested
+    assert queue.list_jobs(statuses=[JobStatus.ACTIVE]) == []
+
+
+class _RawStderr:
+    """Stands in for a worker's stderr pipe and keeps a copy of everything read from it."""
+
+    def __init__(self, inner: IO[str]) -> None:
+        self._inner = inner
+        self.chunks: list[str] = []
+
+    def fileno(self) -> int:
+        return self._inner.fileno()
+
+    def read(self) -> str | None:
+        chunk = self._inner.read()
+        if chunk:
+            self.chunks.append(chunk)
+        return chunk
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chunks)
+
+
+def _capture_raw_stderr(worker: WorkerProcess) -> _RawStderr:
+    """From now on, keep the worker's raw stderr too (WorkerProcess keeps only JSON lines)."""
+    assert worker.proc.stderr is not None
+    raw = _RawStderr(worker.proc.stderr)
+    worker.proc.stderr = cast(IO[str], raw)
+    return raw
+
+
+# --- 1. graceful stop ---------------------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", SIGNALS)
+def test_signal_stops_claiming_and_lets_the_running_job_finish(
+    queueing_database_url: str, queue: Queue, signum: signal.Signals
+) -> None:
+    # Default grace period (30 s): the 2 s job finishes well within it. (2 s rather than
+    # 0.5 s so that the job is surely still running when the signal lands on a busy box.)
+    with _worker(queueing_database_url) as worker:
+        running = _start_active(queue, "work", 2.0)
+        signalled = time.monotonic()
+        worker.proc.send_signal(signum)
+        draining = worker.wait_for_log("worker.draining")
+        # The claim loop has ended: a job enqueued now must not be claimed.
+        late = queue.enqueue("noop")
+        done = queue.wait_for(running.id, timeout=20)
+        code = _exit_code(worker)
+        elapsed = time.monotonic() - signalled
+
+    assert code == 0
+    assert elapsed < PROMPT_EXIT_S, f"took {elapsed:.1f}s to stop"
+    assert draining["running"] == 1
+    [sig] = _events(worker, "worker.signal")
+    assert (sig["signal"], sig["graceful"]) == (signum.name, True)
+
+    assert done.status is JobStatus.COMPLETED
+    assert done.result == "done"
+    assert done.attempts == 1
+    assert done.error is None
+    completed = _events(worker, "job.completed")
+    assert [line["job_id"] for line in completed] == [running.id]
+
+    left = queue.get_job(late.id)
+    assert left.status is JobStatus.PENDING
+    assert left.attempts == 0
+    assert left.started_at is None
+    assert _job_lines(worker, late.id) == []
+    assert worker.lines[-1]["event"] == "worker.stopped"
+
+
+# --- 2./3./4. grace period exceeded --------------------------------------------------------
+
+
+@pytest.mark.parametrize("signum", SIGNALS)
+@pytest.mark.parametrize("task", ["work", "sync_work"])
+def test_grace_period_exceeded_puts_the_job_back_and_exits_zero(
+    queueing_database_url: str, queue: Queue, task: str, signum: signal.Signals
+) -> None:
+    # work: an async handler, cancelled outright; sync_work: a thread that polls ctx.cancelled.
+    with _worker(queueing_database_url, "--shutdown-timeout", "0.5") as worker:
+        running = _start_active(queue, task, 60)
+        signalled = time.monotonic()
+        code = _stop(worker, signum)
+        elapsed = time.monotonic() - signalled
+
+    assert code == 0
+    assert elapsed < PROMPT_EXIT_S, f"took {elapsed:.1f}s to stop"
+    _assert_put_back(queue, running.id)
+
+    [sig] = _events(worker, "worker.signal")
+    assert (sig["signal"], sig["graceful"]) == (signum.name, True)
+    assert _events(worker, "worker.draining")[0]["grace_s"] == 0.5
+    # One line for the start, one for the interruption (written only after its commit).
+    started, ended = _job_lines(worker, running.id)
+    assert started["event"] == "job.started"
+    assert ended["status"] == "pending"
+    assert ended["error"] == "Interrupted"
+    assert worker.lines[-1]["event"] == "worker.stopped"
+
+
+@pytest.mark.parametrize(
+    ("first", "second"),
+    [
+        pytest.param(signal.SIGTERM, signal.SIGTERM, id="SIGTERM-SIGTERM"),
+        pytest.param(signal.SIGINT, signal.SIGINT, id="SIGINT-SIGINT"),
+        pytest.param(signal.SIGTERM, signal.SIGINT, id="SIGTERM-SIGINT"),
+    ],
+)
+def test_second_signal_skips_the_rest_of_the_grace_period(
+    queueing_database_url: str, queue: Queue, first: signal.Signals, second: signal.Signals
+) -> None:
+    # A 120 s grace period that the second signal must cut short.
+    with _worker(queueing_database_url, "--shutdown-timeout", "120") as worker:
+        running = _start_active(queue, "work", 60)
+        worker.proc.send_signal(first)
+        worker.wait_for_log("worker.draining")
+        assert worker.proc.poll() is None  # still within its grace period
+        forced = time.monotonic()
+        code = _stop(worker, second)
+        elapsed = time.monotonic() - forced
+
+    assert code == 0
+    assert elapsed < PROMPT_EXIT_S, f"took {elapsed:.1f}s to stop after the second signal"
+    _assert_put_back(queue, running.id)
+    signals = [(line["signal"], line["graceful"]) for line in _events(worker, "worker.signal")]
+    assert signals == [(first.name, True), (second.name, False)]
+
+
+# --- 5. structured logs --------------------------------------------------------------------
+
+
+def test_one_json_line_per_transition_and_never_a_payload(
+    queueing_database_url: str, queue: Queue
+) -> None:
+    with _worker(queueing_database_url) as worker:
+        raw = _capture_raw_stderr(worker)
+        # Task objects, so the jobs get the app's retry policy (fail: one attempt).
+        ok = queue.enqueue(tasks_app.greet, tasks_app.Greeting(name=SECRET, times=2))
+        bad = queue.enqueue(tasks_app.fail, {"message": SECRET})
+        completed = queue.wait_for(ok.id, timeout=20)
+        failed = queue.wait_for(bad.id, timeout=20)
+        code = _stop(worker)
+
+    assert code == 0
+    # The secret did reach the handlers and the database...
+    assert completed.status is JobStatus.COMPLETED
+    assert completed.result == f"hello {SECRET} hello {SECRET}"
+    assert failed.status is JobStatus.FAILED
+    assert failed.error is not None
+    assert failed.error.type == "ValueError"
+    assert SECRET in failed.error.message
+    # ...and never the logs: no argument, result or error message in any line.
+    assert SECRET not in raw.text
+    for text in raw.text.splitlines():
+        line = json.loads(text)  # every line is one JSON object
+        assert isinstance(line, dict)
+        assert {"ts", "level", "event"} <= line.keys()
+
+    def transitions(job: Job) -> list[dict[str, object]]:
+        lines = _job_lines(worker, job.id)
+        for line in lines:
+            assert (line["task"], line["queue"], line["attempt"]) == (job.task_name, "default", 1)
+            assert "args" not in line
+            assert "result" not in line
+        return lines
+
+    started, finished = transitions(completed)
+    assert started["event"] == "job.started"
+    assert finished["event"] == "job.completed"
+    assert finished["status"] == "completed"
+    assert "error" not in finished
+    assert isinstance(finished["duration_ms"], float | int)
+
+    started, finished = transitions(failed)
+    assert started["event"] == "job.started"
+    assert finished["event"] == "job.failed"
+    assert finished["status"] == "failed"
+    assert finished["error"] == "ValueError"
+
+
+# --- 6. schema missing or not current -------------------------------------------------------
+
+
+def _procrastinate_only(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(pgsql.SQL(SchemaManager.get_schema()))
+
+
+def _newer_than_this_code(url: str) -> None:
+    Queue(url).migrate()
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(
+            sql.query("record_migration"), {"version": sql.latest_version() + 1, "name": "future"}
+        )
+
+
+def _nothing(url: str) -> None:
+    pass
+
+
+@pytest.fixture
+def scratch_database() -> Iterator[tuple[str, str]]:
+    """An empty database of this test's own, dropped afterwards: (name, url)."""
+    admin = databases.server_url()
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    name = f"queueing_noschema_{worker}_{os.getpid()}"
+    with psycopg.connect(admin, autocommit=True) as conn:
+        conn.execute(sql.query("drop_database").format(name=pgsql.Identifier(name)))
+        conn.execute(sql.query("create_database").format(name=pgsql.Identifier(name)))
+    try:
+        yield name, databases.with_database(admin, name)
+    finally:
+        databases.drop_database(admin, name)
+
+
+@pytest.mark.parametrize(
+    ("prepare", "expected"),
+    [
+        pytest.param(_nothing, "run `queueing db migrate`", id="empty"),
+        pytest.param(_procrastinate_only, "run `queueing db migrate`", id="not-migrated"),
+        pytest.param(_newer_than_this_code, "upgrade queueing", id="newer"),
+    ],
+)
+def test_worker_refuses_a_database_without_the_current_schema(
+    scratch_database: tuple[str, str], prepare: Callable[[str], None], expected: str
+) -> None:
+    _, url = scratch_database
+    prepare(url)
+    unset = ("QUEUEING_DATABASE_URL", "DATABASE_URL")
+    env = {k: v for k, v in os.environ.items() if k not in unset}
+    env["PYTHONPATH"] = str(ROOT)
+    result = subprocess.run(
+        [sys.executable, "-m", "queueing", "worker", "--app", APP, "--database-url", url],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )
+
+    assert result.returncode != 0
+    lines = result.stderr.splitlines()
+    assert len(lines) == 1, result.stderr
+    assert expected in lines[0]
+    assert "Traceback" not in result.stderr
+    assert result.stdout == ""
+
+
+# --- 7. cancel from another process -----------------------------------------------------
+
+
+@pytest.mark.parametrize("task", ["work", "sync_work"])
+def test_cancel_stops_an_active_job_and_the_worker_keeps_going(
+    queueing_database_url: str, queue: Queue, task: str
+) -> None:
+    with _worker(queueing_database_url) as worker:
+        running = _start_active(queue, task, 60)
+        requested = queue.cancel(running.id)
+        assert requested.status is JobStatus.ACTIVE
+        assert requested.cancel_requested
+
+        cancelled = queue.wait_for(running.id, timeout=20)
+        line = worker.wait_for_log("job.cancelled")
+
+        follower = queue.enqueue("noop")
+        followed = queue.wait_for(follower.id, timeout=20)
+        assert worker.proc.poll() is None
+        code = _stop(worker)
+
+    assert cancelled.status is JobStatus.CANCELLED
+    assert cancelled.error is not None
+    assert cancelled.error.type == "Cancelled"
+    assert cancelled.attempts == 1
+    assert not cancelled.cancel_requested
+    assert cancelled.finished_at is not None
+    assert (line["job_id"], line["task"], line["status"]) == (running.id, task, "cancelled")
+    assert followed.status is JobStatus.COMPLETED
+    assert code == 0
+
+
+# --- 8. two workers drain a backlog ------------------------------------------------------
+
+
+def _keep_reading(worker: WorkerProcess) -> threading.Thread:
+    """Read the worker's log in the background until it stops: a busy worker must never
+    block on a full stderr pipe while the test waits elsewhere."""
+
+    def read() -> None:
+        # AssertionError: the process died or was killed; the test's assertions tell why.
+        with contextlib.suppress(AssertionError):
+            worker.wait_for_log("worker.stopped", timeout=600)
+
+    thread = threading.Thread(target=read, name=f"read-worker-{worker.proc.pid}", daemon=True)
+    thread.start()
+    return thread
+
+
+def test_two_workers_run_every_job_exactly_once(queueing_database_url: str, queue: Queue) -> None:
+    count = 2000
+    with (
+        _worker(queueing_database_url, "--concurrency", "10") as first,
+        _worker(queueing_database_url, "--concurrency", "10") as second,
+    ):
+        workers = [first, second]
+        worker_ids = [cast(int, w.wait_for_log("worker.started")["worker_id"]) for w in workers]
+        readers = [_keep_reading(w) for w in workers]
+
+        jobs = queue.enqueue_many(JobRequest("noop") for _ in range(count))
+        ids = [job.id for job in jobs]
+        assert len(set(ids)) == count
+        # Jobs are claimed oldest first: once the last is finished, few (if any) are
+        # left; wait for those one by one.
+        queue.wait_for(ids[-1], timeout=120)
+        for job in queue.list_jobs(statuses=[JobStatus.PENDING, JobStatus.ACTIVE], limit=count):
+            queue.wait_for(job.id, timeout=60)
+
+        # worker_id is cleared when a worker unregisters: read it while both run.
+        finished = queue.list_jobs(limit=count + 1)
+        for w in workers:
+            w.proc.send_signal(signal.SIGTERM)
+        for reader in readers:
+            reader.join(timeout=60)
+            assert not reader.is_alive()
+        codes = [w.wait(timeout=PROMPT_EXIT_S) for w in workers]
+
+    assert codes == [0, 0]
+    assert len(finished) == count
+    assert {job.id for job in finished} == set(ids)
+    assert {job.status for job in finished} == {JobStatus.COMPLETED}
+    assert {job.attempts for job in finished} == {1}
+    per_worker_db = collections.Counter(job.worker_id for job in finished)
+    assert set(per_worker_db) == set(worker_ids)
+    assert all(per_worker_db[wid] > 0 for wid in worker_ids), per_worker_db
+
+    # The logs tell the same story: each job started and completed once, in one worker.
+    started = collections.Counter(
+        line["job_id"] for w in workers for line in _events(w, "job.started")
+    )
+    completed = collections.Counter(
+        line["job_id"] for w in workers for line in _events(w, "job.completed")
+    )
+    assert started == completed == collections.Counter(ids)
+    for w, wid in zip(workers, worker_ids, strict=True):
+        ran = {line["job_id"] for line in _events(w, "job.completed")}
+        assert len(ran) == per_worker_db[wid]
+        assert all(line["attempt"] == 1 for line in _events(w, "job.completed"))
+        stopped = _events(w, "worker.stopped")[-1]
+        assert stopped["claimed"] == stopped["finished"] == len(ran)
+    assert [(c.status, c.count) for c in queue.stats()] == [(JobStatus.COMPLETED, count)]
