@@ -36,7 +36,7 @@ def run_sync(op: Op, conn: psycopg.Connection[Any]) -> Any:
                     cur.execute(sql.query(effect.name), effect.params)
                     result = cur.fetchall() if cur.description else []
                 elif isinstance(effect, Script):
-                    cur.execute(pgsql.SQL(effect.text))  # type: ignore[arg-type]
+                    cur.execute(pgsql.SQL(effect.text))
                     result = None
                 elif isinstance(effect, Listen):
                     cur.execute(_listen_statement(effect.channel))
@@ -61,7 +61,7 @@ async def run_async(op: Op, conn: psycopg.AsyncConnection[Any]) -> Any:
                     await cur.execute(sql.query(effect.name), effect.params)
                     result = await cur.fetchall() if cur.description else []
                 elif isinstance(effect, Script):
-                    await cur.execute(pgsql.SQL(effect.text))  # type: ignore[arg-type]
+                    await cur.execute(pgsql.SQL(effect.text))
                     result = None
                 elif isinstance(effect, Listen):
                     await cur.execute(_listen_statement(effect.channel))
@@ -82,13 +82,14 @@ def translate_errors() -> Iterator[None]:
         raise
     except (psycopg.errors.UndefinedTable, psycopg.errors.UndefinedFunction) as exc:
         raise SchemaNotMigrated(
-            f"database is missing the queue's schema ({_first_line(exc)}): run `queueing db migrate`"
+            f"database is missing the queue's schema ({first_line(exc)}): run `queueing db migrate`"
         ) from exc
     except psycopg.OperationalError as exc:
-        raise DatabaseUnavailable(f"database unavailable: {_first_line(exc)}") from exc
+        raise DatabaseUnavailable(f"database unavailable: {first_line(exc)}") from exc
 
 
-def _first_line(exc: BaseException) -> str:
+def first_line(exc: BaseException) -> str:
+    """The first line of an error's message (psycopg's run over several)."""
     text = str(exc).strip()
     return text.splitlines()[0] if text else type(exc).__name__
 

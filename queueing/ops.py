@@ -162,7 +162,9 @@ def cancel(job_id: int) -> Op:
 def retry(job_id: int) -> Op:
     """Re-run a failed or cancelled job (same id; attempts continue)."""
     rows = yield Query("retry_job", {"id": job_id})
-    return (yield from _changed_or_explain(rows, job_id, "retried (only failed or cancelled jobs are)"))
+    return (
+        yield from _changed_or_explain(rows, job_id, "retried (only failed or cancelled jobs are)")
+    )
 
 
 def run_now(job_id: int) -> Op:

@@ -88,6 +88,7 @@ class Queue:
     @overload
     def task(
         self,
+        /,
         *,
         name: str | None = None,
         queue: str = DEFAULT_QUEUE,
@@ -97,7 +98,7 @@ class Queue:
     ) -> Callable[[F], Task]: ...
     def task(
         self,
-        handler: F | None = None,
+        handler: Callable[..., Any] | None = None,
         /,
         *,
         name: str | None = None,
@@ -116,7 +117,7 @@ class Queue:
             else RetryPolicy(max_attempts=retry)
         )
 
-        def register(fn: F) -> Task:
+        def register(fn: Callable[..., Any]) -> Task:
             task = build_task(
                 fn,
                 blueprint=self.blueprint,
@@ -142,7 +143,12 @@ class Queue:
         task = self._resolve_task(r.task)
         if task is not None:
             args = task.validate_args(r.args)
-            name, queue, priority, attempts = task.name, task.queue, task.priority, task.retry.max_attempts
+            name, queue, priority, attempts = (
+                task.name,
+                task.queue,
+                task.priority,
+                task.retry.max_attempts,
+            )
         else:
             if isinstance(r.args, BaseModel):
                 args = r.args.model_dump(mode="json")
@@ -150,13 +156,20 @@ class Queue:
                 args = dict(r.args or {})
             else:
                 raise InvalidPayload("job arguments must be a JSON object")
-            name, queue, priority, attempts = str(r.task), DEFAULT_QUEUE, 0, DEFAULT_RETRY.max_attempts
+            name, queue, priority, attempts = (
+                str(r.task),
+                DEFAULT_QUEUE,
+                0,
+                DEFAULT_RETRY.max_attempts,
+            )
         queue = check_queue_name(r.queue or queue)
         if r.delay is not None and r.run_at is not None:
             raise InvalidPayload("give a delay or a run-at time, not both")
         scheduled_at = None
         if r.delay is not None:
-            seconds = r.delay.total_seconds() if isinstance(r.delay, dt.timedelta) else float(r.delay)
+            seconds = (
+                r.delay.total_seconds() if isinstance(r.delay, dt.timedelta) else float(r.delay)
+            )
             if seconds < 0:
                 raise InvalidPayload(f"delay must not be negative, got {seconds:g}s")
             scheduled_at = now + dt.timedelta(seconds=seconds) if seconds else None
@@ -193,16 +206,25 @@ class Queue:
     def _get_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
         if self._pool is None:
             url = self.database_url
-            with drivers.translate_errors(), psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT) as conn:
+            with (
+                drivers.translate_errors(),
+                psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT) as conn,
+            ):
                 drivers.run_sync(ops.check_schema(), conn)
             self._pool = ConnectionPool(
-                url, min_size=1, max_size=self._pool_size, open=True, name="queueing",
+                url,
+                min_size=1,
+                max_size=self._pool_size,
+                open=True,
+                name="queueing",
                 kwargs={"connect_timeout": CONNECT_TIMEOUT},
             )
         return self._pool
 
     @contextlib.contextmanager
-    def _conn(self, connection: psycopg.Connection[Any] | None) -> Iterator[psycopg.Connection[Any]]:
+    def _conn(
+        self, connection: psycopg.Connection[Any] | None
+    ) -> Iterator[psycopg.Connection[Any]]:
         if connection is not None:
             yield connection  # the caller's transaction: the caller commits
             return
@@ -215,9 +237,12 @@ class Queue:
 
     def _run_listening(self, op: ops.Op) -> Any:
         self._get_pool()  # the schema check
-        with drivers.translate_errors(), psycopg.connect(
-            self.database_url, autocommit=True, connect_timeout=CONNECT_TIMEOUT
-        ) as conn:
+        with (
+            drivers.translate_errors(),
+            psycopg.connect(
+                self.database_url, autocommit=True, connect_timeout=CONNECT_TIMEOUT
+            ) as conn,
+        ):
             return drivers.run_sync(op, conn)
 
     def close(self) -> None:
@@ -293,7 +318,7 @@ class Queue:
         return job
 
     def wait_for_change(self, job: Job, *, timeout: float) -> Job:
-        """The job's record once it differs from ``job`` (status or progress), or at the deadline."""
+        """The job's record once it differs from ``job`` (status, progress), or at the deadline."""
         changed: Job = self._run_listening(ops.wait_for_change(job.id, job, timeout))
         return changed
 
@@ -314,17 +339,19 @@ class Queue:
 
     def migrate(self) -> list[int]:
         """Apply the schema; returns the migration versions applied (none if current)."""
-        with drivers.translate_errors(), psycopg.connect(
-            self.database_url, connect_timeout=CONNECT_TIMEOUT
-        ) as conn:
+        with (
+            drivers.translate_errors(),
+            psycopg.connect(self.database_url, connect_timeout=CONNECT_TIMEOUT) as conn,
+        ):
             versions: list[int] = drivers.run_sync(ops.migrate(), conn)
         return versions
 
     def schema_status(self) -> MigrationState:
         """Which schema version the database has, and which this code needs."""
-        with drivers.translate_errors(), psycopg.connect(
-            self.database_url, connect_timeout=CONNECT_TIMEOUT
-        ) as conn:
+        with (
+            drivers.translate_errors(),
+            psycopg.connect(self.database_url, connect_timeout=CONNECT_TIMEOUT) as conn,
+        ):
             state: MigrationState = drivers.run_sync(ops.schema_state(), conn)
         return state
 
@@ -355,7 +382,11 @@ class AsyncQueue:
                 async with conn:
                     await drivers.run_async(ops.check_schema(), conn)
             self._pool = AsyncConnectionPool(
-                url, min_size=1, max_size=self._queue._pool_size, open=False, name="queueing-async",
+                url,
+                min_size=1,
+                max_size=self._queue._pool_size,
+                open=False,
+                name="queueing-async",
                 kwargs={"connect_timeout": CONNECT_TIMEOUT},
             )
             await self._pool.open()
@@ -410,7 +441,10 @@ class AsyncQueue:
         return jobs[0]
 
     async def enqueue_many(
-        self, requests: Iterable[JobRequest], *, connection: psycopg.AsyncConnection[Any] | None = None
+        self,
+        requests: Iterable[JobRequest],
+        *,
+        connection: psycopg.AsyncConnection[Any] | None = None,
     ) -> list[Job]:
         """See ``Queue.enqueue_many``."""
         rows = self._queue.prepare(requests)
@@ -419,7 +453,9 @@ class AsyncQueue:
         jobs: list[Job] = await self._run(ops.enqueue(rows), connection)
         return jobs
 
-    async def get_job(self, job_id: int, *, connection: psycopg.AsyncConnection[Any] | None = None) -> Job:
+    async def get_job(
+        self, job_id: int, *, connection: psycopg.AsyncConnection[Any] | None = None
+    ) -> Job:
         job: Job = await self._run(ops.get_job(job_id), connection)
         return job
 
@@ -432,7 +468,11 @@ class AsyncQueue:
         return counts
 
     async def wait_for(
-        self, job_id: int, statuses: Collection[JobStatus] = TERMINAL_STATUSES, *, timeout: float = 30.0
+        self,
+        job_id: int,
+        statuses: Collection[JobStatus] = TERMINAL_STATUSES,
+        *,
+        timeout: float = 30.0,
     ) -> Job:
         job: Job = await self._run_listening(ops.wait_for(job_id, statuses, timeout))
         return job

@@ -10,7 +10,6 @@ import functools
 import re
 from dataclasses import dataclass
 from pathlib import Path
-from typing import LiteralString, cast
 
 from psycopg import sql
 
@@ -41,8 +40,8 @@ def _queries() -> dict[str, str]:
 
 def query(name: str) -> sql.SQL:
     """The named query from ``sql/queries.sql`` (KeyError if there is none)."""
-    # The text comes from our own file, never from user input, hence the cast.
-    return sql.SQL(cast(LiteralString, _queries()[name]))
+    # The text comes from our own file, never from user input.
+    return sql.SQL(_queries()[name])
 
 
 def query_names() -> frozenset[str]:
@@ -58,7 +57,7 @@ class Migration:
     text: str
 
     def statement(self) -> sql.SQL:
-        return sql.SQL(cast(LiteralString, self.text))
+        return sql.SQL(self.text)
 
 
 @functools.cache
@@ -68,12 +67,12 @@ def migrations() -> tuple[Migration, ...]:
     for path in sorted((sql_dir() / "migrations").iterdir()):
         match = _MIGRATION_FILE.match(path.name)
         if match:
-            found.append(
-                Migration(int(match[1]), match[2], path.read_text(encoding="utf-8"))
-            )
+            found.append(Migration(int(match[1]), match[2], path.read_text(encoding="utf-8")))
     versions = [m.version for m in found]
     if versions != list(range(1, len(found) + 1)):
-        raise RuntimeError(f"sql/migrations must be numbered 0001, 0002, ... without gaps: {versions}")
+        raise RuntimeError(
+            f"sql/migrations must be numbered 0001, 0002, ... without gaps: {versions}"
+        )
     return tuple(found)
 
 

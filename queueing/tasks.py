@@ -51,7 +51,9 @@ class Task:
         try:
             model = self.args_model.model_validate(dict(args or {}))
         except pydantic.ValidationError as exc:
-            raise InvalidPayload(f"invalid arguments for task {self.name!r}: {_one_line(exc)}") from exc
+            raise InvalidPayload(
+                f"invalid arguments for task {self.name!r}: {_one_line(exc)}"
+            ) from exc
         return model.model_dump(mode="json")
 
     def handler_kwargs(self, stored: Mapping[str, JSON]) -> dict[str, Any]:
@@ -62,7 +64,8 @@ class Task:
 
 def _one_line(exc: pydantic.ValidationError) -> str:
     return "; ".join(
-        f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}" for err in exc.errors()
+        f"{'.'.join(str(p) for p in err['loc']) or 'arguments'}: {err['msg']}"
+        for err in exc.errors()
     )
 
 
@@ -88,10 +91,12 @@ def build_task(
             context_param = param.name
             continue
         if param.kind in (param.VAR_POSITIONAL, param.VAR_KEYWORD):
-            raise TypeError(f"task {ptask.name!r}: handlers take named arguments only (no *args/**kwargs)")
+            raise TypeError(
+                f"task {ptask.name!r}: handlers take named arguments only (no *args/**kwargs)"
+            )
         default = ... if param.default is param.empty else param.default
         fields[param.name] = (annotation, default)
-    args_model = pydantic.create_model(  # type: ignore[call-overload]
+    args_model = pydantic.create_model(
         f"{ptask.name}:args",
         __config__=ConfigDict(extra="forbid", frozen=True),
         **fields,

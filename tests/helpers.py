@@ -67,7 +67,11 @@ def worker_process(database_url: str, *args: str) -> Iterator[WorkerProcess]:
     env = {**os.environ, "QUEUEING_DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "queueing", "worker", "--app", APP, *args],
-        cwd=ROOT, env=env, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+        cwd=ROOT,
+        env=env,
+        stdout=subprocess.PIPE,
+        stderr=subprocess.PIPE,
+        text=True,
     )
     worker = WorkerProcess(proc)
     try:

@@ -110,7 +110,9 @@ def test_results_and_errors_are_stored(queue: Queue) -> None:
 
 def test_list_filters_and_keyset_pagination(queue: Queue) -> None:
     for n in range(7):
-        queue.enqueue("t.a" if n % 2 else "t.b", {"n": n}, tenant_id=f"org{n % 2}", user_id=f"u{n % 3}")
+        queue.enqueue(
+            "t.a" if n % 2 else "t.b", {"n": n}, tenant_id=f"org{n % 2}", user_id=f"u{n % 3}"
+        )
     newest_first = [j.id for j in queue.list_jobs()]
     assert newest_first == sorted(newest_first, reverse=True)
     page1 = queue.list_jobs(limit=3)

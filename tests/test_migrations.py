@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import asyncio
 import os
 import threading
 from collections.abc import Iterator
@@ -63,8 +64,6 @@ def test_a_worker_refuses_an_outdated_schema(queue: Queue) -> None:
     try:
         fresh = Queue(queue.database_url)
         with pytest.raises(SchemaNotMigrated, match="run `queueing db migrate`"):
-            import asyncio
-
             asyncio.run(Worker(fresh).run(until_idle=True))
         with pytest.raises(SchemaNotMigrated, match="run `queueing db migrate`"):
             fresh.enqueue("x")

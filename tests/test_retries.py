@@ -52,7 +52,12 @@ def test_flaky_job_succeeds_on_a_later_attempt(queue: Queue) -> None:
     job = queue.enqueue(flaky)
     drain(queue)
     done = queue.get_job(job.id)
-    assert (done.status, done.result, done.attempts, done.error) == (JobStatus.COMPLETED, 3, 3, None)
+    assert (done.status, done.result, done.attempts, done.error) == (
+        JobStatus.COMPLETED,
+        3,
+        3,
+        None,
+    )
 
 
 def test_only_listed_exceptions_retry(queue: Queue) -> None:

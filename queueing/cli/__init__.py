@@ -12,8 +12,9 @@ import typer
 
 from queueing.cli import db, jobs
 from queueing.cli.options import App, DatabaseUrl, Json
-from queueing.cli.render import console, job_json, job_line, print_json, stats_table
+from queueing.cli.render import job_json, job_line, print_json, stats_table
 from queueing.cli.worker import worker
+from queueing.drivers import first_line
 from queueing.errors import InvalidPayload, QueueingError
 from queueing.queue import Queue
 from queueing.worker.daemon import load_queue
@@ -36,9 +37,13 @@ def enqueue(
     args: Annotated[str, typer.Option("--args", help="Arguments as a JSON object.")] = "{}",
     tenant: Annotated[str | None, typer.Option(help="Tenant (organization) id.")] = None,
     user: Annotated[str | None, typer.Option(help="User id.")] = None,
-    queue: Annotated[str | None, typer.Option(help="Queue (default: the task's, else 'default').")] = None,
+    queue: Annotated[
+        str | None, typer.Option(help="Queue (default: the task's, else 'default').")
+    ] = None,
     priority: Annotated[int | None, typer.Option(help="Higher runs first.")] = None,
-    delay: Annotated[float | None, typer.Option(min=0, help="Run no sooner than this many seconds from now.")] = None,
+    delay: Annotated[
+        float | None, typer.Option(min=0, help="Run no sooner than this many seconds from now.")
+    ] = None,
     app_path: App = None,
     database_url: DatabaseUrl = None,
     as_json: Json = False,
@@ -49,11 +54,13 @@ def enqueue(
     except ValueError as exc:
         raise InvalidPayload(f"--args is not valid JSON: {exc}") from exc
     if not isinstance(parsed, dict):
-        raise InvalidPayload("--args must be a JSON object, e.g. '{\"name\": \"x\"}'")
+        raise InvalidPayload('--args must be a JSON object, e.g. \'{"name": "x"}\'')
     q = load_queue(app_path) if app_path else Queue()
     if database_url:
         q.database_url = database_url
-    job = q.enqueue(task, parsed, tenant_id=tenant, user_id=user, queue=queue, priority=priority, delay=delay)
+    job = q.enqueue(
+        task, parsed, tenant_id=tenant, user_id=user, queue=queue, priority=priority, delay=delay
+    )
     if as_json:
         print_json(job_json(job))
     else:
@@ -84,9 +91,11 @@ def main() -> None:
     except QueueingError as exc:
         rc = _fail(str(exc))
     except psycopg.Error as exc:
-        rc = _fail(f"database error: {str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__}")
+        rc = _fail(f"database error: {first_line(exc)}")
     except Exception as exc:
         if os.environ.get("QUEUEING_DEBUG"):
             raise
-        rc = _fail(f"unexpected {type(exc).__name__}: {exc} (set QUEUEING_DEBUG=1 for the traceback)")
+        rc = _fail(
+            f"unexpected {type(exc).__name__}: {exc} (set QUEUEING_DEBUG=1 for the traceback)"
+        )
     sys.exit(rc)

@@ -28,10 +28,18 @@ def status(database_url: DatabaseUrl = None, as_json: Json = False) -> None:
     if as_json:
         print_json(state.model_dump(mode="json") | {"up_to_date": state.up_to_date})
     else:
-        console.print(f"procrastinate schema: {'present' if state.has_procrastinate_schema else 'missing'}")
-        console.print(f"queueing schema: version {state.current_version} (needs {state.expected_version})")
+        console.print(
+            f"procrastinate schema: {'present' if state.has_procrastinate_schema else 'missing'}"
+        )
+        console.print(
+            f"queueing schema: version {state.current_version} (needs {state.expected_version})"
+        )
         for version, name, applied_at in state.applied:
-            console.print(f"  {version:04d} {name}  applied {applied_at.isoformat(timespec='seconds')}")
-        console.print("up to date" if state.up_to_date else "not up to date: run `queueing db migrate`")
+            console.print(
+                f"  {version:04d} {name}  applied {applied_at.isoformat(timespec='seconds')}"
+            )
+        console.print(
+            "up to date" if state.up_to_date else "not up to date: run `queueing db migrate`"
+        )
     if not state.up_to_date:
         raise typer.Exit(1)

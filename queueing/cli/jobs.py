@@ -21,7 +21,9 @@ JobId = Annotated[int, typer.Argument(help="The job's id.", min=1)]
 
 @app.command("list")
 def list_(
-    status: Annotated[list[JobStatus] | None, typer.Option(help="Only these statuses (repeatable).")] = None,
+    status: Annotated[
+        list[JobStatus] | None, typer.Option(help="Only these statuses (repeatable).")
+    ] = None,
     task: Annotated[str | None, typer.Option(help="Only this task.")] = None,
     queue: Annotated[str | None, typer.Option(help="Only this queue.")] = None,
     tenant: Annotated[str | None, typer.Option(help="Only this tenant.")] = None,
@@ -33,8 +35,15 @@ def list_(
 ) -> None:
     """List jobs, newest first."""
     jobs = Queue(database_url).list_jobs(
-        JobFilter(statuses=status, task=task, queue=queue, tenant_id=tenant, user_id=user,
-                  before_id=before_id, limit=limit)
+        JobFilter(
+            statuses=status,
+            task=task,
+            queue=queue,
+            tenant_id=tenant,
+            user_id=user,
+            before_id=before_id,
+            limit=limit,
+        )
     )
     if as_json:
         print_json([job_json(j) for j in jobs])
@@ -105,7 +114,11 @@ def watch(
     ) as bar:
         row = bar.add_task("", total=100, job_id=job.id, status=job.status, detail="")
         while True:
-            detail = job.progress_detail.get("message", "") if isinstance(job.progress_detail, dict) else ""
+            detail = (
+                job.progress_detail.get("message", "")
+                if isinstance(job.progress_detail, dict)
+                else ""
+            )
             bar.update(row, completed=job.progress, status=job.status, detail=detail)
             if job.status.is_terminal:
                 break

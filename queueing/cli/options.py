@@ -11,12 +11,14 @@ DatabaseUrl = Annotated[
     typer.Option(
         "--database-url",
         envvar=["QUEUEING_DATABASE_URL", "DATABASE_URL"],
-        help="PostgreSQL URL. Default: $QUEUEING_DATABASE_URL, $DATABASE_URL, else the embedded server.",
+        help="PostgreSQL URL. Default: $QUEUEING_DATABASE_URL, $DATABASE_URL, else embedded.",
         show_default=False,
     ),
 ]
 Json = Annotated[bool, typer.Option("--json", help="Print JSON instead of a table.")]
 App = Annotated[
     str | None,
-    typer.Option("--app", help="module:attribute of your Queue, to validate task names and arguments."),
+    typer.Option(
+        "--app", help="module:attribute of your Queue, to validate task names and arguments."
+    ),
 ]

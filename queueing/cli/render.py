@@ -16,7 +16,13 @@ console = Console(highlight=False, soft_wrap=True)
 if not console.is_terminal:
     console = Console(highlight=False, soft_wrap=True, width=200)
 
-_STYLE = {"pending": "yellow", "active": "cyan", "completed": "green", "failed": "red", "cancelled": "magenta"}
+_STYLE = {
+    "pending": "yellow",
+    "active": "cyan",
+    "completed": "green",
+    "failed": "red",
+    "cancelled": "magenta",
+}
 
 
 def job_json(job: Job) -> dict[str, Any]:
@@ -33,13 +39,29 @@ def _when(value: Any) -> str:
 
 def jobs_table(jobs: Iterable[Job]) -> None:
     table = Table(box=None, pad_edge=False)
-    for column in ("id", "task", "queue", "status", "progress", "attempts", "tenant", "user", "created"):
+    for column in (
+        "id",
+        "task",
+        "queue",
+        "status",
+        "progress",
+        "attempts",
+        "tenant",
+        "user",
+        "created",
+    ):
         table.add_column(column, justify="right" if column in ("id", "progress") else "left")
     for job in jobs:
         table.add_row(
-            str(job.id), job.task_name, job.queue, f"[{_STYLE[job.status]}]{job.status}[/]",
-            f"{job.progress}%", f"{job.attempts}/{job.max_attempts}", job.tenant_id or "-",
-            job.user_id or "-", _when(job.created_at),
+            str(job.id),
+            job.task_name,
+            job.queue,
+            f"[{_STYLE[job.status]}]{job.status}[/]",
+            f"{job.progress}%",
+            f"{job.attempts}/{job.max_attempts}",
+            job.tenant_id or "-",
+            job.user_id or "-",
+            _when(job.created_at),
         )
     console.print(table)
 
@@ -59,7 +81,9 @@ def job_details(job: Job) -> None:
 
 
 def job_line(job: Job) -> None:
-    console.print(f"job {job.id} {job.task_name} on {job.queue}: [{_STYLE[job.status]}]{job.status}[/]")
+    console.print(
+        f"job {job.id} {job.task_name} on {job.queue}: [{_STYLE[job.status]}]{job.status}[/]"
+    )
 
 
 def stats_table(counts: Iterable[QueueCount]) -> None:

@@ -14,9 +14,16 @@ from queueing.worker.daemon import load_queue, run_worker
 def worker(
     app: Annotated[str, typer.Option("--app", help="module:attribute of your Queue.")],
     concurrency: Annotated[int, typer.Option(min=1, max=10_000, help="Jobs run at once.")] = 10,
-    queue: Annotated[list[str] | None, typer.Option("--queue", "-q", help="Serve only these queues (repeatable).")] = None,
-    shutdown_timeout: Annotated[float, typer.Option(min=0, help="Seconds running jobs get to finish after SIGTERM.")] = 30.0,
-    poll_interval: Annotated[float, typer.Option(min=0.01, help="Seconds between polls when no notification comes.")] = 1.0,
+    queue: Annotated[
+        list[str] | None,
+        typer.Option("--queue", "-q", help="Serve only these queues (repeatable)."),
+    ] = None,
+    shutdown_timeout: Annotated[
+        float, typer.Option(min=0, help="Seconds running jobs get to finish after SIGTERM.")
+    ] = 30.0,
+    poll_interval: Annotated[
+        float, typer.Option(min=0.01, help="Seconds between polls when no notification comes.")
+    ] = 1.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -25,5 +32,10 @@ def worker(
     q = load_queue(app)
     if database_url:
         q.database_url = database_url
-    run_worker(q, concurrency=concurrency, queues=queue, shutdown_timeout=shutdown_timeout,
-               poll_interval=poll_interval)
+    run_worker(
+        q,
+        concurrency=concurrency,
+        queues=queue,
+        shutdown_timeout=shutdown_timeout,
+        poll_interval=poll_interval,
+    )

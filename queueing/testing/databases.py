@@ -13,9 +13,9 @@ import os
 
 import procrastinate
 import psycopg
+from procrastinate.schema import SchemaManager
 from psycopg import sql as pgsql
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
-from procrastinate.schema import SchemaManager
 
 from queueing import embedded, sql
 from queueing.queue import Queue
@@ -33,7 +33,7 @@ def with_database(url: str, name: str) -> str:
     """The same server URL, pointing at database ``name``."""
     params = conninfo_to_dict(url)
     params["dbname"] = name
-    return make_conninfo(**params)
+    return make_conninfo("", **params)
 
 
 def schema_fingerprint() -> str:

@@ -37,7 +37,10 @@ def queueing_database_url(request: pytest.FixtureRequest) -> Iterator[str]:
     url = databases.create_database(admin, name)
     failed_before = request.session.testsfailed
     yield url
-    if request.config.getoption("--queueing-keep-db") and request.session.testsfailed > failed_before:
+    if (
+        request.config.getoption("--queueing-keep-db")
+        and request.session.testsfailed > failed_before
+    ):
         print(f"\nqueueing: kept test database {url}")  # noqa: T201 - the user asked for it
         return
     databases.drop_database(admin, name)

@@ -57,7 +57,9 @@ def run_worker(
         def on_signal(signum: int) -> None:
             nonlocal signals_seen
             signals_seen += 1
-            logs.event("worker.signal", signal=signal.Signals(signum).name, graceful=signals_seen == 1)
+            logs.event(
+                "worker.signal", signal=signal.Signals(signum).name, graceful=signals_seen == 1
+            )
             worker.stop(force=signals_seen > 1)
 
         for signum in (signal.SIGTERM, signal.SIGINT):

@@ -88,20 +88,38 @@ async def execute(
             raise
         kind = "cancelled" if reason is Cancelled else "interrupted"
         message = (reason.__doc__ or kind).strip()
-        return Outcome(job, kind, error_json=error_json(reason(message)), error_type=reason.__name__,
-                       duration=time.perf_counter() - started)
+        return Outcome(
+            job,
+            kind,
+            error_json=error_json(reason(message)),
+            error_type=reason.__name__,
+            duration=time.perf_counter() - started,
+        )
     except Exception as exc:
         duration = time.perf_counter() - started
         if task is not None and task.retry.should_retry(exc, job.attempts, job.max_attempts):
-            return Outcome(job, "retry", error_json=error_json(exc), error_type=type(exc).__qualname__,
-                           retry_in=task.retry.delay_after(job.attempts), duration=duration)
-        return Outcome(job, "failed", error_json=error_json(exc), error_type=type(exc).__qualname__,
-                       duration=duration)
+            return Outcome(
+                job,
+                "retry",
+                error_json=error_json(exc),
+                error_type=type(exc).__qualname__,
+                retry_in=task.retry.delay_after(job.attempts),
+                duration=duration,
+            )
+        return Outcome(
+            job,
+            "failed",
+            error_json=error_json(exc),
+            error_type=type(exc).__qualname__,
+            duration=duration,
+        )
     finally:
         # Whatever happened, the attempt is over: a sync handler still running in its
         # thread (timed out, abandoned at shutdown) sees ctx.cancelled and can stop.
         ctx._cancelled.set()
-    return Outcome(job, "succeeded", result_json=result_json, duration=time.perf_counter() - started)
+    return Outcome(
+        job, "succeeded", result_json=result_json, duration=time.perf_counter() - started
+    )
 
 
 async def _call(task: Task, kwargs: dict[str, Any], threads: concurrent.futures.Executor) -> Any:

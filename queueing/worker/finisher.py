@@ -19,8 +19,12 @@ from queueing import logs, sql
 from queueing.worker.execute import Outcome
 
 MAX_BATCH = 500
-_STATUS_EVENT = {"completed": "job.completed", "failed": "job.failed", "pending": "job.retrying",
-                 "cancelled": "job.cancelled"}
+_STATUS_EVENT = {
+    "completed": "job.completed",
+    "failed": "job.failed",
+    "pending": "job.retrying",
+    "cancelled": "job.cancelled",
+}
 
 
 class Finisher:
@@ -71,8 +75,13 @@ class Finisher:
                         except psycopg.OperationalError as exc:
                             # The outcomes stay in memory and are written when the
                             # database is back; the jobs stay "active" until then.
-                            logs.event("worker.finish_retry", logging.WARNING, error=str(exc).strip(),
-                                       jobs=len(batch), retry_in=backoff)
+                            logs.event(
+                                "worker.finish_retry",
+                                logging.WARNING,
+                                error=str(exc).strip(),
+                                jobs=len(batch),
+                                retry_in=backoff,
+                            )
                             conn = None
                             await asyncio.sleep(backoff)
                             backoff = min(backoff * 2, 5.0)
@@ -86,7 +95,9 @@ class Finisher:
             if conn is not None:
                 await conn.close()
 
-    async def _write(self, conn: psycopg.AsyncConnection[Any], batch: list[Outcome]) -> dict[int, str]:
+    async def _write(
+        self, conn: psycopg.AsyncConnection[Any], batch: list[Outcome]
+    ) -> dict[int, str]:
         now = dt.datetime.now(dt.UTC)
         params = {
             "worker_id": self._worker_id,
@@ -110,12 +121,22 @@ class Finisher:
             status = statuses.get(o.job.id)
             if status is None:
                 # Fenced out: the attempt was no longer current (rescued, cancelled...).
-                logs.event("job.finish_ignored", logging.WARNING, job_id=o.job.id, task=o.job.task_name,
-                           attempt=o.job.attempts, outcome=o.kind)
+                logs.event(
+                    "job.finish_ignored",
+                    logging.WARNING,
+                    job_id=o.job.id,
+                    task=o.job.task_name,
+                    attempt=o.job.attempts,
+                    outcome=o.kind,
+                )
                 continue
             fields: dict[str, Any] = {
-                "job_id": o.job.id, "task": o.job.task_name, "queue": o.job.queue_name,
-                "attempt": o.job.attempts, "status": status, "duration_ms": round(o.duration * 1000, 3),
+                "job_id": o.job.id,
+                "task": o.job.task_name,
+                "queue": o.job.queue_name,
+                "attempt": o.job.attempts,
+                "status": status,
+                "duration_ms": round(o.duration * 1000, 3),
             }
             if o.error_type:
                 fields["error"] = o.error_type

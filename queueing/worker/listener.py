@@ -57,7 +57,11 @@ class Listener:
                     self.connected.set()
                     if not first:
                         self.reconnects += 1
-                        logs.event("worker.listener_reconnected", logging.WARNING, reconnects=self.reconnects)
+                        logs.event(
+                            "worker.listener_reconnected",
+                            logging.WARNING,
+                            reconnects=self.reconnects,
+                        )
                         self._on_job()  # we may have missed hints while away
                     first = False
                     backoff = 0.05
@@ -65,8 +69,14 @@ class Listener:
                         self._dispatch(notify.payload)
             except psycopg.OperationalError as exc:
                 self.connected.clear()
-                logs.event("worker.listener_lost", logging.WARNING, error=str(exc).strip().splitlines()[0]
-                           if str(exc).strip() else type(exc).__name__, retry_in=backoff)
+                logs.event(
+                    "worker.listener_lost",
+                    logging.WARNING,
+                    error=str(exc).strip().splitlines()[0]
+                    if str(exc).strip()
+                    else type(exc).__name__,
+                    retry_in=backoff,
+                )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)
 

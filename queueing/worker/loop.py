@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import concurrent.futures
 import contextlib
+import functools
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
@@ -118,7 +119,11 @@ class Worker:
                 await self._conn.close()
                 raise
         self._progress_pool = AsyncConnectionPool(
-            url, min_size=0, max_size=4, open=False, name="queueing-progress",
+            url,
+            min_size=0,
+            max_size=4,
+            open=False,
+            name="queueing-progress",
             kwargs={"autocommit": True, "connect_timeout": 5},
         )
         await self._progress_pool.open()
@@ -132,8 +137,13 @@ class Worker:
         ]
         # Start claiming only once LISTEN is active, so no hint is missed.
         await _first(listener.connected.wait(), self._stop.wait())
-        logs.event("worker.started", worker_id=self.worker_id, concurrency=self.concurrency,
-                   queues=self.queues or "all", tasks=len(self.queue.tasks))
+        logs.event(
+            "worker.started",
+            worker_id=self.worker_id,
+            concurrency=self.concurrency,
+            queues=self.queues or "all",
+            tasks=len(self.queue.tasks),
+        )
         self.started.set()
         try:
             await self._claim_loop(finisher, until_idle)
@@ -148,8 +158,12 @@ class Worker:
             await self._conn.close()
             await self._progress_pool.close()
             self._threads.shutdown(wait=False, cancel_futures=True)
-            logs.event("worker.stopped", worker_id=self.worker_id, claimed=self.stats.claimed,
-                       finished=finisher.written)
+            logs.event(
+                "worker.stopped",
+                worker_id=self.worker_id,
+                claimed=self.stats.claimed,
+                finished=finisher.written,
+            )
         return self.stats
 
     # --- the loop -------------------------------------------------------------
@@ -186,9 +200,15 @@ class Worker:
     def _start(self, job: Claimed, finisher: Finisher) -> None:
         assert self._loop is not None
         ctx = JobContext(
-            job_id=job.id, task_name=job.task_name, queue=job.queue_name, attempt=job.attempts,
-            max_attempts=job.max_attempts, tenant_id=job.tenant_id, user_id=job.user_id,
-            _write_progress=lambda p, d, job=job: self._write_progress(job, p, d), _loop=self._loop,
+            job_id=job.id,
+            task_name=job.task_name,
+            queue=job.queue_name,
+            attempt=job.attempts,
+            max_attempts=job.max_attempts,
+            tenant_id=job.tenant_id,
+            user_id=job.user_id,
+            _write_progress=functools.partial(self._write_progress, job),
+            _loop=self._loop,
         )
         task = self.queue.tasks.get(job.task_name)
         running: _Running
@@ -196,8 +216,13 @@ class Worker:
         running = _Running(job, ctx, asyncio.create_task(coro, name=f"queueing-job-{job.id}"))
         self._running[job.id] = running
         self.stats.claimed += 1
-        logs.event("job.started", job_id=job.id, task=job.task_name, queue=job.queue_name,
-                   attempt=job.attempts)
+        logs.event(
+            "job.started",
+            job_id=job.id,
+            task=job.task_name,
+            queue=job.queue_name,
+            attempt=job.attempts,
+        )
         running.task.add_done_callback(lambda t: self._done(job.id, t, finisher))
 
     def _done(self, job_id: int, task: asyncio.Task[Outcome], finisher: Finisher) -> None:
@@ -301,8 +326,12 @@ class Worker:
         async with self._progress_pool.connection() as conn:
             await conn.execute(
                 sql.query("set_progress"),
-                {"id": job.id, "attempt": job.attempts, "progress": percent,
-                 "detail": psycopg.types.json.Jsonb(detail) if detail is not None else None},
+                {
+                    "id": job.id,
+                    "attempt": job.attempts,
+                    "progress": percent,
+                    "detail": psycopg.types.json.Jsonb(detail) if detail is not None else None,
+                },
             )
         logs.event("job.progress", job_id=job.id, task=job.task_name, progress=percent)
 
@@ -315,4 +344,3 @@ async def _first(*aws: Any, timeout: float | None = None) -> None:
     finally:
         for t in tasks:
             t.cancel()
-

@@ -64,6 +64,8 @@ def sync_work(ctx: JobContext, seconds: float) -> str:
 @queue.task(name="stages")
 async def stages(ctx: JobContext, count: int = 6) -> dict[str, int]:
     for stage in range(1, count + 1):
-        await ctx.set_progress(round(100 * stage / count), {"stage": stage, "of": count,
-                                                             "message": f"stage {stage}/{count}"})
+        await ctx.set_progress(
+            round(100 * stage / count),
+            {"stage": stage, "of": count, "message": f"stage {stage}/{count}"},
+        )
     return {"stages": count}
