@@ -88,9 +88,9 @@ CREATE TRIGGER queueing_notify_job_changed_v1
           OR OLD.progress_detail IS DISTINCT FROM NEW.progress_detail)
     EXECUTE FUNCTION queueing_notify_job_changed_v1();
 
--- Listing by owner, newest first, with keyset pagination on id.
+-- Listing by owner, newest first, with keyset pagination on id. (Every status change
+-- is a non-HOT update that writes to every index, so indexes are added sparingly.)
 CREATE INDEX queueing_jobs_tenant_user_id_idx ON procrastinate_jobs (tenant_id, user_id, id DESC);
-CREATE INDEX queueing_jobs_status_id_idx ON procrastinate_jobs (status, id DESC);
 
 CREATE INDEX queueing_jobs_due_idx ON procrastinate_jobs (scheduled_at)
     WHERE status = 'todo' AND scheduled_at IS NOT NULL;
