@@ -16,6 +16,7 @@ from typing import Any
 import psycopg
 
 from queueing import logs, sql
+from queueing.drivers import first_line
 from queueing.worker.execute import Outcome
 
 MAX_BATCH = 500
@@ -78,7 +79,7 @@ class Finisher:
                             logs.event(
                                 "worker.finish_retry",
                                 logging.WARNING,
-                                error=str(exc).strip(),
+                                error=first_line(exc),
                                 jobs=len(batch),
                                 retry_in=backoff,
                             )

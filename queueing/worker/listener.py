@@ -18,6 +18,7 @@ import psycopg
 from psycopg import sql as pgsql
 
 from queueing import logs, sql
+from queueing.drivers import first_line
 
 ANY_QUEUE_CHANNEL = "procrastinate_any_queue_v1"
 
@@ -70,12 +71,7 @@ class Listener:
             except psycopg.OperationalError as exc:
                 self.connected.clear()
                 logs.event(
-                    "worker.listener_lost",
-                    logging.WARNING,
-                    error=str(exc).strip().splitlines()[0]
-                    if str(exc).strip()
-                    else type(exc).__name__,
-                    retry_in=backoff,
+                    "worker.listener_lost", logging.WARNING, error=first_line(exc), retry_in=backoff
                 )
                 await asyncio.sleep(backoff)
                 backoff = min(backoff * 2, 5.0)

@@ -23,6 +23,7 @@ from psycopg_pool import AsyncConnectionPool
 
 from queueing import drivers, logs, ops, sql
 from queueing.context import JobContext
+from queueing.drivers import first_line
 from queueing.models import JSON
 from queueing.queue import Queue, check_queue_name
 from queueing.worker.execute import Cancelled, Claimed, Interrupted, Outcome, execute
@@ -306,7 +307,7 @@ class Worker:
             )
             return [Claimed(*row) for row in await cur.fetchall()]
         except psycopg.OperationalError as exc:
-            logs.event("worker.claim_failed", logging.WARNING, error=str(exc).strip())
+            logs.event("worker.claim_failed", logging.WARNING, error=first_line(exc))
             self._conn = None
             await _first(self._stop.wait(), timeout=self.poll_interval)
             return []
