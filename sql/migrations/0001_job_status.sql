@@ -47,19 +47,21 @@ CREATE FUNCTION queueing_stamp_job_v1()
     RETURNS trigger
     LANGUAGE plpgsql
 AS $$
+DECLARE
+    _now timestamptz := clock_timestamp();
 BEGIN
-    NEW.updated_at := GREATEST(clock_timestamp(), OLD.updated_at);
     IF NEW.status IS DISTINCT FROM OLD.status THEN
         IF NEW.status IN ('doing', 'aborting') THEN
-            NEW.started_at := GREATEST(clock_timestamp(), NEW.created_at);
+            NEW.started_at := GREATEST(_now, NEW.created_at);
             NEW.finished_at := NULL;
         ELSIF NEW.status IN ('succeeded', 'failed', 'cancelled', 'aborted') THEN
-            NEW.finished_at := GREATEST(clock_timestamp(), NEW.created_at,
-                                        COALESCE(NEW.started_at, NEW.created_at));
+            NEW.finished_at := GREATEST(_now, NEW.created_at, NEW.started_at);
         ELSE
             NEW.finished_at := NULL;
         END IF;
     END IF;
+    -- updated_at is never older than any other timestamp of the row.
+    NEW.updated_at := GREATEST(_now, OLD.updated_at, NEW.started_at, NEW.finished_at);
     RETURN NEW;
 END;
 $$;
