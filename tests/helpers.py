@@ -56,9 +56,11 @@ class WorkerProcess:
         return True
 
     def wait(self, timeout: float = 30.0) -> int:
-        while self._read(0.2 if self.proc.poll() is None else 0):
+        """Wait for the process to exit, then read what it logged up to EOF."""
+        code = self.proc.wait(timeout)
+        while self._read(0):
             pass
-        return self.proc.wait(timeout)
+        return code
 
 
 @contextlib.contextmanager
@@ -73,6 +75,7 @@ def worker_process(database_url: str, *args: str) -> Iterator[WorkerProcess]:
         stderr=subprocess.PIPE,
         text=True,
     )
+    pipes = (proc.stdout, proc.stderr)  # the originals, even if a test wraps them
     worker = WorkerProcess(proc)
     try:
         worker.wait_for_log("worker.started")
@@ -81,3 +84,6 @@ def worker_process(database_url: str, *args: str) -> Iterator[WorkerProcess]:
         if proc.poll() is None:
             proc.kill()
             proc.wait()
+        for pipe in pipes:
+            if pipe is not None:
+                pipe.close()

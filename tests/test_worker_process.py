@@ -330,7 +330,12 @@ def test_worker_refuses_a_database_without_the_current_schema(
     env["PYTHONPATH"] = str(ROOT)
     result = subprocess.run(
         [sys.executable, "-m", "queueing", "worker", "--app", APP, "--database-url", url],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+        cwd=ROOT,
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=60,
+        check=False,
     )
 
     assert result.returncode != 0

@@ -143,4 +143,5 @@ class Finisher:
                 fields["error"] = o.error_type
             if o.retry_in:
                 fields["retry_in_s"] = round(o.retry_in, 3)
-            logs.event(_STATUS_EVENT.get(status, "job.finished"), **fields)
+            name = "job.interrupted" if o.kind == "interrupted" else _STATUS_EVENT[status]
+            logs.event(name, **fields)
