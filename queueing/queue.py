@@ -34,6 +34,7 @@ QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,48}$")
 """Queue names: they become part of a LISTEN channel name, hence the narrow alphabet."""
 
 CONNECT_TIMEOUT = 5
+MAX_DELAY = dt.timedelta(days=3650)
 
 
 @dataclass(frozen=True)
@@ -162,7 +163,7 @@ class Queue:
                 0,
                 DEFAULT_RETRY.max_attempts,
             )
-        queue = check_queue_name(r.queue or queue)
+        queue = check_queue_name(queue if r.queue is None else r.queue)
         if r.delay is not None and r.run_at is not None:
             raise InvalidPayload("give a delay or a run-at time, not both")
         scheduled_at = None
@@ -170,8 +171,10 @@ class Queue:
             seconds = (
                 r.delay.total_seconds() if isinstance(r.delay, dt.timedelta) else float(r.delay)
             )
-            if seconds < 0:
-                raise InvalidPayload(f"delay must not be negative, got {seconds:g}s")
+            if not 0 <= seconds <= MAX_DELAY.total_seconds():
+                raise InvalidPayload(
+                    f"delay must be between 0 and {MAX_DELAY.days} days, got {seconds:g}s"
+                )
             scheduled_at = now + dt.timedelta(seconds=seconds) if seconds else None
         elif r.run_at is not None:
             if r.run_at.tzinfo is None:

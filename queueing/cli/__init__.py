@@ -58,9 +58,16 @@ def enqueue(
     q = load_queue(app_path) if app_path else Queue()
     if database_url:
         q.database_url = database_url
-    job = q.enqueue(
-        task, parsed, tenant_id=tenant, user_id=user, queue=queue, priority=priority, delay=delay
-    )
+    with q:
+        job = q.enqueue(
+            task,
+            parsed,
+            tenant_id=tenant,
+            user_id=user,
+            queue=queue,
+            priority=priority,
+            delay=delay,
+        )
     if as_json:
         print_json(job_json(job))
     else:
@@ -70,7 +77,8 @@ def enqueue(
 @app.command()
 def stats(database_url: DatabaseUrl = None, as_json: Json = False) -> None:
     """Job counts per queue and status."""
-    counts = Queue(database_url).stats()
+    with Queue(database_url) as q:
+        counts = q.stats()
     if as_json:
         print_json([c.model_dump(mode="json") for c in counts])
     else:
@@ -83,11 +91,18 @@ def _fail(message: str) -> int:
 
 
 def main() -> None:
-    """Entry point: user mistakes print one line on stderr and exit non-zero."""
-    # typer handles usage errors itself (a usage line, exit 2) and exits via SystemExit.
+    """Entry point: a mistake prints one line on stderr and exits non-zero, never a traceback."""
     try:
-        app(prog_name="queueing")
-        rc = 0
+        rc = app(prog_name="queueing", standalone_mode=False)
+    except typer.Exit as exc:
+        rc = exc.exit_code
+    except typer.Abort:
+        rc = _fail("aborted")
+    except typer.TyperException as exc:  # usage errors: bad option, missing argument...
+        message = exc.format_message()
+        if message:  # (empty when typer already printed the help, e.g. no arguments)
+            print(f"error: {message} (see --help)", file=sys.stderr)  # noqa: T201
+        rc = exc.exit_code
     except QueueingError as exc:
         rc = _fail(str(exc))
     except psycopg.Error as exc:
@@ -98,4 +113,4 @@ def main() -> None:
         rc = _fail(
             f"unexpected {type(exc).__name__}: {exc} (set QUEUEING_DEBUG=1 for the traceback)"
         )
-    sys.exit(rc)
+    sys.exit(rc if isinstance(rc, int) else 0)

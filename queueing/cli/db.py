@@ -14,7 +14,8 @@ app = typer.Typer(help="Create and check the queue's schema.", no_args_is_help=T
 @app.command()
 def migrate(database_url: DatabaseUrl = None) -> None:
     """Apply procrastinate's schema and queueing's migrations (idempotent)."""
-    applied = Queue(database_url).migrate()
+    with Queue(database_url) as q:
+        applied = q.migrate()
     if applied:
         console.print(f"applied migrations {', '.join(map(str, applied))}: schema is current")
     else:
@@ -24,7 +25,8 @@ def migrate(database_url: DatabaseUrl = None) -> None:
 @app.command()
 def status(database_url: DatabaseUrl = None, as_json: Json = False) -> None:
     """Show the schema version the database has and the one this queueing needs."""
-    state = Queue(database_url).schema_status()
+    with Queue(database_url) as q:
+        state = q.schema_status()
     if as_json:
         print_json(state.model_dump(mode="json") | {"up_to_date": state.up_to_date})
     else:

@@ -34,17 +34,18 @@ def list_(
     as_json: Json = False,
 ) -> None:
     """List jobs, newest first."""
-    jobs = Queue(database_url).list_jobs(
-        JobFilter(
-            statuses=status,
-            task=task,
-            queue=queue,
-            tenant_id=tenant,
-            user_id=user,
-            before_id=before_id,
-            limit=limit,
+    with Queue(database_url) as q:
+        jobs = q.list_jobs(
+            JobFilter(
+                statuses=status,
+                task=task,
+                queue=queue,
+                tenant_id=tenant,
+                user_id=user,
+                before_id=before_id,
+                limit=limit,
+            )
         )
-    )
     if as_json:
         print_json([job_json(j) for j in jobs])
     else:
@@ -54,7 +55,8 @@ def list_(
 @app.command()
 def show(job_id: JobId, database_url: DatabaseUrl = None, as_json: Json = False) -> None:
     """Show every field of one job."""
-    job = Queue(database_url).get_job(job_id)
+    with Queue(database_url) as q:
+        job = q.get_job(job_id)
     if as_json:
         print_json(job_json(job))
     else:
@@ -64,7 +66,8 @@ def show(job_id: JobId, database_url: DatabaseUrl = None, as_json: Json = False)
 @app.command()
 def cancel(job_id: JobId, database_url: DatabaseUrl = None, as_json: Json = False) -> None:
     """Cancel a pending job, or ask an active one to stop."""
-    job = Queue(database_url).cancel(job_id)
+    with Queue(database_url) as q:
+        job = q.cancel(job_id)
     if as_json:
         print_json(job_json(job))
     elif job.status is JobStatus.ACTIVE:
@@ -76,7 +79,8 @@ def cancel(job_id: JobId, database_url: DatabaseUrl = None, as_json: Json = Fals
 @app.command()
 def retry(job_id: JobId, database_url: DatabaseUrl = None, as_json: Json = False) -> None:
     """Re-run a failed or cancelled job (same id; attempts continue)."""
-    job = Queue(database_url).retry(job_id)
+    with Queue(database_url) as q:
+        job = q.retry(job_id)
     if as_json:
         print_json(job_json(job))
     else:
@@ -86,7 +90,8 @@ def retry(job_id: JobId, database_url: DatabaseUrl = None, as_json: Json = False
 @app.command("run-now")
 def run_now(job_id: JobId, database_url: DatabaseUrl = None, as_json: Json = False) -> None:
     """Make a delayed job, or one waiting out a retry backoff, due now."""
-    job = Queue(database_url).run_now(job_id)
+    with Queue(database_url) as q:
+        job = q.run_now(job_id)
     if as_json:
         print_json(job_json(job))
     else:
@@ -100,35 +105,35 @@ def watch(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Show a live progress bar until the job ends. Exit 0 if it completed, 1 otherwise."""
-    q = Queue(database_url)
-    job = q.get_job(job_id)
-    deadline = None if timeout is None else time.monotonic() + timeout
-    with Progress(
-        TextColumn("job {task.fields[job_id]} [bold]{task.fields[status]}[/]"),
-        BarColumn(),
-        TextColumn("{task.percentage:>3.0f}%"),
-        TextColumn("{task.fields[detail]}"),
-        TimeElapsedColumn(),
-        console=console,
-        transient=False,
-    ) as bar:
-        row = bar.add_task("", total=100, job_id=job.id, status=job.status, detail="")
-        while True:
-            detail = (
-                job.progress_detail.get("message", "")
-                if isinstance(job.progress_detail, dict)
-                else ""
-            )
-            bar.update(row, completed=job.progress, status=job.status, detail=detail)
-            if job.status.is_terminal:
-                break
-            step = 60.0 if deadline is None else min(deadline - time.monotonic(), 60.0)
-            if step <= 0:
-                break
-            job = q.wait_for_change(job, timeout=step)
-    if job.error is not None and job.status is JobStatus.FAILED:
-        console.print(f"{job.error.type}: {job.error.message}")
-    if job.status is not JobStatus.COMPLETED:
-        if not job.status.is_terminal:
-            console.print(f"job {job.id} is still {job.status} after {timeout or 0:g}s")
-        raise typer.Exit(1)
+    with Queue(database_url) as q:
+        job = q.get_job(job_id)
+        deadline = None if timeout is None else time.monotonic() + timeout
+        with Progress(
+            TextColumn("job {task.fields[job_id]} [bold]{task.fields[status]}[/]"),
+            BarColumn(),
+            TextColumn("{task.percentage:>3.0f}%"),
+            TextColumn("{task.fields[detail]}"),
+            TimeElapsedColumn(),
+            console=console,
+            transient=False,
+        ) as bar:
+            row = bar.add_task("", total=100, job_id=job.id, status=job.status, detail="")
+            while True:
+                detail = (
+                    job.progress_detail.get("message", "")
+                    if isinstance(job.progress_detail, dict)
+                    else ""
+                )
+                bar.update(row, completed=job.progress, status=job.status, detail=detail)
+                if job.status.is_terminal:
+                    break
+                step = 60.0 if deadline is None else min(deadline - time.monotonic(), 60.0)
+                if step <= 0:
+                    break
+                job = q.wait_for_change(job, timeout=step)
+        if job.error is not None and job.status is JobStatus.FAILED:
+            console.print(f"{job.error.type}: {job.error.message}")
+        if job.status is not JobStatus.COMPLETED:
+            if not job.status.is_terminal:
+                console.print(f"job {job.id} is still {job.status} after {timeout or 0:g}s")
+            raise typer.Exit(1)
