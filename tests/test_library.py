@@ -175,7 +175,7 @@ def test_delay_and_run_at_and_run_now(queue: Queue) -> None:
         queue.run_now(delayed.id)
     with pytest.raises(InvalidPayload, match="not both"):
         queue.enqueue(later, delay=1, run_at=at)
-    with pytest.raises(InvalidPayload, match="negative"):
+    with pytest.raises(InvalidPayload, match="between 0 and 3650 days"):
         queue.enqueue(later, delay=-1)
 
 

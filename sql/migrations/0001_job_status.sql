@@ -224,7 +224,7 @@ CREATE FUNCTION queueing_finish_v1(
     RETURNS TABLE (id bigint, status text)
     LANGUAGE sql
 AS $$
-    WITH outcome AS (
+    WITH outcome AS MATERIALIZED (
         SELECT * FROM unnest(p_ids, p_attempts, p_outcomes, p_results, p_errors, p_retry_at)
                  AS o(id, attempt, outcome, result, error, retry_at)
     ), decided AS (
@@ -237,9 +237,12 @@ AS $$
                 END)::procrastinate_job_status AS new_status
           FROM outcome AS o
           JOIN procrastinate_jobs AS j ON j.id = o.id
-         -- IS NOT DISTINCT FROM keeps the planner on the primary key: queue tables'
-         -- statistics are always stale, and a worker_id index scan here is O(jobs x batch).
-         WHERE j.status = 'doing' AND j.worker_id IS NOT DISTINCT FROM p_worker_id
+         -- Find the batch's rows by primary key (id = ANY). The other two conditions are
+         -- written so that no partial index matches them (status::text, IS NOT DISTINCT
+         -- FROM): with stale statistics the planner otherwise walks every running job
+         -- through such an index and compares each with every outcome (running x batch).
+         WHERE j.id = ANY(p_ids)
+           AND j.status::text = 'doing' AND j.worker_id IS NOT DISTINCT FROM p_worker_id
            AND j.attempts = o.attempt
            FOR UPDATE OF j
     )
