@@ -35,6 +35,7 @@ QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,48}$")
 
 CONNECT_TIMEOUT = 5
 MAX_DELAY = dt.timedelta(days=3650)
+PRIORITY_MIN, PRIORITY_MAX = -(2**31), 2**31 - 1  # procrastinate's column is an integer
 
 
 @dataclass(frozen=True)
@@ -180,10 +181,16 @@ class Queue:
             if r.run_at.tzinfo is None:
                 raise InvalidPayload("run_at must be timezone-aware")
             scheduled_at = r.run_at
+        if r.priority is not None:
+            if not PRIORITY_MIN <= r.priority <= PRIORITY_MAX:
+                raise InvalidPayload(
+                    f"priority must be between {PRIORITY_MIN} and {PRIORITY_MAX}, got {r.priority}"
+                )
+            priority = r.priority
         return NewJob(
             task_name=name,
             queue=queue,
-            priority=priority if r.priority is None else r.priority,
+            priority=priority,
             args=args,
             scheduled_at=scheduled_at,
             tenant_id=r.tenant_id,

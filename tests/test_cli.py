@@ -4,10 +4,12 @@ case in a real subprocess (one line on stderr, non-zero exit, never a traceback)
 from __future__ import annotations
 
 import datetime as dt
+import gc
 import json
 import os
 import subprocess
 import sys
+import threading
 import uuid
 from collections.abc import Iterator
 from typing import Any
@@ -605,7 +607,7 @@ def test_error_unmigrated_database(empty_database: str, args: list[str]) -> None
         assert conn.execute("select to_regclass('procrastinate_jobs')").fetchone() == (None,)
 
 
-@pytest.mark.parametrize("name", ["a;b", "has space", "x" * 49, "drop table"])
+@pytest.mark.parametrize("name", ["a;b", "", "has space", "x" * 49, "drop table"])
 def test_error_invalid_queue_name(url: str, queue: Queue, name: str) -> None:
     proc = run_cli("enqueue", "x", "--queue", name, "--database-url", url)
     assert_one_line_error(proc, "invalid queue name")
@@ -659,43 +661,84 @@ def test_subprocess_success_writes_nothing_on_stderr(url: str, queue: Queue) -> 
     assert queue.get_job(printed["id"]).tenant_id == "acme"
 
 
-@pytest.mark.parametrize("delay", ["1e300", "inf"])
+@pytest.mark.parametrize("delay", ["1e300", "inf", "315360001"])
 def test_error_absurd_delay(url: str, queue: Queue, delay: str) -> None:
     proc = run_cli("enqueue", "x", "--delay", delay, "--database-url", url)
-    assert_one_line_error(proc)
-    assert job_count(queue) == 0
-
-
-def test_usage_errors_exit_2_without_a_traceback(url: str) -> None:
-    proc = run_cli("jobs", "show", "abc", "--database-url", url)
-    assert proc.returncode == 2
-    assert "Traceback" not in proc.stderr + proc.stdout
-    assert "job_id" in proc.stderr
-
-
-# --- known product bugs: strict xfails, so fixing the bug turns them into failures ----
-
-
-@pytest.mark.xfail(
-    strict=True,
-    reason="usage errors print typer's Usage line, a hint and a rich error box (5+ lines)",
-)
-@pytest.mark.parametrize(
-    "args", [["jobs", "show", "abc"], ["enqueue"], ["jobs", "list", "--status", "exploded"]]
-)
-def test_bug_usage_errors_are_one_line(url: str, args: list[str]) -> None:
-    assert_one_line_error(run_cli(*args, "--database-url", url))
-
-
-@pytest.mark.xfail(strict=True, reason="Queue._prepare_one uses `r.queue or queue`: '' -> default")
-def test_bug_empty_queue_name_is_rejected(url: str, queue: Queue) -> None:
-    proc = run_cli("enqueue", "x", "--queue", "", "--database-url", url)
-    assert_one_line_error(proc, "invalid queue name")
-    assert job_count(queue) == 0
-
-
-@pytest.mark.xfail(strict=True, reason="timedelta overflow escapes as 'unexpected OverflowError'")
-def test_bug_absurd_delay_is_an_invalid_payload(url: str, queue: Queue) -> None:
-    proc = run_cli("enqueue", "x", "--delay", "1e300", "--database-url", url)
-    line = assert_one_line_error(proc, "delay")
+    line = assert_one_line_error(proc, "delay must be between 0 and")
     assert "unexpected" not in line
+    assert job_count(queue) == 0
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["jobs", "show", "abc"],
+        ["jobs", "show", "0"],
+        ["jobs", "watch"],
+        ["enqueue"],
+        ["enqueue", "x", "--nope"],
+        ["enqueue", "x", "--delay", "-1"],
+        ["enqueue", "x", "--priority", "high"],
+        ["jobs", "list", "--status", "exploded"],
+        ["jobs", "list", "--limit", "0"],
+    ],
+    ids=lambda a: "-".join(a),
+)
+def test_usage_errors_are_one_line_exit_2(url: str, args: list[str]) -> None:
+    proc = run_cli(*args, "--database-url", url)
+    line = assert_one_line_error(proc, "error: ", "--help")
+    assert proc.returncode == 2
+    assert "╭" not in line
+    assert proc.stdout == ""
+
+
+def test_help_exits_0(url: str) -> None:
+    proc = run_cli("--help")
+    assert proc.returncode == 0, proc.stderr
+    assert proc.stderr == ""
+    for command in ("enqueue", "jobs", "db", "stats", "worker"):
+        assert command in proc.stdout
+
+
+def test_watch_exit_codes_in_a_real_process(url: str, app_queue: Queue) -> None:
+    done = app_queue.enqueue("noop")
+    failed = app_queue.enqueue("fail", {"message": "nope"})
+    drain(app_queue)
+    completed_proc = run_cli("jobs", "watch", str(done.id), "--database-url", url)
+    assert completed_proc.returncode == 0, completed_proc.stderr
+    assert completed_proc.stderr == ""
+    failed_proc = run_cli("jobs", "watch", str(failed.id), "--database-url", url)
+    assert failed_proc.returncode == 1
+    assert "ValueError: nope" in failed_proc.stdout
+    assert "Traceback" not in failed_proc.stdout + failed_proc.stderr
+
+
+def test_db_status_of_an_unmigrated_database_in_a_real_process(empty_database: str) -> None:
+    proc = run_cli("db", "status", "--database-url", empty_database)
+    assert proc.returncode == 1
+    assert "not up to date: run `queueing db migrate`" in proc.stdout
+    assert "Traceback" not in proc.stdout + proc.stderr
+
+
+@pytest.mark.parametrize(
+    "args",
+    [
+        ["stats"],
+        ["jobs", "list"],
+        ["jobs", "show", MISSING_ID],  # an error path
+        ["jobs", "watch", MISSING_ID],
+        ["enqueue", "x"],
+        ["db", "status"],
+    ],
+    ids=lambda a: "-".join(a),
+)
+def test_commands_close_their_connection_pool(runner: CliRunner, url: str, args: list[str]) -> None:
+    before = set(threading.enumerate())
+    gc.disable()  # so that only the command itself can have closed its pool
+    try:
+        invoke(runner, url, *args)
+        leaked = [t.name for t in set(threading.enumerate()) - before if t.is_alive()]
+        assert leaked == []
+    finally:
+        gc.enable()
+        gc.collect()

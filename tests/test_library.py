@@ -288,3 +288,9 @@ async def test_async_api_shares_the_same_behaviour(queue: Queue) -> None:
     counts = await aio.stats()
     assert [(c.status, c.count) for c in counts] == [(JobStatus.COMPLETED, 4)]
     await aio.close()
+
+
+def test_priority_out_of_range_is_refused_before_any_write(queue: Queue) -> None:
+    with pytest.raises(InvalidPayload, match="priority must be between"):
+        queue.enqueue("anything", priority=2**31)
+    assert queue.list_jobs() == []
