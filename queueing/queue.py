@@ -227,7 +227,9 @@ class Queue:
                 max_size=self._pool_size,
                 open=True,
                 name="queueing",
-                kwargs={"connect_timeout": CONNECT_TIMEOUT},
+                # Autocommit: every operation is one statement (a function call), so it is
+                # atomic on its own, and a BEGIN/COMMIT pair would triple its round trips.
+                kwargs={"connect_timeout": CONNECT_TIMEOUT, "autocommit": True},
             )
         return self._pool
 
@@ -397,7 +399,9 @@ class AsyncQueue:
                 max_size=self._queue._pool_size,
                 open=False,
                 name="queueing-async",
-                kwargs={"connect_timeout": CONNECT_TIMEOUT},
+                # Autocommit: every operation is one statement (a function call), so it is
+                # atomic on its own, and a BEGIN/COMMIT pair would triple its round trips.
+                kwargs={"connect_timeout": CONNECT_TIMEOUT, "autocommit": True},
             )
             await self._pool.open()
             self._loop = loop
