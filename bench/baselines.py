@@ -34,7 +34,12 @@ that also runs the PostgreSQL server: see ``PROCRASTINATE_CONCURRENCY`` and
 procrastinate (``procrastinate worker``), uvloop when installed for PgQueuer (``pgq run``).
 PgQueuer uses its psycopg driver (one connection per worker process).
 
-Run ``python -m bench.baselines`` from the repository root to print both sets of figures.
+Each figure comes from one run. On a shared 2-core machine the drain figures move by up to 2x
+from run to run with the load from other processes (the 1/5/15-minute load average is printed
+at the start of each system's bench); compare figures taken in the same run.
+
+Run ``python -m bench.baselines`` from the repository root to print both sets of figures
+(``--only``, ``--n-*``, ``--procrastinate-concurrency`` and ``--pgqueuer-batch-size`` adjust it).
 """
 
 from __future__ import annotations
@@ -50,18 +55,25 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+if TYPE_CHECKING:
+    from pgqueuer import Queries
+    from procrastinate import App
+
 __all__ = ["Figures", "bench_pgqueuer", "bench_procrastinate"]
 
-# Worker settings. procrastinate runs one fetch query and one finish query per job, each on a
-# pooled connection, so concurrency is what lets it overlap round trips; the pool must hold
-# one connection per concurrent job plus the LISTEN connection. PgQueuer dequeues a batch per
-# query and buffers completions, so its batch size is the throughput knob.
+# Worker settings. procrastinate runs one fetch query and one finish query (each its own
+# commit) per job, and a worker fetches one job at a time; concurrency lets the finish of one
+# job overlap the fetch of the next. 1, 4, 10, 20 and 40 were tried: 10 was at least as good
+# as any other (1 was clearly worse), so 10 it is. The pool holds one connection per
+# concurrent job plus the LISTEN connection and one spare. PgQueuer dequeues a batch per query
+# and buffers completions, so its batch size is the throughput knob: 10 (its default) drained
+# at about half the rate of 100..1000, which were alike within noise; 200 is used.
 PROCRASTINATE_CONCURRENCY = 10
 PGQUEUER_BATCH_SIZE = 200
 
@@ -91,7 +103,7 @@ class Figures:
 # --------------------------------------------------------------------------------------------
 
 
-def _procrastinate_app(conninfo: str, pool_size: int, stamp: Stamp | None) -> Any:
+def _procrastinate_app(conninfo: str, pool_size: int, stamp: Stamp | None) -> App:
     """A procrastinate App over ``conninfo`` with the ``noop`` and ``stamp`` tasks."""
     import procrastinate
 
@@ -186,7 +198,7 @@ class _PgQueuer:
             f"{'uvloop' if _has_uvloop() else 'asyncio'} loop"
         )
         self._conn: psycopg.AsyncConnection[Any] | None = None
-        self._queries: Any = None
+        self._queries: Queries | None = None
 
     async def open(self) -> None:
         from pgqueuer import Queries
@@ -198,17 +210,23 @@ class _PgQueuer:
         if self._conn is not None:
             await self._conn.close()
 
+    @property
+    def queries(self) -> Queries:
+        if self._queries is None:
+            raise RuntimeError("open() first")
+        return self._queries
+
     async def install(self) -> None:
-        await self._queries.install()
+        await self.queries.install()
 
     async def enqueue_batch(self, n: int) -> None:
-        await self._queries.enqueue(["noop"] * n, [None] * n, [0] * n)
+        await self.queries.enqueue(["noop"] * n, [None] * n, [0] * n)
 
     async def enqueue_one(self) -> None:
-        await self._queries.enqueue("noop", None)
+        await self.queries.enqueue("noop", None)
 
     async def enqueue_stamp(self, key: str) -> None:
-        await self._queries.enqueue("stamp", key.encode())
+        await self.queries.enqueue("stamp", key.encode())
 
 
 def _has_uvloop() -> bool:
@@ -519,7 +537,9 @@ async def _bench(
     n_drain: int,
     n_latency: int,
 ) -> Figures:
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
     print(f"[{system.name}] {system.settings_text}")
+    print(f"  machine: {os.cpu_count()} CPUs, load average {load} (1/5/15 min) at start")
     with tempfile.TemporaryDirectory(prefix="bench_baselines_") as tmp:
         stamp_file = str(Path(tmp) / "stamps")
         _reset_file(stamp_file)
