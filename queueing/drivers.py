@@ -10,12 +10,27 @@ from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
 import psycopg
+import pydantic_core
 from psycopg import sql as pgsql
 from psycopg.rows import dict_row
+from psycopg.types.json import set_json_loads
 
 from queueing import sql
 from queueing.errors import DatabaseUnavailable, QueueingError, SchemaNotMigrated
 from queueing.ops import Effect, Listen, Op, Query, Script, WaitNotify
+
+
+def fast_json(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+    """Decode json/jsonb columns with pydantic-core's parser (Rust) instead of the stdlib's.
+
+    Used as the pools' ``configure`` hook and on the worker's connections: the stdlib
+    decoder was ~6 us a value when enqueueing or claiming in bulk.
+    """
+    set_json_loads(pydantic_core.from_json, conn)
+
+
+async def fast_json_async(conn: psycopg.AsyncConnection[Any]) -> None:
+    fast_json(conn)
 
 
 def _listen_statement(channel: str) -> pgsql.Composed:

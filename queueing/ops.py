@@ -79,19 +79,23 @@ def _job(row: Row) -> Job:
 
 def enqueue(jobs: Sequence[NewJob]) -> Op:
     """Insert the jobs in one statement; their records, in order."""
-    rows = yield Query(
-        "enqueue",
-        {
-            "queues": [j.queue for j in jobs],
-            "tasks": [j.task_name for j in jobs],
-            "priorities": [j.priority for j in jobs],
-            "args": [json.dumps(j.args) for j in jobs],
-            "scheduled_at": [j.scheduled_at for j in jobs],
-            "tenant_ids": [j.tenant_id for j in jobs],
-            "user_ids": [j.user_id for j in jobs],
-            "max_attempts": [j.max_attempts for j in jobs],
-        },
+    payload = json.dumps(
+        [
+            {
+                "queue_name": j.queue,
+                "task_name": j.task_name,
+                "priority": j.priority,
+                "args": j.args,
+                "scheduled_at": j.scheduled_at.isoformat() if j.scheduled_at else None,
+                "tenant_id": j.tenant_id,
+                "user_id": j.user_id,
+                "max_attempts": j.max_attempts,
+            }
+            for j in jobs
+        ],
+        ensure_ascii=False,
     )
+    rows = yield Query("enqueue", {"jobs": payload})
     return [_job(r) for r in rows]
 
 

@@ -227,6 +227,7 @@ class Queue:
                 max_size=self._pool_size,
                 open=True,
                 name="queueing",
+                configure=drivers.fast_json,
                 # Autocommit: every operation is one statement (a function call), so it is
                 # atomic on its own, and a BEGIN/COMMIT pair would triple its round trips.
                 kwargs={"connect_timeout": CONNECT_TIMEOUT, "autocommit": True},
@@ -399,6 +400,7 @@ class AsyncQueue:
                 max_size=self._queue._pool_size,
                 open=False,
                 name="queueing-async",
+                configure=drivers.fast_json_async,
                 # Autocommit: every operation is one statement (a function call), so it is
                 # atomic on its own, and a BEGIN/COMMIT pair would triple its round trips.
                 kwargs={"connect_timeout": CONNECT_TIMEOUT, "autocommit": True},

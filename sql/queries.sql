@@ -27,10 +27,7 @@ INSERT INTO queueing_migrations (version, name) VALUES (%(version)s, %(name)s);
 
 -- name: enqueue
 -- One round trip for one job or many; returns their records in input order.
-SELECT * FROM queueing_enqueue_v1(
-    %(queues)s::character varying[], %(tasks)s::character varying[], %(priorities)s::integer[],
-    %(args)s::jsonb[], %(scheduled_at)s::timestamptz[], %(tenant_ids)s::text[],
-    %(user_ids)s::text[], %(max_attempts)s::integer[]);
+SELECT * FROM queueing_enqueue_v1(%(jobs)s::json);
 
 -- name: get_job
 SELECT * FROM queueing_jobs WHERE id = %(id)s;

@@ -279,9 +279,11 @@ class Worker:
     # --- database -------------------------------------------------------------
 
     async def _connect(self) -> psycopg.AsyncConnection[Any]:
-        return await psycopg.AsyncConnection.connect(
+        conn = await psycopg.AsyncConnection.connect(
             self.queue.database_url, autocommit=True, connect_timeout=5
         )
+        drivers.fast_json(conn)
+        return conn
 
     async def _ensure_conn(self) -> psycopg.AsyncConnection[Any]:
         if self._conn is None or self._conn.closed:

@@ -140,17 +140,10 @@ SELECT id,
   FROM procrastinate_jobs;
 
 -- Enqueue many jobs in one statement; returns their records in input order.
--- procrastinate's own AFTER INSERT triggers send the per-queue "job_inserted" hint.
-CREATE FUNCTION queueing_enqueue_v1(
-    p_queues       character varying[],
-    p_tasks        character varying[],
-    p_priorities   integer[],
-    p_args         jsonb[],
-    p_scheduled_at timestamptz[],
-    p_tenant_ids   text[],
-    p_user_ids     text[],
-    p_max_attempts integer[]
-)
+-- The jobs come as one JSON array of objects: one parameter that the client encodes in C
+-- and the server decodes in one pass (eight typed arrays cost the client ~7 us a job).
+-- procrastinate's AFTER INSERT trigger (see 0003) sends the per-queue "job_inserted" hint.
+CREATE FUNCTION queueing_enqueue_v1(p_jobs json)
     RETURNS SETOF queueing_jobs
     LANGUAGE plpgsql
 AS $$
@@ -160,11 +153,17 @@ BEGIN
     WITH inserted AS (
         INSERT INTO procrastinate_jobs
                (queue_name, task_name, priority, args, scheduled_at, tenant_id, user_id, max_attempts)
-        SELECT q, t, p, a, s, tn, u, m
-          FROM unnest(p_queues, p_tasks, p_priorities, p_args, p_scheduled_at,
-                      p_tenant_ids, p_user_ids, p_max_attempts)
-               WITH ORDINALITY AS j(q, t, p, a, s, tn, u, m, n)
-         ORDER BY n
+        SELECT j.queue_name, j.task_name, j.priority, j.args, j.scheduled_at, j.tenant_id,
+               j.user_id, j.max_attempts
+          FROM ROWS FROM (
+                   json_to_recordset(p_jobs) AS (queue_name character varying,
+                                                 task_name character varying,
+                                                 priority integer, args jsonb,
+                                                 scheduled_at timestamptz, tenant_id text,
+                                                 user_id text, max_attempts integer)
+               ) WITH ORDINALITY AS j(queue_name, task_name, priority, args, scheduled_at,
+                                      tenant_id, user_id, max_attempts, n)
+         ORDER BY j.n
         RETURNING id
     )
     SELECT array_agg(id) INTO _ids FROM inserted;

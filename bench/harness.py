@@ -1,6 +1,6 @@
-"""Baseline figures for two existing PostgreSQL job queues: stock procrastinate and PgQueuer.
+"""The benchmark: queueing, stock procrastinate and PgQueuer, side by side on one machine.
 
-Both systems are measured the same way on the same machine, each in a database of its own
+All three systems are measured the same way on the same machine, each in a database of its own
 (``bench_<system>_<pid>``, created from ``admin_url``, given the system's own schema, dropped at
 the end). The jobs are no-op handlers, so every figure is queue overhead.
 
@@ -11,7 +11,7 @@ Single enqueue
     ``n_single`` jobs, one call (one round trip, one commit) each, sequential, one client.
 Drain
     ``n_drain`` no-op jobs are enqueued (then ``ANALYZE``, as autovacuum would on a live queue),
-    then 1 or 2 real worker processes are started (``python -m bench.baselines worker ...``).
+    then 1 or 2 real worker processes are started (``python -m bench.harness worker ...``).
     Each process imports the system, opens its connections and reports ``ready`` on stdout;
     it then waits for ``go`` on stdin. The clock starts when ``go`` is written and stops when
     the harness, polling every 20 ms, sees no unfinished job left (procrastinate: no ``todo`` /
@@ -38,7 +38,7 @@ Each figure comes from one run. On a shared 2-core machine the drain figures mov
 from run to run with the load from other processes (the 1/5/15-minute load average is printed
 at the start of each system's bench); compare figures taken in the same run.
 
-Run ``python -m bench.baselines`` from the repository root to print both sets of figures
+Run ``python -m bench`` from the repository root to print all three sets of figures
 (``--only``, ``--n-*``, ``--procrastinate-concurrency`` and ``--pgqueuer-batch-size`` adjust it).
 """
 
@@ -61,11 +61,13 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from bench.queueing_system import QUEUEING_CONCURRENCY
+
 if TYPE_CHECKING:
     from pgqueuer import Queries
     from procrastinate import App
 
-__all__ = ["Figures", "bench_pgqueuer", "bench_procrastinate"]
+__all__ = ["Figures", "bench_pgqueuer", "bench_procrastinate", "bench_queueing"]
 
 # Worker settings. procrastinate runs one fetch query and one finish query (each its own
 # commit) per job, and a worker fetches one job at a time; concurrency lets the finish of one
@@ -320,6 +322,10 @@ def _worker_main(system: str, conninfo: str, setting: int, stamp_file: str) -> N
     try:
         if system == "procrastinate":
             asyncio.run(_procrastinate_worker(conninfo, setting, stamp))
+        elif system == "queueing":
+            from bench.queueing_system import queueing_worker
+
+            asyncio.run(queueing_worker(conninfo, setting, stamp, _ready_then_go, _until_stop))
         elif system == "pgqueuer":
             coro = _pgqueuer_worker(conninfo, setting, stamp)
             if _has_uvloop():
@@ -350,7 +356,7 @@ class _Worker:
         proc = await asyncio.create_subprocess_exec(
             sys.executable,
             "-m",
-            "bench.baselines",
+            "bench.harness",
             "worker",
             system,
             conninfo,
@@ -578,6 +584,27 @@ def _with_database(
             )
 
 
+def bench_queueing(
+    admin_url: str,
+    *,
+    n_bulk: int = 20000,
+    n_single: int = 2000,
+    n_drain: int = 20000,
+    n_latency: int = 300,
+    concurrency: int = QUEUEING_CONCURRENCY,
+) -> Figures:
+    """Measure queueing, with full status tracking (same method as the baselines)."""
+    from bench.queueing_system import QueueingSystem
+
+    return _with_database(
+        admin_url,
+        "queueing",
+        lambda conninfo: _bench(
+            QueueingSystem(conninfo, concurrency), conninfo, n_bulk, n_single, n_drain, n_latency
+        ),
+    )
+
+
 def bench_procrastinate(
     admin_url: str,
     *,
@@ -633,22 +660,23 @@ def format_table(rows: list[Figures]) -> str:
 
 
 def main(argv: list[str] | None = None) -> None:
-    parser = argparse.ArgumentParser(prog="python -m bench.baselines", description=__doc__)
+    parser = argparse.ArgumentParser(prog="python -m bench.harness", description=__doc__)
     sub = parser.add_subparsers(dest="command")
     run = sub.add_parser("run", help="measure both systems (the default)")
     run.add_argument(
         "--admin-url",
         default=os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
     )
-    run.add_argument("--only", choices=["procrastinate", "pgqueuer"])
+    run.add_argument("--only", choices=["queueing", "procrastinate", "pgqueuer"])
     run.add_argument("--n-bulk", type=int, default=20000)
     run.add_argument("--n-single", type=int, default=2000)
     run.add_argument("--n-drain", type=int, default=20000)
     run.add_argument("--n-latency", type=int, default=300)
+    run.add_argument("--queueing-concurrency", type=int, default=QUEUEING_CONCURRENCY)
     run.add_argument("--procrastinate-concurrency", type=int, default=PROCRASTINATE_CONCURRENCY)
     run.add_argument("--pgqueuer-batch-size", type=int, default=PGQUEUER_BATCH_SIZE)
     worker = sub.add_parser("worker", help="internal: one worker process of the harness")
-    worker.add_argument("system", choices=["procrastinate", "pgqueuer"])
+    worker.add_argument("system", choices=["queueing", "procrastinate", "pgqueuer"])
     worker.add_argument("conninfo")
     worker.add_argument("--setting", type=int, required=True)
     worker.add_argument("--stamp-file", required=True)
@@ -665,6 +693,8 @@ def main(argv: list[str] | None = None) -> None:
         "n_latency": args.n_latency,
     }
     rows: list[Figures] = []
+    if args.only in (None, "queueing"):
+        rows.append(bench_queueing(args.admin_url, **sizes, concurrency=args.queueing_concurrency))
     if args.only in (None, "procrastinate"):
         rows.append(
             bench_procrastinate(args.admin_url, **sizes, concurrency=args.procrastinate_concurrency)
@@ -677,7 +707,7 @@ def main(argv: list[str] | None = None) -> None:
 
 if __name__ == "__main__":
     # Run the importable module's main, so that procrastinate's App is created in
-    # ``bench.baselines`` rather than ``__main__`` (procrastinate warns about the latter).
-    from bench.baselines import main as _main
+    # ``bench.harness`` rather than ``__main__`` (procrastinate warns about the latter).
+    from bench.harness import main as _main
 
     _main()
