@@ -7,20 +7,33 @@ from queueing.errors import (
     InvalidPayload,
     InvalidTransition,
     JobNotFound,
+    NotAllowed,
     QueueingError,
     SchemaNotMigrated,
     UnknownTask,
     WaitTimeout,
 )
-from queueing.models import TERMINAL_STATUSES, Job, JobError, JobStatus, QueueCount
+from queueing.models import (
+    SYSTEM,
+    TERMINAL_STATUSES,
+    Actor,
+    Attempt,
+    Job,
+    JobError,
+    JobStatus,
+    QueueCount,
+)
 from queueing.ops import JobFilter
 from queueing.queue import AsyncQueue, JobRequest, Queue
 from queueing.retry import Backoff, RetryPolicy
 from queueing.tasks import Task
 
 __all__ = [
+    "SYSTEM",
     "TERMINAL_STATUSES",
+    "Actor",
     "AsyncQueue",
+    "Attempt",
     "Backoff",
     "ConfigurationError",
     "DatabaseUnavailable",
@@ -33,6 +46,7 @@ __all__ = [
     "JobNotFound",
     "JobRequest",
     "JobStatus",
+    "NotAllowed",
     "Queue",
     "QueueCount",
     "QueueingError",

@@ -37,6 +37,15 @@ class InvalidTransition(QueueingError):
         self.action = action
 
 
+class NotAllowed(QueueingError):
+    """The actor may see the job but not make this change (e.g. another user's job)."""
+
+    def __init__(self, job_id: int, action: str) -> None:
+        super().__init__(f"not allowed to {action} job {job_id}")
+        self.job_id = job_id
+        self.action = action
+
+
 class UnknownTask(QueueingError):
     """No task of this name is registered."""
 

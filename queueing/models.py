@@ -65,6 +65,50 @@ class Job(BaseModel):
     started_at: dt.datetime | None
     finished_at: dt.datetime | None
     updated_at: dt.datetime
+    dedupe_key: str | None = None
+    cancelled_by: str | None = None
+    cancelled_at: dt.datetime | None = None
+    created: bool | None = None
+    """Set on records returned by enqueue: True if that call created the job, False if it
+    returned an existing job with the same dedupe key. None on records read otherwise."""
+
+
+class Attempt(BaseModel):
+    """One finished attempt of a job (its history row)."""
+
+    model_config = ConfigDict(frozen=True)
+
+    attempt: int
+    worker_id: int | None
+    started_at: dt.datetime | None
+    finished_at: dt.datetime
+    outcome: str
+    error: JobError | None
+
+
+class Actor(BaseModel):
+    """Who asks for a change: the system (CLI, operators), a tenant's admin, or a user."""
+
+    model_config = ConfigDict(frozen=True)
+
+    kind: str = Field(pattern="^(system|admin|user)$")
+    tenant_id: str | None = None
+    user_id: str | None = None
+
+    @classmethod
+    def system(cls) -> Actor:
+        return cls(kind="system")
+
+    @classmethod
+    def admin(cls, tenant_id: str) -> Actor:
+        return cls(kind="admin", tenant_id=tenant_id)
+
+    @classmethod
+    def user(cls, user_id: str, tenant_id: str | None = None) -> Actor:
+        return cls(kind="user", user_id=user_id, tenant_id=tenant_id)
+
+
+SYSTEM = Actor.system()
 
 
 class QueueCount(BaseModel):

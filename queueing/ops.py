@@ -18,8 +18,22 @@ from typing import Any
 from procrastinate.schema import SchemaManager
 
 from queueing import sql
-from queueing.errors import InvalidTransition, JobNotFound, SchemaNotMigrated, WaitTimeout
-from queueing.models import TERMINAL_STATUSES, Job, JobStatus, MigrationState, QueueCount
+from queueing.errors import (
+    InvalidTransition,
+    JobNotFound,
+    NotAllowed,
+    SchemaNotMigrated,
+    WaitTimeout,
+)
+from queueing.models import (
+    TERMINAL_STATUSES,
+    Actor,
+    Attempt,
+    Job,
+    JobStatus,
+    MigrationState,
+    QueueCount,
+)
 
 Row = dict[str, Any]
 
@@ -71,6 +85,8 @@ class NewJob:
     tenant_id: str | None
     user_id: str | None
     max_attempts: int
+    dedupe_key: str | None = None
+    dedupe_for: float | None = None
 
 
 def _job(row: Row) -> Job:
@@ -90,13 +106,15 @@ def enqueue(jobs: Sequence[NewJob]) -> Op:
                 "tenant_id": j.tenant_id,
                 "user_id": j.user_id,
                 "max_attempts": j.max_attempts,
+                "dedupe_key": j.dedupe_key,
+                "dedupe_for": f"{j.dedupe_for} seconds" if j.dedupe_for else None,
             }
             for j in jobs
         ],
         ensure_ascii=False,
     )
     rows = yield Query("enqueue", {"jobs": payload})
-    return [_job(r) for r in rows]
+    return [Job.model_validate_json(r["job"]) for r in rows]
 
 
 def get_job(job_id: int) -> Op:
@@ -152,23 +170,52 @@ def _changed_or_explain(rows: list[Row], job_id: int, action: str) -> Op:
     raise InvalidTransition(job_id, current.status, action)
 
 
-def cancel(job_id: int) -> Op:
-    """Cancel a pending job now, or ask an active one to stop."""
-    rows = yield Query("cancel_job", {"id": job_id})
-    if rows:
-        return _job(rows[0])
-    current: Job = yield from get_job(job_id)
-    if current.status is JobStatus.ACTIVE and current.cancel_requested:
-        return current  # already asked to stop: cancelling twice is not an error
-    raise InvalidTransition(job_id, current.status, "cancelled")
+def _actor_params(actor: Actor) -> dict[str, Any]:
+    return {"actor": actor.kind, "tenant": actor.tenant_id, "user": actor.user_id}
 
 
-def retry(job_id: int) -> Op:
-    """Re-run a failed or cancelled job (same id; attempts continue)."""
-    rows = yield Query("retry_job", {"id": job_id})
-    return (
-        yield from _changed_or_explain(rows, job_id, "retried (only failed or cancelled jobs are)")
+def cancel(job_id: int, actor: Actor) -> Op:
+    """Cancel a pending job now, or ask an active one to stop, if ``actor`` may.
+
+    Rules (enforced by queueing_cancel_v2): the owner may cancel their own job, a tenant
+    admin any job of the tenant, the system any job; another user gets NotAllowed; a
+    job of another tenant is JobNotFound to them; a terminal job is InvalidTransition.
+    """
+    (row,) = yield Query("cancel_job", {"id": job_id, **_actor_params(actor)})
+    outcome = row["outcome"]
+    if outcome == "not_found":
+        raise JobNotFound(job_id)
+    if outcome == "not_allowed":
+        raise NotAllowed(job_id, "cancel")
+    current = Job.model_validate_json(row["job"])
+    if outcome == "terminal":
+        raise InvalidTransition(job_id, current.status, "cancelled")
+    return current
+
+
+def retry(job_id: int, actor: Actor) -> Op:
+    """Re-run a failed or cancelled job (same id; attempts continue): admins and system only."""
+    (row,) = yield Query(
+        "retry_job", {"id": job_id, "actor": actor.kind, "tenant": actor.tenant_id}
     )
+    outcome = row["outcome"]
+    if outcome == "not_found":
+        raise JobNotFound(job_id)
+    if outcome == "not_allowed":
+        raise NotAllowed(job_id, "retry")
+    current = Job.model_validate_json(row["job"])
+    if outcome == "not_retryable":
+        raise InvalidTransition(
+            job_id, current.status, "retried (only failed or cancelled jobs are)"
+        )
+    return current
+
+
+def attempts(job_id: int) -> Op:
+    """The job's attempt history, oldest first (JobNotFound if there is no such job)."""
+    yield from get_job(job_id)
+    rows = yield Query("job_attempts", {"id": job_id})
+    return [Attempt.model_validate(r) for r in rows]
 
 
 def run_now(job_id: int) -> Op:

@@ -22,7 +22,16 @@ from pydantic import BaseModel
 from queueing import drivers, ops
 from queueing.config import resolve_database_url
 from queueing.errors import ConfigurationError, InvalidPayload, UnknownTask
-from queueing.models import TERMINAL_STATUSES, Job, JobStatus, MigrationState, QueueCount
+from queueing.models import (
+    SYSTEM,
+    TERMINAL_STATUSES,
+    Actor,
+    Attempt,
+    Job,
+    JobStatus,
+    MigrationState,
+    QueueCount,
+)
 from queueing.ops import JobFilter, NewJob
 from queueing.retry import DEFAULT_RETRY, RetryPolicy
 from queueing.tasks import Task, build_task
@@ -35,6 +44,7 @@ QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,48}$")
 
 CONNECT_TIMEOUT = 5
 MAX_DELAY = dt.timedelta(days=3650)
+MAX_DEDUPE_KEY = 256
 PRIORITY_MIN, PRIORITY_MAX = -(2**31), 2**31 - 1  # procrastinate's column is an integer
 
 
@@ -50,6 +60,8 @@ class JobRequest:
     queue: str | None = None
     delay: float | dt.timedelta | None = None
     run_at: dt.datetime | None = None
+    dedupe_key: str | None = None
+    dedupe_for: float | dt.timedelta | None = None
 
 
 class Queue:
@@ -187,6 +199,19 @@ class Queue:
                     f"priority must be between {PRIORITY_MIN} and {PRIORITY_MAX}, got {r.priority}"
                 )
             priority = r.priority
+        dedupe_for = None
+        if r.dedupe_for is not None:
+            if r.dedupe_key is None:
+                raise InvalidPayload("dedupe_for needs a dedupe_key")
+            dedupe_for = (
+                r.dedupe_for.total_seconds()
+                if isinstance(r.dedupe_for, dt.timedelta)
+                else float(r.dedupe_for)
+            )
+            if not 0 <= dedupe_for <= MAX_DELAY.total_seconds():
+                raise InvalidPayload(f"dedupe_for must be between 0 and {MAX_DELAY.days} days")
+        if r.dedupe_key is not None and not 1 <= len(r.dedupe_key) <= MAX_DEDUPE_KEY:
+            raise InvalidPayload(f"dedupe_key must be 1 to {MAX_DEDUPE_KEY} characters")
         return NewJob(
             task_name=name,
             queue=queue,
@@ -196,6 +221,8 @@ class Queue:
             tenant_id=r.tenant_id,
             user_id=r.user_id,
             max_attempts=attempts,
+            dedupe_key=r.dedupe_key,
+            dedupe_for=dedupe_for,
         )
 
     def _resolve_task(self, task: Task | str) -> Task | None:
@@ -283,11 +310,20 @@ class Queue:
         queue: str | None = None,
         delay: float | dt.timedelta | None = None,
         run_at: dt.datetime | None = None,
+        dedupe_key: str | None = None,
+        dedupe_for: float | dt.timedelta | None = None,
         connection: psycopg.Connection[Any] | None = None,
     ) -> Job:
         """Enqueue one job; its status record exists once this (or ``connection``'s
-        transaction) commits. Bad arguments raise before anything is written."""
-        request = JobRequest(task, args, tenant_id, user_id, priority, queue, delay, run_at)
+        transaction) commits. Bad arguments raise before anything is written.
+
+        With ``dedupe_key``: while a job with that key (in the same tenant) is pending or
+        active, that job is returned (``created=False``) instead of a second one; with
+        ``dedupe_for`` (seconds or timedelta) also one completed within that window.
+        """
+        request = JobRequest(
+            task, args, tenant_id, user_id, priority, queue, delay, run_at, dedupe_key, dedupe_for
+        )
         jobs: list[Job] = self._run(ops.enqueue(self.prepare([request])), connection)
         return jobs[0]
 
@@ -335,15 +371,20 @@ class Queue:
         changed: Job = self._run_listening(ops.wait_for_change(job.id, job, timeout))
         return changed
 
-    def cancel(self, job_id: int) -> Job:
+    def cancel(self, job_id: int, *, actor: Actor = SYSTEM) -> Job:
         """Cancel a pending job, or ask an active one to stop. InvalidTransition if terminal."""
-        job: Job = self._run(ops.cancel(job_id))
+        job: Job = self._run(ops.cancel(job_id, actor))
         return job
 
-    def retry(self, job_id: int) -> Job:
+    def retry(self, job_id: int, *, actor: Actor = SYSTEM) -> Job:
         """Re-run a failed or cancelled job (same id, attempts continue)."""
-        job: Job = self._run(ops.retry(job_id))
+        job: Job = self._run(ops.retry(job_id, actor))
         return job
+
+    def attempts(self, job_id: int) -> list[Attempt]:
+        """The job's attempt history, oldest first."""
+        history: list[Attempt] = self._run(ops.attempts(job_id))
+        return history
 
     def run_now(self, job_id: int) -> Job:
         """Make a delayed job, or one waiting out a retry backoff, due now."""
@@ -449,10 +490,14 @@ class AsyncQueue:
         queue: str | None = None,
         delay: float | dt.timedelta | None = None,
         run_at: dt.datetime | None = None,
+        dedupe_key: str | None = None,
+        dedupe_for: float | dt.timedelta | None = None,
         connection: psycopg.AsyncConnection[Any] | None = None,
     ) -> Job:
         """See ``Queue.enqueue``."""
-        request = JobRequest(task, args, tenant_id, user_id, priority, queue, delay, run_at)
+        request = JobRequest(
+            task, args, tenant_id, user_id, priority, queue, delay, run_at, dedupe_key, dedupe_for
+        )
         jobs: list[Job] = await self._run(ops.enqueue(self._queue.prepare([request])), connection)
         return jobs[0]
 
@@ -497,13 +542,17 @@ class AsyncQueue:
         changed: Job = await self._run_listening(ops.wait_for_change(job.id, job, timeout))
         return changed
 
-    async def cancel(self, job_id: int) -> Job:
-        job: Job = await self._run(ops.cancel(job_id))
+    async def cancel(self, job_id: int, *, actor: Actor = SYSTEM) -> Job:
+        job: Job = await self._run(ops.cancel(job_id, actor))
         return job
 
-    async def retry(self, job_id: int) -> Job:
-        job: Job = await self._run(ops.retry(job_id))
+    async def retry(self, job_id: int, *, actor: Actor = SYSTEM) -> Job:
+        job: Job = await self._run(ops.retry(job_id, actor))
         return job
+
+    async def attempts(self, job_id: int) -> list[Attempt]:
+        history: list[Attempt] = await self._run(ops.attempts(job_id))
+        return history
 
     async def run_now(self, job_id: int) -> Job:
         job: Job = await self._run(ops.run_now(job_id))

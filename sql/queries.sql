@@ -26,8 +26,9 @@ SELECT version, name, applied_at FROM queueing_migrations ORDER BY version;
 INSERT INTO queueing_migrations (version, name) VALUES (%(version)s, %(name)s);
 
 -- name: enqueue
--- One round trip for one job or many; returns their records in input order.
-SELECT * FROM queueing_enqueue_v1(%(jobs)s::json);
+-- One round trip for one job or many; returns their records (JSON, with "created") in
+-- input order. Keyed jobs return the live job with their key instead of a second one.
+SELECT job FROM queueing_enqueue_v2(%(jobs)s::json);
 
 -- name: get_job
 SELECT * FROM queueing_jobs WHERE id = %(id)s;
@@ -55,10 +56,28 @@ SELECT queue, status, count(*) AS count
  ORDER BY queue, status;
 
 -- name: cancel_job
-SELECT * FROM queueing_cancel_v1(%(id)s);
+-- On behalf of an actor; returns what happened (see queueing_cancel_v2).
+SELECT outcome, job FROM queueing_cancel_v2(%(id)s, %(actor)s, %(tenant)s, %(user)s);
 
 -- name: retry_job
-SELECT * FROM queueing_retry_v1(%(id)s);
+SELECT outcome, job FROM queueing_retry_v2(%(id)s, %(actor)s, %(tenant)s);
+
+-- name: job_attempts
+-- A job's attempt history, oldest first.
+SELECT attempt, worker_id, started_at, finished_at, outcome, error
+  FROM queueing_attempts WHERE job_id = %(id)s ORDER BY id;
+
+-- name: rescue_stalled
+SELECT * FROM queueing_rescue_v1(make_interval(secs => %(stalled_after)s), %(limit)s);
+
+-- name: prune_jobs
+SELECT queueing_prune_v1(
+    %(queue)s, make_interval(secs => %(completed_age)s), %(completed_keep)s,
+    make_interval(secs => %(failed_age)s), %(limit)s) AS deleted;
+
+-- name: try_maintenance_lock
+-- One worker at a time runs a maintenance service: the holder of this transaction lock.
+SELECT pg_try_advisory_xact_lock(hashtext('queueing_maintenance'), %(service)s) AS acquired;
 
 -- name: run_job_now
 SELECT * FROM queueing_run_now_v1(%(id)s);
@@ -70,7 +89,7 @@ LISTEN queueing_job_changed_v1;
 SELECT * FROM queueing_claim_v1(%(queues)s::character varying[], %(worker_id)s, %(limit)s);
 
 -- name: finish_jobs
-SELECT * FROM queueing_finish_v1(
+SELECT * FROM queueing_finish_v2(
     %(worker_id)s, %(ids)s::bigint[], %(attempts)s::integer[], %(outcomes)s::text[],
     %(results)s::jsonb[], %(errors)s::jsonb[], %(retry_at)s::timestamptz[]);
 
