@@ -198,7 +198,7 @@ def test_enqueue_json_then_readable_through_the_library(
 def test_enqueue_defaults_and_human_output(runner: CliRunner, url: str, queue: Queue) -> None:
     result = ok(runner, url, "enqueue", "anything")
     [job] = queue.list_jobs()
-    assert result.stdout.strip() == f"job {job.id} anything on default: pending"
+    assert result.stdout.strip() == f"job {job.id} anything on default: pending (created)"
     assert job.queue == "default"
     assert job.args == {}
     assert job.tenant_id is None
@@ -338,7 +338,8 @@ def test_jobs_show_json_of_a_pending_job(runner: CliRunner, url: str, queue: Que
     job = queue.enqueue("x", {"k": [1, "two"]}, tenant_id="acme", user_id="ann", priority=3)
     shown = ok_json(runner, url, "jobs", "show", str(job.id))
     assert set(shown) >= JOB_FIELDS
-    assert set(shown) == set(Job.model_fields)
+    assert set(shown) == set(Job.model_fields) - {"created"} | {"history"}
+    assert shown["history"] == []
     assert shown["id"] == job.id
     assert shown["task_name"] == "x"
     assert shown["queue"] == "default"
@@ -396,8 +397,11 @@ def test_jobs_show_human_output(runner: CliRunner, url: str, app_queue: Queue) -
     failed = app_queue.enqueue("fail", {"message": "it broke"}, tenant_id="acme")
     drain(app_queue)
     out = ok(runner, url, "jobs", "show", str(failed.id)).stdout
-    fields = {line.split()[0]: line.split(None, 1)[1] for line in out.strip().splitlines()}
-    assert set(fields) == set(Job.model_fields)
+    record, history = out.strip().split("\nhistory", 1)
+    fields = {line.split()[0]: line.split(None, 1)[1] for line in record.splitlines()}
+    assert set(fields) == set(Job.model_fields) - {"created"}
+    assert "failed" in history
+    assert "ValueError: it broke" in history
     assert fields["status"] == "failed"
     assert fields["tenant_id"] == "acme"
     assert fields["user_id"] == "-"

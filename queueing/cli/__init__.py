@@ -41,6 +41,14 @@ def enqueue(
         str | None, typer.Option(help="Queue (default: the task's, else 'default').")
     ] = None,
     priority: Annotated[int | None, typer.Option(help="Higher runs first.")] = None,
+    dedupe_key: Annotated[
+        str | None,
+        typer.Option(help="Return the pending or active job with this key instead of a new one."),
+    ] = None,
+    dedupe_for: Annotated[
+        float | None,
+        typer.Option(min=0, help="With --dedupe-key: also a job completed this many seconds ago."),
+    ] = None,
     delay: Annotated[
         float | None, typer.Option(min=0, help="Run no sooner than this many seconds from now.")
     ] = None,
@@ -67,6 +75,8 @@ def enqueue(
             queue=queue,
             priority=priority,
             delay=delay,
+            dedupe_key=dedupe_key,
+            dedupe_for=dedupe_for,
         )
     if as_json:
         print_json(job_json(job))

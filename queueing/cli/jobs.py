@@ -9,8 +9,17 @@ import typer
 from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from queueing.cli.options import DatabaseUrl, Json
-from queueing.cli.render import console, job_details, job_json, job_line, jobs_table, print_json
-from queueing.models import JobStatus
+from queueing.cli.render import (
+    attempts_table,
+    console,
+    job_details,
+    job_json,
+    job_line,
+    jobs_table,
+    print_json,
+)
+from queueing.errors import InvalidPayload
+from queueing.models import Actor, JobStatus
 from queueing.ops import JobFilter
 from queueing.queue import Queue
 
@@ -52,22 +61,60 @@ def list_(
         jobs_table(jobs)
 
 
+AsUser = Annotated[
+    str | None, typer.Option("--as-user", help="Act as this user (with --tenant): own jobs only.")
+]
+Tenant = Annotated[
+    str | None, typer.Option("--tenant", help="The acting user's or admin's tenant.")
+]
+Admin = Annotated[bool, typer.Option("--admin", help="Act as an admin of --tenant.")]
+
+
+def _actor(as_user: str | None, tenant: str | None, admin: bool) -> Actor:
+    """The CLI acts as the system unless told to act as a user or a tenant admin."""
+    if admin and as_user:
+        raise InvalidPayload("give --as-user or --admin, not both")
+    if admin:
+        if not tenant:
+            raise InvalidPayload("--admin needs --tenant")
+        return Actor.admin(tenant)
+    if as_user:
+        return Actor.user(as_user, tenant)
+    if tenant:
+        raise InvalidPayload("--tenant needs --as-user or --admin")
+    return Actor.system()
+
+
 @app.command()
 def show(job_id: JobId, database_url: DatabaseUrl = None, as_json: Json = False) -> None:
-    """Show every field of one job."""
+    """Show every field of one job, and its attempt history."""
     with Queue(database_url) as q:
         job = q.get_job(job_id)
+        history = q.attempts(job_id)
     if as_json:
-        print_json(job_json(job))
+        print_json(job_json(job) | {"history": [a.model_dump(mode="json") for a in history]})
     else:
         job_details(job)
+        attempts_table(history)
 
 
 @app.command()
-def cancel(job_id: JobId, database_url: DatabaseUrl = None, as_json: Json = False) -> None:
-    """Cancel a pending job, or ask an active one to stop."""
+def cancel(
+    job_id: JobId,
+    as_user: AsUser = None,
+    tenant: Tenant = None,
+    admin: Admin = False,
+    database_url: DatabaseUrl = None,
+    as_json: Json = False,
+) -> None:
+    """Cancel a pending job, or ask an active one to stop.
+
+    As the system by default; --as-user U --tenant T may cancel only U's own jobs;
+    --admin --tenant T any job of T.
+    """
+    actor = _actor(as_user, tenant, admin)
     with Queue(database_url) as q:
-        job = q.cancel(job_id)
+        job = q.cancel(job_id, actor=actor)
     if as_json:
         print_json(job_json(job))
     elif job.status is JobStatus.ACTIVE:
@@ -77,10 +124,18 @@ def cancel(job_id: JobId, database_url: DatabaseUrl = None, as_json: Json = Fals
 
 
 @app.command()
-def retry(job_id: JobId, database_url: DatabaseUrl = None, as_json: Json = False) -> None:
-    """Re-run a failed or cancelled job (same id; attempts continue)."""
+def retry(
+    job_id: JobId,
+    as_user: AsUser = None,
+    tenant: Tenant = None,
+    admin: Admin = False,
+    database_url: DatabaseUrl = None,
+    as_json: Json = False,
+) -> None:
+    """Re-run a failed or cancelled job (same id; attempts continue). Admins and system only."""
+    actor = _actor(as_user, tenant, admin)
     with Queue(database_url) as q:
-        job = q.retry(job_id)
+        job = q.retry(job_id, actor=actor)
     if as_json:
         print_json(job_json(job))
     else:

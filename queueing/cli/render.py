@@ -9,7 +9,7 @@ from typing import Any
 from rich.console import Console
 from rich.table import Table
 
-from queueing.models import Job, QueueCount
+from queueing.models import Attempt, Job, QueueCount
 
 # Piped output keeps full lines (rich would wrap at 80 columns).
 console = Console(highlight=False, soft_wrap=True)
@@ -26,7 +26,11 @@ _STYLE = {
 
 
 def job_json(job: Job) -> dict[str, Any]:
-    return job.model_dump(mode="json")
+    """The record as JSON; ``created`` only where enqueue set it."""
+    data = job.model_dump(mode="json")
+    if data["created"] is None:
+        del data["created"]
+    return data
 
 
 def print_json(value: Any) -> None:
@@ -81,9 +85,31 @@ def job_details(job: Job) -> None:
 
 
 def job_line(job: Job) -> None:
+    note = {True: " (created)", False: " (existing job with this dedupe key)", None: ""}
     console.print(
-        f"job {job.id} {job.task_name} on {job.queue}: [{_STYLE[job.status]}]{job.status}[/]"
+        f"job {job.id} {job.task_name} on {job.queue}: "
+        f"[{_STYLE[job.status]}]{job.status}[/]{note[job.created]}"
     )
+
+
+def attempts_table(history: Iterable[Attempt]) -> None:
+    rows = list(history)
+    if not rows:
+        console.print("history           -")
+        return
+    table = Table(title="history", title_justify="left", box=None, pad_edge=False)
+    for column in ("attempt", "worker", "started", "finished", "outcome", "error"):
+        table.add_column(column)
+    for a in rows:
+        table.add_row(
+            str(a.attempt),
+            "-" if a.worker_id is None else str(a.worker_id),
+            _when(a.started_at),
+            _when(a.finished_at),
+            a.outcome,
+            f"{a.error.type}: {a.error.message}" if a.error else "-",
+        )
+    console.print(table)
 
 
 def stats_table(counts: Iterable[QueueCount]) -> None:

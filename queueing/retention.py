@@ -1,0 +1,199 @@
+"""Retention: delete finished jobs once they are past their keep, in bounded batches.
+
+A ``RetentionPolicy`` says how long finished jobs stay: completed ones for an age
+and/or as the newest N of their queue, failed and cancelled ones for their own age.
+``Retention`` gives a default policy and per-queue overrides. Pending and active jobs
+are never touched (``queueing_prune_v1`` deletes finished jobs only).
+
+``prune()`` is what ``queueing prune`` runs; the worker runs ``prune_async()`` every
+``prune_interval`` seconds, one worker at a time (``exclusive``).
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from typing import Any
+
+import psycopg
+from pydantic import BaseModel, ConfigDict, Field
+
+from queueing import drivers, ops, sql
+
+DAY = 24 * 3600.0
+#: Jobs deleted per statement (and per transaction): bounds lock time and WAL bursts.
+BATCH_SIZE = 500
+#: Advisory lock "service" id of retention for ``try_maintenance_lock``.
+PRUNE_SERVICE = 2
+
+
+class RetentionPolicy(BaseModel):
+    """How long finished jobs of a queue are kept. ``None`` disables a rule.
+
+    A completed job is deleted once it is older than ``completed_age`` seconds *or* no
+    longer among the newest ``completed_keep`` completed jobs of its queue. A failed or
+    cancelled job is deleted once older than ``failed_age`` seconds. Ages count from
+    the job's ``finished_at``.
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    completed_age: float | None = Field(default=DAY, ge=0)
+    completed_keep: int | None = Field(default=1000, ge=0)
+    failed_age: float | None = Field(default=7 * DAY, ge=0)
+
+    @property
+    def keeps_everything(self) -> bool:
+        return (
+            self.completed_age is None and self.completed_keep is None and self.failed_age is None
+        )
+
+
+class Retention(BaseModel):
+    """The default policy and per-queue overrides.
+
+    ``Retention(per_queue={"reports": RetentionPolicy(completed_age=3600, completed_keep=None)})``
+    """
+
+    model_config = ConfigDict(frozen=True, extra="forbid")
+
+    default: RetentionPolicy = RetentionPolicy()
+    per_queue: Mapping[str, RetentionPolicy] = Field(default_factory=dict)
+
+    def for_queue(self, queue: str) -> RetentionPolicy:
+        return self.per_queue.get(queue, self.default)
+
+
+def _as_retention(retention: Retention | RetentionPolicy | None) -> Retention:
+    if retention is None:
+        return Retention()
+    if isinstance(retention, RetentionPolicy):
+        return Retention(default=retention)
+    return retention
+
+
+def _params(queue: str | None, policy: RetentionPolicy, limit: int) -> dict[str, Any]:
+    return {
+        "queue": queue,
+        "completed_age": policy.completed_age,
+        "completed_keep": policy.completed_keep,
+        "failed_age": policy.failed_age,
+        "limit": limit,
+    }
+
+
+def _plan(
+    retention: Retention, queue: str | None, finished_queues: list[str] | None
+) -> list[tuple[str | None, RetentionPolicy]]:
+    """(queue or None for all, policy) pairs to prune with.
+
+    Without overrides, one pass over every queue; with overrides, one pass per queue
+    that holds finished jobs (``finished_queues``), each with its own policy.
+    """
+    if queue is not None:
+        pairs: list[tuple[str | None, RetentionPolicy]] = [(queue, retention.for_queue(queue))]
+    elif not retention.per_queue:
+        pairs = [(None, retention.default)]
+    else:
+        assert finished_queues is not None
+        pairs = [(q, retention.for_queue(q)) for q in finished_queues]
+    return [(q, p) for q, p in pairs if not p.keeps_everything]
+
+
+def _needs_queues(retention: Retention, queue: str | None) -> bool:
+    return queue is None and bool(retention.per_queue)
+
+
+def prune(
+    target: str | psycopg.Connection[Any],
+    retention: Retention | RetentionPolicy | None = None,
+    *,
+    queue: str | None = None,
+    batch_size: int = BATCH_SIZE,
+    exclusive: bool = False,
+) -> int:
+    """Delete the finished jobs past their keep; return how many were deleted.
+
+    ``target``: a database URL, or a psycopg connection (each batch runs in a
+    transaction of its own, or a savepoint inside the caller's). ``queue``: only this
+    queue. Deletes in batches of ``batch_size`` until a batch finds fewer. With
+    ``exclusive``, each batch first takes the maintenance lock and the prune stops
+    (returning what it deleted so far) when another process holds it.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    policy = _as_retention(retention)
+    if isinstance(target, str):
+        with (
+            drivers.translate_errors(),
+            psycopg.connect(target, autocommit=True, connect_timeout=10) as conn,
+        ):
+            drivers.run_sync(ops.check_schema(), conn)
+            return _prune_sync(conn, policy, queue, batch_size, exclusive)
+    with drivers.translate_errors():
+        return _prune_sync(target, policy, queue, batch_size, exclusive)
+
+
+def _prune_sync(
+    conn: psycopg.Connection[Any],
+    retention: Retention,
+    queue: str | None,
+    batch_size: int,
+    exclusive: bool,
+) -> int:
+    finished = None
+    if _needs_queues(retention, queue):
+        finished = [row[0] for row in conn.execute(sql.query("finished_queues")).fetchall()]
+    total = 0
+    for q, policy in _plan(retention, queue, finished):
+        while True:
+            with conn.transaction():
+                if exclusive:
+                    row = conn.execute(
+                        sql.query("try_maintenance_lock"), {"service": PRUNE_SERVICE}
+                    ).fetchone()
+                    if not (row and row[0]):
+                        return total
+                row = conn.execute(
+                    sql.query("prune_jobs"), _params(q, policy, batch_size)
+                ).fetchone()
+            deleted = int(row[0]) if row else 0
+            total += deleted
+            if deleted < batch_size:
+                break
+    return total
+
+
+async def prune_async(
+    conn: psycopg.AsyncConnection[Any],
+    retention: Retention | RetentionPolicy | None = None,
+    *,
+    queue: str | None = None,
+    batch_size: int = BATCH_SIZE,
+    exclusive: bool = False,
+) -> int:
+    """``prune()`` on an async connection (the worker's)."""
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    policy = _as_retention(retention)
+    finished = None
+    if _needs_queues(policy, queue):
+        cur = await conn.execute(sql.query("finished_queues"))
+        finished = [row[0] for row in await cur.fetchall()]
+    total = 0
+    for q, pol in _plan(policy, queue, finished):
+        while True:
+            async with conn.transaction():
+                if exclusive:
+                    cur = await conn.execute(
+                        sql.query("try_maintenance_lock"), {"service": PRUNE_SERVICE}
+                    )
+                    row = await cur.fetchone()
+                    if not (row and row[0]):
+                        return total
+                cur = await conn.execute(sql.query("prune_jobs"), _params(q, pol, batch_size))
+                row = await cur.fetchone()
+            deleted = int(row[0]) if row else 0
+            total += deleted
+            if deleted < batch_size:
+                break
+    return total

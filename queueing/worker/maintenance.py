@@ -1,0 +1,111 @@
+"""The worker's maintenance side tasks: rescue of stalled jobs, and retention.
+
+Every worker runs both, but one worker at a time does a round of each: the holder of
+the service's transaction-scoped advisory lock (``try_maintenance_lock``), taken in
+the same transaction as the service's query. Each uses a connection of its own, so
+that its transaction never mixes with the claim loop's statements.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from collections.abc import Awaitable, Callable
+from typing import Any
+
+import psycopg
+
+from queueing import logs, sql
+from queueing.drivers import first_line
+from queueing.retention import Retention, prune_async
+
+#: Advisory lock "service" id of the rescuer.
+RESCUE_SERVICE = 1
+#: Jobs rescued per statement; a round repeats until fewer come back.
+RESCUE_BATCH = 500
+
+Connect = Callable[[], Awaitable[psycopg.AsyncConnection[Any]]]
+
+
+class _Service:
+    """Runs ``round`` now and then every ``interval`` seconds, on its own connection."""
+
+    name = "maintenance"
+
+    def __init__(self, connect: Connect, interval: float) -> None:
+        self._connect = connect
+        self.interval = interval
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self.rounds = 0
+
+    async def run(self) -> None:
+        try:
+            while True:
+                try:
+                    if self._conn is None or self._conn.closed:
+                        self._conn = await self._connect()
+                    await self.round(self._conn)
+                    self.rounds += 1
+                except psycopg.Error as exc:
+                    # The next round retries; a broken connection is replaced.
+                    logs.event(f"worker.{self.name}_failed", logging.WARNING, error=first_line(exc))
+                    if self._conn is not None:
+                        await self._conn.close()
+                    self._conn = None
+                await asyncio.sleep(self.interval)
+        finally:
+            if self._conn is not None:
+                await self._conn.close()
+
+    async def round(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        raise NotImplementedError
+
+
+class Rescuer(_Service):
+    """Gives back the active jobs of workers that stopped heartbeating.
+
+    A worker is stalled once its last heartbeat is older than ``stall_timeout``; its
+    active jobs go back to pending (failed when their attempts are spent), each with a
+    ``worker_lost`` attempt row, and the worker row is deleted (queueing_rescue_v1).
+    """
+
+    name = "rescue"
+
+    def __init__(self, connect: Connect, *, interval: float, stall_timeout: float) -> None:
+        super().__init__(connect, interval)
+        self.stall_timeout = stall_timeout
+
+    async def round(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        while True:
+            async with conn.transaction():
+                cur = await conn.execute(
+                    sql.query("try_maintenance_lock"), {"service": RESCUE_SERVICE}
+                )
+                row = await cur.fetchone()
+                if not (row and row[0]):
+                    return  # another worker is rescuing right now
+                cur = await conn.execute(
+                    sql.query("rescue_stalled"),
+                    {"stalled_after": self.stall_timeout, "limit": RESCUE_BATCH},
+                )
+                rescued = await cur.fetchall()
+            # Logged after the commit: a line never claims what the database does not hold.
+            for job_id, status in rescued:
+                logs.event("job.rescued", logging.WARNING, job_id=job_id, status=status)
+            if len(rescued) < RESCUE_BATCH:
+                return
+
+
+class Pruner(_Service):
+    """Deletes finished jobs past their keep (``queueing.retention``)."""
+
+    name = "prune"
+
+    def __init__(self, connect: Connect, *, interval: float, retention: Retention) -> None:
+        super().__init__(connect, interval)
+        self.retention = retention
+
+    async def round(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        deleted = await prune_async(conn, self.retention, exclusive=True)
+        if deleted:
+            logs.event("jobs.pruned", deleted=deleted)
