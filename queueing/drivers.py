@@ -57,9 +57,10 @@ def run_sync(op: Op, conn: psycopg.Connection[Any]) -> Any:
                     cur.execute(_listen_statement(effect.channel))
                     result = None
                 else:
-                    result = None
-                    for notify in conn.notifies(timeout=effect.timeout, stop_after=1):
-                        result = notify.payload
+                    # One packet may carry several notifications: keep them all.
+                    result = [
+                        n.payload for n in conn.notifies(timeout=effect.timeout, stop_after=1)
+                    ]
 
 
 async def run_async(op: Op, conn: psycopg.AsyncConnection[Any]) -> Any:
@@ -83,9 +84,9 @@ async def run_async(op: Op, conn: psycopg.AsyncConnection[Any]) -> Any:
                     result = None
                 else:
                     assert isinstance(effect, WaitNotify)
-                    result = None
-                    async for notify in conn.notifies(timeout=effect.timeout, stop_after=1):
-                        result = notify.payload
+                    result = [
+                        n.payload async for n in conn.notifies(timeout=effect.timeout, stop_after=1)
+                    ]
 
 
 @contextlib.contextmanager

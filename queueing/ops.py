@@ -62,7 +62,8 @@ class Listen:
 
 @dataclass(frozen=True)
 class WaitNotify:
-    """Wait up to ``timeout`` seconds for one notification; the result is its payload or None."""
+    """Wait up to ``timeout`` seconds for a notification; the result is the payloads received
+    (several may arrive together; none at the timeout)."""
 
     timeout: float
 
@@ -245,8 +246,8 @@ def wait_for(job_id: int, statuses: Collection[JobStatus], timeout: float) -> Op
                     f"job {job_id} is still {job.status} after {timeout:g}s "
                     f"(waited for {', '.join(sorted(wanted))})"
                 )
-            payload = yield WaitNotify(remaining)
-            if payload == expected:
+            payloads = yield WaitNotify(remaining)
+            if expected in payloads:
                 break
 
 
@@ -262,12 +263,12 @@ def wait_for_change(job_id: int, seen: Job, timeout: float) -> Op:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return job
-        payload = yield WaitNotify(remaining)
-        while payload is not None and payload != expected:
+        payloads = yield WaitNotify(remaining)
+        while payloads and expected not in payloads:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return job
-            payload = yield WaitNotify(remaining)
+            payloads = yield WaitNotify(remaining)
 
 
 # --- schema -----------------------------------------------------------------
