@@ -175,6 +175,19 @@ def _actor_params(actor: Actor) -> dict[str, Any]:
     return {"actor": actor.kind, "tenant": actor.tenant_id, "user": actor.user_id}
 
 
+def _acted(row: Row, job_id: int, verb: str, refused: str, refusal: str) -> Job:
+    """The record after an actor's change, or the typed error for the outcome the SQL gave."""
+    outcome = row["outcome"]
+    if outcome == "not_found":
+        raise JobNotFound(job_id)
+    if outcome == "not_allowed":
+        raise NotAllowed(job_id, verb)
+    current = Job.model_validate_json(row["job"])
+    if outcome == refused:
+        raise InvalidTransition(job_id, current.status, refusal)
+    return current
+
+
 def cancel(job_id: int, actor: Actor) -> Op:
     """Cancel a pending job now, or ask an active one to stop, if ``actor`` may.
 
@@ -183,33 +196,15 @@ def cancel(job_id: int, actor: Actor) -> Op:
     job of another tenant is JobNotFound to them; a terminal job is InvalidTransition.
     """
     (row,) = yield Query("cancel_job", {"id": job_id, **_actor_params(actor)})
-    outcome = row["outcome"]
-    if outcome == "not_found":
-        raise JobNotFound(job_id)
-    if outcome == "not_allowed":
-        raise NotAllowed(job_id, "cancel")
-    current = Job.model_validate_json(row["job"])
-    if outcome == "terminal":
-        raise InvalidTransition(job_id, current.status, "cancelled")
-    return current
+    return _acted(row, job_id, "cancel", "terminal", "cancelled")
 
 
 def retry(job_id: int, actor: Actor) -> Op:
     """Re-run a failed or cancelled job (same id; attempts continue): admins and system only."""
-    (row,) = yield Query(
-        "retry_job", {"id": job_id, "actor": actor.kind, "tenant": actor.tenant_id}
+    (row,) = yield Query("retry_job", {"id": job_id, **_actor_params(actor)})
+    return _acted(
+        row, job_id, "retry", "not_retryable", "retried (only failed or cancelled jobs are)"
     )
-    outcome = row["outcome"]
-    if outcome == "not_found":
-        raise JobNotFound(job_id)
-    if outcome == "not_allowed":
-        raise NotAllowed(job_id, "retry")
-    current = Job.model_validate_json(row["job"])
-    if outcome == "not_retryable":
-        raise InvalidTransition(
-            job_id, current.status, "retried (only failed or cancelled jobs are)"
-        )
-    return current
 
 
 def attempts(job_id: int) -> Op:
