@@ -746,3 +746,66 @@ def test_commands_close_their_connection_pool(runner: CliRunner, url: str, args:
     finally:
         gc.enable()
         gc.collect()
+
+
+# --- lifecycle: dedupe, cancel and retry as an actor, history ------------------------------
+
+
+def test_enqueue_dedupe_key_returns_the_existing_job(
+    runner: CliRunner, url: str, queue: Queue
+) -> None:
+    first = ok_json(runner, url, "enqueue", "generate", "--tenant", "acme", "--dedupe-key", "d1")
+    again = ok_json(runner, url, "enqueue", "generate", "--tenant", "acme", "--dedupe-key", "d1")
+    assert first["created"] is True
+    assert (again["id"], again["created"]) == (first["id"], False)
+    human = ok(runner, url, "enqueue", "generate", "--tenant", "acme", "--dedupe-key", "d1")
+    assert "existing job with this dedupe key" in human.stdout
+    assert job_count(queue) == 1
+
+
+def test_cancel_as_user_admin_and_system(runner: CliRunner, url: str, queue: Queue) -> None:
+    job = queue.enqueue("generate", tenant_id="acme", user_id="ada")
+    refused = run_cli("jobs", "cancel", str(job.id), "--as-user", "bob", "--tenant", "acme",
+                      "--database-url", url)  # fmt: skip
+    assert_one_line_error(refused, f"not allowed to cancel job {job.id}")
+    hidden = run_cli("jobs", "cancel", str(job.id), "--admin", "--tenant", "globex",
+                     "--database-url", url)  # fmt: skip
+    assert_one_line_error(hidden, f"job {job.id} not found")
+    assert queue.get_job(job.id).status is JobStatus.PENDING
+    done = ok_json(
+        runner, url, "jobs", "cancel", str(job.id), "--as-user", "ada", "--tenant", "acme"
+    )
+    assert (done["status"], done["cancelled_by"]) == ("cancelled", "user:ada")
+    other = queue.enqueue("generate", tenant_id="acme", user_id="bob")
+    by_admin = ok_json(runner, url, "jobs", "cancel", str(other.id), "--admin", "--tenant", "acme")
+    assert by_admin["cancelled_by"] == "admin:acme"
+    third = queue.enqueue("generate")
+    assert ok_json(runner, url, "jobs", "cancel", str(third.id))["cancelled_by"] == "system"
+
+
+def test_retry_is_refused_to_users(runner: CliRunner, url: str, queue: Queue) -> None:
+    job = queue.enqueue("generate", tenant_id="acme", user_id="ada")
+    queue.cancel(job.id)
+    refused = run_cli("jobs", "retry", str(job.id), "--as-user", "ada", "--tenant", "acme",
+                      "--database-url", url)  # fmt: skip
+    assert_one_line_error(refused, "not allowed to retry")
+    retried = ok_json(runner, url, "jobs", "retry", str(job.id), "--admin", "--tenant", "acme")
+    assert retried["status"] == "pending"
+
+
+def test_actor_flags_must_make_sense(url: str) -> None:
+    assert_one_line_error(run_cli("jobs", "cancel", "1", "--admin", "--database-url", url),
+                          "--admin needs --tenant")  # fmt: skip
+    assert_one_line_error(run_cli("jobs", "cancel", "1", "--tenant", "t", "--database-url", url),
+                          "--tenant needs --as-user or --admin")  # fmt: skip
+
+
+def test_show_includes_the_attempt_history(runner: CliRunner, url: str, app_queue: Queue) -> None:
+    job = app_queue.enqueue("flaky", {"succeed_on": 2})
+    drain(app_queue)
+    shown = ok_json(runner, url, "jobs", "show", str(job.id))
+    assert [(h["attempt"], h["outcome"]) for h in shown["history"]] == [
+        (1, "retry"),
+        (2, "completed"),
+    ]
+    assert shown["history"][0]["error"]["type"] == "ConnectionError"
