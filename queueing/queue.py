@@ -19,7 +19,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from pydantic import BaseModel
 
-from queueing import drivers, ops
+from queueing import drivers, limits, ops
 from queueing.config import resolve_database_url
 from queueing.errors import ConfigurationError, InvalidPayload, UnknownTask
 from queueing.models import (
@@ -44,7 +44,6 @@ QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,48}$")
 
 CONNECT_TIMEOUT = 5
 MAX_DELAY = dt.timedelta(days=3650)
-MAX_DEDUPE_KEY = 256
 PRIORITY_MIN, PRIORITY_MAX = -(2**31), 2**31 - 1  # procrastinate's column is an integer
 
 
@@ -177,6 +176,9 @@ class Queue:
                 DEFAULT_RETRY.max_attempts,
             )
         queue = check_queue_name(queue if r.queue is None else r.queue)
+        limits.check_payload(args)
+        limits.check_id("tenant_id", r.tenant_id)
+        limits.check_id("user_id", r.user_id)
         if r.delay is not None and r.run_at is not None:
             raise InvalidPayload("give a delay or a run-at time, not both")
         scheduled_at = None
@@ -210,8 +212,7 @@ class Queue:
             )
             if not 0 <= dedupe_for <= MAX_DELAY.total_seconds():
                 raise InvalidPayload(f"dedupe_for must be between 0 and {MAX_DELAY.days} days")
-        if r.dedupe_key is not None and not 1 <= len(r.dedupe_key) <= MAX_DEDUPE_KEY:
-            raise InvalidPayload(f"dedupe_key must be 1 to {MAX_DEDUPE_KEY} characters")
+        limits.check_id("dedupe_key", r.dedupe_key)
         return NewJob(
             task_name=name,
             queue=queue,

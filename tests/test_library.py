@@ -294,3 +294,35 @@ def test_priority_out_of_range_is_refused_before_any_write(queue: Queue) -> None
     with pytest.raises(InvalidPayload, match="priority must be between"):
         queue.enqueue("anything", priority=2**31)
     assert queue.list_jobs() == []
+
+
+@pytest.mark.parametrize(
+    ("args", "kwargs", "message"),
+    [
+        ({"blob": "x" * (256 * 1024)}, {}, "the limit is 262144"),
+        (
+            {"deep": __import__("functools").reduce(lambda acc, _: [acc], range(40), 0)},
+            {},
+            "deeper",
+        ),
+        ({"text": "a\x00b"}, {}, "NUL"),
+        ({"n": float("nan")}, {}, "not JSON"),
+        ({}, {"tenant_id": "t" * 257}, "tenant_id must be 1 to 256"),
+        ({}, {"user_id": ""}, "user_id must be 1 to 256"),
+        ({}, {"dedupe_key": "k" * 257}, "dedupe_key must be 1 to 256"),
+    ],
+)
+def test_hostile_input_is_refused_and_writes_nothing(
+    queue: Queue, args: dict[str, object], kwargs: dict[str, str], message: str
+) -> None:
+    with pytest.raises(InvalidPayload, match=message):
+        queue.enqueue("anything", args, **kwargs)  # type: ignore[arg-type]
+    assert queue.list_jobs() == []
+
+
+def test_emoji_and_right_to_left_text_round_trip(queue: Queue) -> None:
+    text = "🎉 مرحبا بالعالم — שלום 👩🏽‍💻"
+    job = queue.enqueue("anything", {"text": text}, tenant_id="מרחב", user_id="用户🙂")
+    stored = queue.get_job(job.id)
+    assert stored.args == {"text": text}
+    assert (stored.tenant_id, stored.user_id) == ("מרחב", "用户🙂")
