@@ -39,8 +39,10 @@ from queueing.tasks import Task, build_task
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_QUEUE = "default"
-QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,48}$")
-"""Queue names: they become part of a LISTEN channel name, hence the narrow alphabet."""
+QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
+"""Queue names become part of a LISTEN channel, ``procrastinate_queue_v1#<queue>``, hence
+the narrow alphabet, and at most 40 characters: PostgreSQL refuses channel names over 63
+bytes, and the prefix takes 23."""
 
 CONNECT_TIMEOUT = 5
 MAX_DELAY = dt.timedelta(days=3650)
@@ -415,7 +417,7 @@ def check_queue_name(name: str) -> str:
     """Queue names are checked against QUEUE_NAME: they end up in LISTEN channel names."""
     if not QUEUE_NAME.match(name):
         raise InvalidPayload(
-            f"invalid queue name {name!r}: use 1-48 letters, digits, '_', '-' or '.'"
+            f"invalid queue name {name!r}: use 1-40 letters, digits, '_', '-' or '.'"
         )
     return name
 

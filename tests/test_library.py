@@ -326,3 +326,16 @@ def test_emoji_and_right_to_left_text_round_trip(queue: Queue) -> None:
     stored = queue.get_job(job.id)
     assert stored.args == {"text": text}
     assert (stored.tenant_id, stored.user_id) == ("מרחב", "用户🙂")
+
+
+def test_the_longest_queue_name_still_fits_a_listen_channel(queue: Queue) -> None:
+    @queue.task(name="long_queue_task")
+    def long_queue_task() -> str:
+        return "ran"
+
+    name = "q" * 40
+    job = queue.enqueue(long_queue_task, queue=name)  # its insert hint names the channel
+    assert drain(queue, queues=[name]).claimed == 1
+    assert queue.get_job(job.id).result == "ran"
+    with pytest.raises(InvalidPayload, match="1-40"):
+        queue.enqueue(long_queue_task, queue="q" * 41)
