@@ -12,6 +12,7 @@ import typer
 
 from queueing.cli import db, jobs
 from queueing.cli.options import App, DatabaseUrl, Json
+from queueing.cli.prune import prune
 from queueing.cli.render import job_json, job_line, print_json, stats_table
 from queueing.cli.worker import worker
 from queueing.drivers import first_line
@@ -29,6 +30,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(jobs.app, name="jobs")
 app.command()(worker)
+app.command()(prune)
 
 
 @app.command()

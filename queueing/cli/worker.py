@@ -24,6 +24,24 @@ def worker(
     poll_interval: Annotated[
         float, typer.Option(min=0.01, help="Seconds between polls when no notification comes.")
     ] = 1.0,
+    heartbeat_interval: Annotated[
+        float, typer.Option(min=0.01, help="Seconds between this worker's heartbeats.")
+    ] = 5.0,
+    stall_timeout: Annotated[
+        float,
+        typer.Option(
+            min=0.01,
+            help="A worker silent this many seconds is lost: its jobs are given back "
+            "(must exceed --heartbeat-interval).",
+        ),
+    ] = 30.0,
+    rescue_interval: Annotated[
+        float, typer.Option(min=0.01, help="Seconds between looks for lost workers' jobs.")
+    ] = 10.0,
+    prune_interval: Annotated[
+        float,
+        typer.Option(min=0, help="Seconds between retention rounds (0: this worker never prunes)."),
+    ] = 60.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -38,4 +56,8 @@ def worker(
         queues=queue,
         shutdown_timeout=shutdown_timeout,
         poll_interval=poll_interval,
+        heartbeat_interval=heartbeat_interval,
+        stall_timeout=stall_timeout,
+        rescue_interval=rescue_interval,
+        prune_interval=prune_interval,
     )

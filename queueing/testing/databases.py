@@ -37,6 +37,7 @@ def with_database(url: str, name: str) -> str:
 
 
 def schema_fingerprint() -> str:
+    """A hash of everything the schema is built from: names the template database."""
     digest = hashlib.sha256(procrastinate.__version__.encode())
     digest.update(SchemaManager.get_schema().encode())
     for migration in sql.migrations():
@@ -87,11 +88,17 @@ def create_database(admin_url: str, name: str) -> str:
 
 
 def drop_database(admin_url: str, name: str) -> None:
+    """Drop database ``name`` (closing its connections)."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(sql.query("drop_database").format(name=pgsql.Identifier(name)))
 
 
 def reset(url: str) -> None:
-    """Empty every queue table of the database at ``url``."""
+    """Empty every queue table of the database at ``url`` (between tests).
+
+    DELETE rather than TRUNCATE (``reset_jobs``): ~1 ms against ~100 ms per test on
+    these small tables (``python -m queueing.testing.measure_isolation``). Ids are not
+    restarted: they keep counting up through the session.
+    """
     with psycopg.connect(url, autocommit=True) as conn:
-        conn.execute(sql.query("reset_jobs"))
+        conn.execute(sql.query("testing_reset"))

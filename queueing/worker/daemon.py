@@ -13,6 +13,7 @@ from collections.abc import Sequence
 from queueing import logs
 from queueing.errors import ConfigurationError
 from queueing.queue import Queue
+from queueing.retention import Retention
 from queueing.worker.loop import Worker
 
 
@@ -40,15 +41,32 @@ def run_worker(
     queues: Sequence[str] | None,
     shutdown_timeout: float,
     poll_interval: float,
+    heartbeat_interval: float = 5.0,
+    stall_timeout: float = 30.0,
+    rescue_interval: float = 10.0,
+    prune_interval: float | None = 60.0,
+    retention: Retention | None = None,
 ) -> None:
-    """Run until SIGTERM or SIGINT: the first stops gracefully, a second skips the grace period."""
-    worker = Worker(
-        queue,
-        concurrency=concurrency,
-        queues=queues,
-        shutdown_timeout=shutdown_timeout,
-        poll_interval=poll_interval,
-    )
+    """Run until SIGTERM or SIGINT: the first stops gracefully, a second skips the grace period.
+
+    ``prune_interval`` ``None`` (or 0): this worker never prunes; ``retention``: the
+    policy it prunes with (default: ``Retention()``).
+    """
+    try:
+        worker = Worker(
+            queue,
+            concurrency=concurrency,
+            queues=queues,
+            shutdown_timeout=shutdown_timeout,
+            poll_interval=poll_interval,
+            heartbeat_interval=heartbeat_interval,
+            stall_timeout=stall_timeout,
+            rescue_interval=rescue_interval,
+            retention=(retention or Retention()) if prune_interval else None,
+            prune_interval=prune_interval or 60.0,
+        )
+    except ValueError as exc:
+        raise ConfigurationError(str(exc)) from exc
 
     async def main() -> None:
         loop = asyncio.get_running_loop()

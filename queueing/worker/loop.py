@@ -2,8 +2,14 @@
 
 One loop, woken by whichever comes first: a NOTIFY hint, a freed slot, the next
 delayed job falling due, the poll interval, or stop. Side tasks: the listener, the
-finisher (batched outcome writes) and the heartbeat (which also re-checks for cancel
-requests, since notifications are only hints).
+finisher (batched outcome writes), the heartbeat (which also re-checks for cancel
+requests, since notifications are only hints), and maintenance: the rescuer (gives
+back the jobs of workers that stopped heartbeating) and the pruner (retention).
+
+If the heartbeat finds this worker's row gone (it stalled and was rescued, or was
+forgotten), the worker registers again: new claims use the new id, while the jobs
+still running under the old one finish with it and are fenced out by the database
+(their attempts were given back).
 """
 
 from __future__ import annotations
@@ -26,9 +32,11 @@ from queueing.context import JobContext
 from queueing.drivers import first_line
 from queueing.models import JSON
 from queueing.queue import Queue, check_queue_name
+from queueing.retention import Retention
 from queueing.worker.execute import Cancelled, Claimed, Interrupted, Outcome, execute
 from queueing.worker.finisher import Finisher
 from queueing.worker.listener import Listener
+from queueing.worker.maintenance import Pruner, Rescuer
 
 
 @dataclass
@@ -54,7 +62,13 @@ class Worker:
     ``concurrency`` jobs at most run at once (async handlers on the event loop, sync
     ones in a thread each). ``queues`` limits which queues are served (default: all).
     On ``stop()`` it claims nothing more, lets running jobs finish for up to
-    ``shutdown_timeout`` seconds, then cancels them and puts them back to pending.
+    ``shutdown_timeout`` seconds, then cancels them and puts them back to pending; it
+    keeps heartbeating while they finish.
+
+    It heartbeats every ``heartbeat_interval`` seconds. Every ``rescue_interval``
+    seconds it gives back the active jobs of workers silent for ``stall_timeout``
+    seconds (one worker at a time does a round). Every ``prune_interval`` seconds it
+    applies ``retention`` (``None``: this worker never prunes).
     """
 
     def __init__(
@@ -66,16 +80,31 @@ class Worker:
         poll_interval: float = 1.0,
         shutdown_timeout: float = 30.0,
         heartbeat_interval: float = 5.0,
+        stall_timeout: float = 30.0,
+        rescue_interval: float = 10.0,
+        retention: Retention | None = Retention(),  # frozen: one shared default is safe
+        prune_interval: float = 60.0,
         batch_size: int = 100,
     ) -> None:
         if concurrency < 1:
             raise ValueError("concurrency must be at least 1")
+        if heartbeat_interval <= 0 or rescue_interval <= 0 or prune_interval <= 0:
+            raise ValueError("heartbeat, rescue and prune intervals must be positive")
+        if stall_timeout <= heartbeat_interval:
+            raise ValueError(
+                f"stall_timeout ({stall_timeout}s) must exceed heartbeat_interval "
+                f"({heartbeat_interval}s), or live workers would be rescued"
+            )
         self.queue = queue
         self.concurrency = concurrency
         self.queues = [check_queue_name(q) for q in queues] if queues else None
         self.poll_interval = poll_interval
         self.shutdown_timeout = shutdown_timeout
         self.heartbeat_interval = heartbeat_interval
+        self.stall_timeout = stall_timeout
+        self.rescue_interval = rescue_interval
+        self.retention = retention
+        self.prune_interval = prune_interval
         self.batch_size = batch_size
         self.worker_id: int | None = None
         self.stats = WorkerStats()
@@ -91,6 +120,11 @@ class Worker:
         self._progress_pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self._slot_freed = asyncio.Event()
         self._force = asyncio.Event()
+        # One finisher per registration: a job's outcome is written with the worker id
+        # that claimed it (the newest finisher takes new claims).
+        self._finishers: list[Finisher] = []
+        self._side: list[asyncio.Task[None]] = []
+        self._register_lock = asyncio.Lock()
         self.started = asyncio.Event()
 
     # --- control --------------------------------------------------------------
@@ -128,14 +162,21 @@ class Worker:
             kwargs={"autocommit": True, "connect_timeout": 5},
         )
         await self._progress_pool.open()
-        finisher = Finisher(self.worker_id, self._connect)
+        self._add_finisher(self.worker_id)
         listener = Listener(url, self.queues, self._wake.set, self._abort_check.set)
-        side = [
-            asyncio.create_task(finisher.run(), name="queueing-finisher"),
+        rescuer = Rescuer(
+            self._connect, interval=self.rescue_interval, stall_timeout=self.stall_timeout
+        )
+        side = self._side
+        side += [
             asyncio.create_task(listener.run(), name="queueing-listener"),
             asyncio.create_task(self._heartbeat(), name="queueing-heartbeat"),
             asyncio.create_task(self._abort_watch(), name="queueing-aborts"),
+            asyncio.create_task(rescuer.run(), name="queueing-rescuer"),
         ]
+        if self.retention is not None:
+            pruner = Pruner(self._connect, interval=self.prune_interval, retention=self.retention)
+            side.append(asyncio.create_task(pruner.run(), name="queueing-pruner"))
         # Start claiming only once LISTEN is active, so no hint is missed.
         await _first(listener.connected.wait(), self._stop.wait())
         logs.event(
@@ -147,12 +188,17 @@ class Worker:
         )
         self.started.set()
         try:
-            await self._claim_loop(finisher, until_idle)
+            await self._claim_loop(until_idle)
         finally:
-            await self._shutdown(finisher)
-            for task in side[1:]:
-                task.cancel()
-            finisher.close()
+            # The heartbeat keeps running while the running jobs drain: a draining
+            # worker is alive and must not be rescued.
+            await self._shutdown()
+            finishers = list(self._finishers)
+            for task in side:
+                if not task.get_name().startswith("queueing-finisher"):
+                    task.cancel()
+            for finisher in finishers:
+                finisher.close()
             await asyncio.gather(*side, return_exceptions=True)
             with contextlib.suppress(psycopg.Error):
                 await self._execute("unregister_worker", {"worker_id": self.worker_id})
@@ -163,15 +209,24 @@ class Worker:
                 "worker.stopped",
                 worker_id=self.worker_id,
                 claimed=self.stats.claimed,
-                finished=finisher.written,
+                finished=sum(f.written for f in finishers),
             )
         return self.stats
 
+    def _add_finisher(self, worker_id: int) -> Finisher:
+        finisher = Finisher(worker_id, self._connect)
+        self._finishers.append(finisher)
+        self._side.append(
+            asyncio.create_task(finisher.run(), name=f"queueing-finisher-{worker_id}")
+        )
+        return finisher
+
     # --- the loop -------------------------------------------------------------
 
-    async def _claim_loop(self, finisher: Finisher, until_idle: bool) -> None:
+    async def _claim_loop(self, until_idle: bool) -> None:
         slot_freed = self._slot_freed
         while not self._stop.is_set():
+            finisher = self._finishers[-1]
             # Clear the wake-ups before looking, so one that fires while we look is kept.
             slot_freed.clear()
             free = self.concurrency - len(self._running)
@@ -179,18 +234,21 @@ class Worker:
             if free > 0:
                 self._wake.clear()
                 limit = min(free, self.batch_size)
+                # Outcomes written from here on may make a job due (a retry without
+                # delay) that this claim's snapshot cannot see.
+                written_before = sum(f.written for f in self._finishers)
                 claimed = await self._claim(limit)
                 for job in claimed:
                     self._start(job, finisher)
                 if len(claimed) == limit:
                     continue  # there may be more due right now
                 if until_idle and not self._running and not claimed:
-                    # Idle = nothing due now and nothing running. Outcomes still being
-                    # written may make a job due (a retry without delay): flush, then
-                    # claim once more before believing it.
-                    written = finisher.written
-                    await finisher.flushed()
-                    if finisher.written == written:
+                    # Idle = nothing due now and nothing running. Outcomes written since
+                    # the claim began may have made a job due: flush them, and claim
+                    # once more unless none was written.
+                    for pending in self._finishers:
+                        await pending.flushed()
+                    if sum(f.written for f in self._finishers) == written_before:
                         return
                     continue
                 due_in = await self._next_due_in()
@@ -236,7 +294,7 @@ class Worker:
         self.stats.outcomes[outcome.kind] = self.stats.outcomes.get(outcome.kind, 0) + 1
         finisher.submit(outcome)
 
-    async def _shutdown(self, finisher: Finisher) -> None:
+    async def _shutdown(self) -> None:
         if self._running:
             logs.event("worker.draining", running=len(self._running), grace_s=self.shutdown_timeout)
             tasks = [r.task for r in self._running.values()]
@@ -247,7 +305,8 @@ class Worker:
                 running.task.cancel()
             if self._running:
                 await asyncio.wait([r.task for r in self._running.values()])
-        await finisher.flushed()
+        for finisher in list(self._finishers):
+            await finisher.flushed()
 
     # --- cancel requests ------------------------------------------------------
 
@@ -272,9 +331,32 @@ class Worker:
     async def _heartbeat(self) -> None:
         while True:
             await asyncio.sleep(self.heartbeat_interval)
-            with contextlib.suppress(psycopg.OperationalError):
-                await self._execute("heartbeat", {"worker_id": self.worker_id})
+            worker_id = self.worker_id
+            try:
+                alive = await self._fetch("heartbeat_alive", {"worker_id": worker_id})
+            except psycopg.OperationalError:
+                alive = None  # the database is away; the next beat tries again
+            if alive == []:
+                assert worker_id is not None
+                with contextlib.suppress(psycopg.OperationalError):
+                    await self._reregister(worker_id)  # else the next beat tries again
             self._abort_check.set()
+
+    async def _reregister(self, lost_id: int) -> None:
+        """This worker's row is gone: register again (once per loss)."""
+        async with self._register_lock:
+            if self.worker_id != lost_id:
+                return  # another caller already did
+            worker_id: int = (await self._fetch("register_worker"))[0]["worker_id"]
+            self.worker_id = worker_id
+            self._add_finisher(worker_id)
+            logs.event(
+                "worker.registration_lost",
+                logging.WARNING,
+                old_worker_id=lost_id,
+                worker_id=worker_id,
+                running=len(self._running),
+            )
 
     # --- database -------------------------------------------------------------
 
@@ -302,12 +384,21 @@ class Worker:
 
     async def _claim(self, limit: int) -> list[Claimed]:
         try:
-            conn = await self._ensure_conn()
-            cur = await conn.execute(
-                sql.query("claim_jobs"),
-                {"queues": self.queues, "worker_id": self.worker_id, "limit": limit},
-            )
-            return [Claimed(*row) for row in await cur.fetchall()]
+            for _ in range(2):
+                worker_id = self.worker_id
+                assert worker_id is not None
+                conn = await self._ensure_conn()
+                try:
+                    cur = await conn.execute(
+                        sql.query("claim_jobs"),
+                        {"queues": self.queues, "worker_id": worker_id, "limit": limit},
+                    )
+                    return [Claimed(*row) for row in await cur.fetchall()]
+                except psycopg.errors.ForeignKeyViolation:
+                    # Our worker row is gone (rescued or forgotten before the heartbeat
+                    # noticed): the claim took nothing. Register again, claim once more.
+                    await self._reregister(worker_id)
+            return []
         except psycopg.OperationalError as exc:
             logs.event("worker.claim_failed", logging.WARNING, error=first_line(exc))
             self._conn = None

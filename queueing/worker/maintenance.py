@@ -28,18 +28,21 @@ Connect = Callable[[], Awaitable[psycopg.AsyncConnection[Any]]]
 
 
 class _Service:
-    """Runs ``round`` now and then every ``interval`` seconds, on its own connection."""
+    """Runs ``round`` every ``interval`` seconds, on a connection of its own; the first
+    round after ``first_delay`` seconds."""
 
     name = "maintenance"
 
-    def __init__(self, connect: Connect, interval: float) -> None:
+    def __init__(self, connect: Connect, interval: float, first_delay: float) -> None:
         self._connect = connect
         self.interval = interval
+        self.first_delay = first_delay
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self.rounds = 0
 
     async def run(self) -> None:
         try:
+            await asyncio.sleep(self.first_delay)
             while True:
                 try:
                     if self._conn is None or self._conn.closed:
@@ -72,7 +75,9 @@ class Rescuer(_Service):
     name = "rescue"
 
     def __init__(self, connect: Connect, *, interval: float, stall_timeout: float) -> None:
-        super().__init__(connect, interval)
+        # The first round at once: a worker restarted after a crash gives back what
+        # the crash left as soon as it is stale.
+        super().__init__(connect, interval, first_delay=0.0)
         self.stall_timeout = stall_timeout
 
     async def round(self, conn: psycopg.AsyncConnection[Any]) -> None:
@@ -102,7 +107,9 @@ class Pruner(_Service):
     name = "prune"
 
     def __init__(self, connect: Connect, *, interval: float, retention: Retention) -> None:
-        super().__init__(connect, interval)
+        # The first round one interval after start: a worker restarting in a loop must
+        # not prune on every start.
+        super().__init__(connect, interval, first_delay=interval)
         self.retention = retention
 
     async def round(self, conn: psycopg.AsyncConnection[Any]) -> None:

@@ -1,0 +1,1 @@
+"""An example application that queues report generation."""

@@ -1,0 +1,216 @@
+"""In-process workers for tests: drain the queue and say what ran, or run in the background.
+
+``QueueWorker`` is what the ``queueing_worker`` fixture gives. Nothing here sleeps: a
+drain ends when the worker finds the queue idle, a background worker is waited for on
+its ``started`` event and stopped with ``Worker.stop()``.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import threading
+from collections.abc import Collection, Iterator
+from dataclasses import dataclass, field
+from typing import Any
+
+import psycopg
+from psycopg.rows import dict_row
+from pydantic import BaseModel, ConfigDict
+
+from queueing import sql
+from queueing.models import Job, JobError
+from queueing.queue import Queue
+from queueing.worker import Worker, WorkerStats
+
+TEST_WORKER_DEFAULTS: dict[str, Any] = {
+    # Retention would delete finished jobs a test is about to read.
+    "retention": None,
+    # A test that leaves a job running should not hold the suite for the default 30 s.
+    "shutdown_timeout": 5.0,
+}
+"""Worker options the fixture uses unless a test passes its own."""
+
+
+class Run(BaseModel):
+    """One attempt a test worker ran: which job, which try, how it ended.
+
+    ``outcome`` is the attempt history's: ``completed``, ``failed``, ``retry`` (failed,
+    another attempt is scheduled), ``cancelled``, ``interrupted`` or ``worker_lost``.
+    """
+
+    model_config = ConfigDict(frozen=True)
+
+    job_id: int
+    task_name: str
+    attempt: int
+    outcome: str
+    worker_id: int | None
+    error: JobError | None
+
+
+@dataclass(frozen=True)
+class Drained:
+    """What a test worker ran, oldest attempt first (``drain()``'s return value).
+
+    Iterate it for the ``Run`` of each attempt; ``job_ids`` lists each job once; ``job in
+    drained`` (a Job or an id) says whether that job ran.
+    """
+
+    runs: tuple[Run, ...]
+    stats: WorkerStats | None = field(default=None, compare=False)
+
+    @property
+    def job_ids(self) -> list[int]:
+        """The ids of the jobs that ran, each once, in the order they first finished."""
+        return list(dict.fromkeys(run.job_id for run in self.runs))
+
+    @property
+    def outcomes(self) -> dict[int, str]:
+        """Each job's last outcome in this run."""
+        return {run.job_id: run.outcome for run in self.runs}
+
+    def __iter__(self) -> Iterator[Run]:
+        return iter(self.runs)
+
+    def __len__(self) -> int:
+        return len(self.runs)
+
+    def __contains__(self, job: object) -> bool:
+        job_id = job.id if isinstance(job, Job) else job
+        return any(run.job_id == job_id for run in self.runs)
+
+
+class QueueWorker:
+    """Runs ``Worker``\\ s of ``queue`` inside the test process (the ``queueing_worker``
+    fixture).
+
+    ``drain()`` runs one until the queue is idle (no job due now, none running) and
+    returns what it ran; ``background()`` runs one in a thread while the test acts.
+    Worker options (``concurrency=``, ``queues=``...) may be given here as defaults or to
+    each call; ``TEST_WORKER_DEFAULTS`` applies unless overridden.
+    """
+
+    def __init__(self, queue: Queue, **defaults: Any) -> None:
+        self.queue = queue
+        self.defaults = {**TEST_WORKER_DEFAULTS, **defaults}
+
+    def worker(self, **options: Any) -> Worker:
+        """A new, not yet running ``Worker`` with the defaults and ``options``."""
+        return Worker(self.queue, **{**self.defaults, **options})
+
+    def drain(self, **options: Any) -> Drained:
+        """Run a worker until no job is due now and none is running; what it ran.
+
+        Jobs scheduled later (a delay, a retry backoff) are not waited for: move the
+        clock (``queue_clock.advance``) and drain again. From an async test, use
+        ``await drain_async()``.
+        """
+        try:
+            asyncio.get_running_loop()
+        except RuntimeError:
+            return asyncio.run(self.drain_async(**options))
+        raise RuntimeError(
+            "queueing_worker.drain() called from a running event loop: "
+            "use `await queueing_worker.drain_async()`"
+        )
+
+    async def drain_async(self, **options: Any) -> Drained:
+        """``drain()`` for async tests."""
+        worker = self.worker(**options)
+        stats = await worker.run(until_idle=True)
+        return Drained(await _runs_async(self.queue, _ids(worker)), stats)
+
+    @contextlib.contextmanager
+    def background(self, *, timeout: float = 30.0, **options: Any) -> Iterator[BackgroundWorker]:
+        """Run a worker in a thread for the ``with`` block.
+
+        Yields once the worker listens for jobs (its ``started`` event), so nothing the
+        test enqueues is missed. On exit the worker is stopped (gracefully: running jobs
+        get ``shutdown_timeout`` seconds) and joined; an error it raised is raised here.
+        ``timeout`` bounds the start and the stop.
+        """
+        worker = self.worker(**options)
+        handle = BackgroundWorker(self.queue, worker)
+        ready = threading.Event()
+
+        async def main() -> WorkerStats:
+            run = asyncio.ensure_future(worker.run())
+            started = asyncio.ensure_future(worker.started.wait())
+            try:
+                await asyncio.wait({run, started}, return_when=asyncio.FIRST_COMPLETED)
+            finally:
+                started.cancel()
+            if worker.started.is_set():
+                ready.set()  # else run() failed: target() records why, then sets ready
+            return await run
+
+        def target() -> None:
+            try:
+                handle.stats = asyncio.run(main())
+            except BaseException as exc:  # handed to the test's thread
+                handle.error = exc
+            finally:
+                ready.set()
+
+        thread = threading.Thread(target=target, name="queueing-test-worker", daemon=True)
+        thread.start()
+        try:
+            if not ready.wait(timeout):
+                raise AssertionError(f"the background worker did not start within {timeout:g}s")
+            if handle.error is not None:
+                raise handle.error
+            yield handle
+        finally:
+            worker.stop()
+            thread.join(timeout)
+            if thread.is_alive():
+                worker.stop(force=True)
+                thread.join(timeout)
+        if thread.is_alive():
+            raise AssertionError(f"the background worker did not stop within {timeout:g}s")
+        if handle.error is not None:
+            raise handle.error
+
+
+class BackgroundWorker:
+    """A worker running in a thread during ``with queueing_worker.background():``."""
+
+    def __init__(self, queue: Queue, worker: Worker) -> None:
+        self.queue = queue
+        self.worker = worker
+        self.stats: WorkerStats | None = None
+        self.error: BaseException | None = None
+
+    @property
+    def worker_id(self) -> int | None:
+        """The worker's registration id (as in job records and attempt history)."""
+        return self.worker.worker_id
+
+    def ran(self) -> Drained:
+        """What this worker has run so far (complete once the ``with`` block exited)."""
+        return Drained(_runs(self.queue, _ids(self.worker)), self.stats)
+
+
+def _ids(worker: Worker) -> list[int]:
+    return [] if worker.worker_id is None else [worker.worker_id]
+
+
+def _run_rows(rows: list[dict[str, Any]]) -> tuple[Run, ...]:
+    return tuple(Run.model_validate(row) for row in rows)
+
+
+def _runs(queue: Queue, worker_ids: Collection[int]) -> tuple[Run, ...]:
+    with (
+        psycopg.connect(queue.database_url, autocommit=True) as conn,
+        conn.cursor(row_factory=dict_row) as cur,
+    ):
+        cur.execute(sql.query("testing_worker_runs"), {"worker_ids": list(worker_ids)})
+        return _run_rows(cur.fetchall())
+
+
+async def _runs_async(queue: Queue, worker_ids: Collection[int]) -> tuple[Run, ...]:
+    conn = await psycopg.AsyncConnection.connect(queue.database_url, autocommit=True)
+    async with conn, conn.cursor(row_factory=dict_row) as cur:
+        await cur.execute(sql.query("testing_worker_runs"), {"worker_ids": list(worker_ids)})
+        return _run_rows(await cur.fetchall())

@@ -1,0 +1,1 @@
+"""Acceptance tests: the users' scenarios (docs: /work/shared/CONTEXT.md), public API only."""
