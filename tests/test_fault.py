@@ -56,6 +56,13 @@ class _Running:
         with contextlib.suppress(AssertionError):
             self.worker.wait_for_log("worker.stopped", timeout=600)
 
+    def ids(self) -> list[int]:
+        """Every worker id this process had: the first, and any it registered again under
+        after being taken for dead (a heartbeat starved past the stall timeout)."""
+        again = [ln["worker_id"] for ln in self.worker.lines
+                 if ln.get("event") == "worker.registration_lost"]  # fmt: skip
+        return [int(str(self.worker_id)), *(int(str(i)) for i in again)]
+
     def kill(self) -> tuple[int, int]:
         """SIGKILL; return how many jobs it had in flight: from its log (started, not
         finished), and from the database (active under its id: this also counts jobs
@@ -63,14 +70,15 @@ class _Running:
         written yet). Read at once, long before the 2 s after which they are rescued."""
         self.worker.proc.send_signal(signal.SIGKILL)
         self.worker.proc.wait(timeout=10)
-        with psycopg.connect(self.url) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM procrastinate_jobs WHERE status = 'doing' AND worker_id = %s",
-                [self.worker_id],
-            ).fetchone()
-        assert row is not None
         self.reader.join(timeout=30)
         assert not self.reader.is_alive()
+        with psycopg.connect(self.url) as conn:
+            row = conn.execute(
+                "SELECT count(*) FROM procrastinate_jobs "
+                "WHERE status = 'doing' AND worker_id = ANY(%s)",
+                [self.ids()],
+            ).fetchone()
+        assert row is not None
         started = {ln["job_id"] for ln in self.worker.lines if ln.get("event") == "job.started"}
         ended = {ln["job_id"] for ln in self.worker.lines if ln.get("event") in FINISHED}
         return len(started - ended), row[0]
@@ -120,7 +128,7 @@ def test_no_job_lost_when_a_worker_is_killed_every_two_seconds(
             logged, active = workers[0].kill()
             in_flight_at_kills.append(logged)
             active_at_kills.append(active)
-            killed_ids.add(workers[0].worker_id)
+            killed_ids.update(workers[0].ids())
             workers[0] = _Running(stack, queueing_database_url)
             all_workers.append(workers[0])
         faults_s = time.monotonic() - began
@@ -158,7 +166,19 @@ def test_no_job_lost_when_a_worker_is_killed_every_two_seconds(
         1 for w in all_workers for line in w.worker.lines if line.get("event") == "job.rescued"
     )
     re_executed = sum(n - 1 for n in started.values() if n > 1)
-    in_flight = max(sum(in_flight_at_kills), sum(active_at_kills))
+    # Per kill, the larger of the two counts: the log misses jobs claimed an instant
+    # before the kill; the database misses jobs whose finish committed but not logged.
+    in_flight = sum(map(max, in_flight_at_kills, active_at_kills))
+    # A worker starved of CPU past the stall timeout (1 s here, on a loaded 2-core box)
+    # is taken for dead while alive: its jobs are rescued and run again although no kill
+    # hit them. Those are counted apart, so the bound below stays about kills.
+    taken_for_dead = {
+        int(str(line["old_worker_id"]))
+        for w in all_workers
+        for line in w.worker.lines
+        if line.get("event") == "worker.registration_lost"
+    }
+    lost_while_alive = sum(n for wid, n in lost_workers.items() if wid in taken_for_dead)
     lost_attempts = sum(lost_workers.values())
     statuses = collections.Counter((r[1], r[2]) for r in rows)
 
@@ -168,6 +188,7 @@ def test_no_job_lost_when_a_worker_is_killed_every_two_seconds(
     print(f"  in flight on the killed worker at each kill (its log): {in_flight_at_kills}")  # noqa: T201
     print(f"  active under its id at each kill (database): {active_at_kills}")  # noqa: T201
     print(f"  jobs in flight at kills: {in_flight}; rescued: {lost_attempts}")  # noqa: T201
+    print(f"  rescued from live workers taken for dead: {lost_while_alive}")  # noqa: T201
     print(f"  re-executions (job.started > 1): {re_executed}")  # noqa: T201
     print(f"  jobs lost: {JOBS - len(rows)}; final statuses: {dict(statuses)}")  # noqa: T201
 
@@ -182,10 +203,10 @@ def test_no_job_lost_when_a_worker_is_killed_every_two_seconds(
     assert active_without_worker == (0,)
     # Each job started at least once; more only if it was in flight at a kill.
     assert set(started) == set(ids)
-    assert re_executed <= in_flight
-    # Only the killed workers' jobs were rescued (no live worker was taken for dead),
-    # each rescue logged (a line may be missing only if its rescuer was the one killed).
-    assert set(lost_workers) <= killed_ids, lost_workers
-    assert rescued <= lost_attempts <= in_flight
+    assert re_executed <= in_flight + lost_while_alive
+    # Only killed workers' jobs were rescued (or a live worker's taken for dead, counted
+    # above), each rescue logged (a line may be missing only if its rescuer was killed).
+    assert set(lost_workers) <= killed_ids | taken_for_dead, lost_workers
+    assert rescued <= lost_attempts <= in_flight + lost_while_alive
     assert len(in_flight_at_kills) == int(FAULTS_FOR_S // KILL_EVERY_S)
     assert sum(1 for n in in_flight_at_kills if n > 0) > 0, "no kill landed on a running job"
