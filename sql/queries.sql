@@ -25,6 +25,11 @@ SELECT version, name, applied_at FROM queueing_migrations ORDER BY version;
 -- name: record_migration
 INSERT INTO queueing_migrations (version, name) VALUES (%(version)s, %(name)s);
 
+-- name: enqueue_plain
+-- The fast path when no job of the batch has a dedupe key: one set-based insert
+-- (queueing_enqueue_v2 handles keyed jobs one at a time, under their key's lock).
+SELECT * FROM queueing_enqueue_v1(%(jobs)s::json);
+
 -- name: enqueue
 -- One round trip for one job or many; returns their records (JSON, with "created") in
 -- input order. Keyed jobs return the live job with their key instead of a second one.
