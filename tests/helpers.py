@@ -55,6 +55,10 @@ class WorkerProcess:
                 self.lines.append(json.loads(raw))
         return True
 
+    def events(self, event: str) -> list[dict[str, object]]:
+        """The log lines read so far for ``event``."""
+        return [line for line in self.lines if line.get("event") == event]
+
     def wait(self, timeout: float = 30.0) -> int:
         """Wait for the process to exit, then read what it logged up to EOF."""
         code = self.proc.wait(timeout)

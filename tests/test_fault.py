@@ -13,8 +13,6 @@ import random
 import signal
 import threading
 import time
-from collections.abc import Iterator
-from typing import IO
 
 import psycopg
 
@@ -46,7 +44,7 @@ class _Running:
 
     def __init__(self, stack: contextlib.ExitStack, url: str) -> None:
         self.url = url
-        self.worker: WorkerProcess = stack.enter_context(_worker(url))
+        self.worker: WorkerProcess = stack.enter_context(worker_process(url, *SETTINGS))
         self.worker_id = self.worker.wait_for_log("worker.started")["worker_id"]
         self.reader = threading.Thread(target=self._read, daemon=True)
         self.reader.start()
@@ -88,18 +86,6 @@ class _Running:
         self.reader.join(timeout=60)
         assert not self.reader.is_alive()
         return self.worker.wait(timeout=15)
-
-
-@contextlib.contextmanager
-def _worker(url: str) -> Iterator[WorkerProcess]:
-    pipes: list[IO[str]] = []
-    try:
-        with worker_process(url, *SETTINGS) as worker:
-            pipes += [p for p in (worker.proc.stdout, worker.proc.stderr) if p is not None]
-            yield worker
-    finally:
-        for pipe in pipes:
-            pipe.close()
 
 
 def test_no_job_lost_when_a_worker_is_killed_every_two_seconds(

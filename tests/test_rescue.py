@@ -10,8 +10,7 @@ from __future__ import annotations
 import contextlib
 import json
 import signal
-from collections.abc import Iterator
-from typing import IO, Any, cast
+from typing import Any, cast
 
 import psycopg
 import pytest
@@ -27,21 +26,9 @@ FAST = (
 )  # fmt: skip
 
 
-@contextlib.contextmanager
-def _worker(database_url: str, *args: str) -> Iterator[WorkerProcess]:
-    """A worker process with the short settings; its pipes closed afterwards."""
-    pipes: list[IO[str]] = []
-    try:
-        with worker_process(database_url, *FAST, *args) as worker:
-            pipes += [p for p in (worker.proc.stdout, worker.proc.stderr) if p is not None]
-            yield worker
-    finally:
-        for pipe in pipes:
-            pipe.close()
-
-
-def _events(worker: WorkerProcess, event: str) -> list[dict[str, object]]:
-    return [line for line in worker.lines if line.get("event") == event]
+def _worker(database_url: str, *args: str) -> contextlib.AbstractContextManager[WorkerProcess]:
+    """A worker process with the short settings."""
+    return worker_process(database_url, *FAST, *args)
 
 
 def _active(queue: Queue, seconds: float) -> Job:
@@ -158,7 +145,7 @@ def test_a_draining_worker_keeps_heartbeating_and_is_not_rescued(
     assert done.status is JobStatus.COMPLETED
     assert done.attempts == 1
     assert [(a.attempt, a.outcome) for a in queue.attempts(running.id)] == [(1, "completed")]
-    assert _events(draining, "job.rescued") == _events(rescuer, "job.rescued") == []
+    assert draining.events("job.rescued") == rescuer.events("job.rescued") == []
 
 
 def test_a_worker_whose_row_is_gone_registers_again_and_is_fenced(

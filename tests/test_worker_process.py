@@ -41,24 +41,6 @@ SECRET = "SECRET-123"
 # --- helpers ----------------------------------------------------------------------------
 
 
-@contextlib.contextmanager
-def _worker(database_url: str, *args: str) -> Iterator[WorkerProcess]:
-    """``tests.helpers.worker_process``, then close the process's pipes: left open, they
-    end up as ResourceWarnings, which this suite turns into errors."""
-    pipes: list[IO[str]] = []
-    try:
-        with worker_process(database_url, *args) as worker:
-            pipes += [p for p in (worker.proc.stdout, worker.proc.stderr) if p is not None]
-            yield worker
-    finally:
-        for pipe in pipes:
-            pipe.close()
-
-
-def _events(worker: WorkerProcess, event: str) -> list[dict[str, object]]:
-    return [line for line in worker.lines if line.get("event") == event]
-
-
 def _job_lines(worker: WorkerProcess, job_id: int) -> list[dict[str, object]]:
     return [line for line in worker.lines if line.get("job_id") == job_id]
 
@@ -135,7 +117,7 @@ def test_signal_stops_claiming_and_lets_the_running_job_finish(
 ) -> None:
     # Default grace period (30 s): the 2 s job finishes well within it. (2 s rather than
     # 0.5 s so that the job is surely still running when the signal lands on a busy box.)
-    with _worker(queueing_database_url) as worker:
+    with worker_process(queueing_database_url) as worker:
         running = _start_active(queue, "work", 2.0)
         signalled = time.monotonic()
         worker.proc.send_signal(signum)
@@ -149,14 +131,14 @@ def test_signal_stops_claiming_and_lets_the_running_job_finish(
     assert code == 0
     assert elapsed < PROMPT_EXIT_S, f"took {elapsed:.1f}s to stop"
     assert draining["running"] == 1
-    [sig] = _events(worker, "worker.signal")
+    [sig] = worker.events("worker.signal")
     assert (sig["signal"], sig["graceful"]) == (signum.name, True)
 
     assert done.status is JobStatus.COMPLETED
     assert done.result == "done"
     assert done.attempts == 1
     assert done.error is None
-    completed = _events(worker, "job.completed")
+    completed = worker.events("job.completed")
     assert [line["job_id"] for line in completed] == [running.id]
 
     left = queue.get_job(late.id)
@@ -176,7 +158,7 @@ def test_grace_period_exceeded_puts_the_job_back_and_exits_zero(
     queueing_database_url: str, queue: Queue, task: str, signum: signal.Signals
 ) -> None:
     # work: an async handler, cancelled outright; sync_work: a thread that polls ctx.cancelled.
-    with _worker(queueing_database_url, "--shutdown-timeout", "0.5") as worker:
+    with worker_process(queueing_database_url, "--shutdown-timeout", "0.5") as worker:
         running = _start_active(queue, task, 60)
         signalled = time.monotonic()
         code = _stop(worker, signum)
@@ -186,9 +168,9 @@ def test_grace_period_exceeded_puts_the_job_back_and_exits_zero(
     assert elapsed < PROMPT_EXIT_S, f"took {elapsed:.1f}s to stop"
     _assert_put_back(queue, running.id)
 
-    [sig] = _events(worker, "worker.signal")
+    [sig] = worker.events("worker.signal")
     assert (sig["signal"], sig["graceful"]) == (signum.name, True)
-    assert _events(worker, "worker.draining")[0]["grace_s"] == 0.5
+    assert worker.events("worker.draining")[0]["grace_s"] == 0.5
     # One line for the start, one for the interruption (written only after its commit).
     started, ended = _job_lines(worker, running.id)
     assert started["event"] == "job.started"
@@ -209,7 +191,7 @@ def test_second_signal_skips_the_rest_of_the_grace_period(
     queueing_database_url: str, queue: Queue, first: signal.Signals, second: signal.Signals
 ) -> None:
     # A 120 s grace period that the second signal must cut short.
-    with _worker(queueing_database_url, "--shutdown-timeout", "120") as worker:
+    with worker_process(queueing_database_url, "--shutdown-timeout", "120") as worker:
         running = _start_active(queue, "work", 60)
         worker.proc.send_signal(first)
         worker.wait_for_log("worker.draining")
@@ -221,7 +203,7 @@ def test_second_signal_skips_the_rest_of_the_grace_period(
     assert code == 0
     assert elapsed < PROMPT_EXIT_S, f"took {elapsed:.1f}s to stop after the second signal"
     _assert_put_back(queue, running.id)
-    signals = [(line["signal"], line["graceful"]) for line in _events(worker, "worker.signal")]
+    signals = [(line["signal"], line["graceful"]) for line in worker.events("worker.signal")]
     assert signals == [(first.name, True), (second.name, False)]
 
 
@@ -231,7 +213,7 @@ def test_second_signal_skips_the_rest_of_the_grace_period(
 def test_one_json_line_per_transition_and_never_a_payload(
     queueing_database_url: str, queue: Queue
 ) -> None:
-    with _worker(queueing_database_url) as worker:
+    with worker_process(queueing_database_url) as worker:
         raw = _capture_raw_stderr(worker)
         # Task objects, so the jobs get the app's retry policy (fail: one attempt).
         ok = queue.enqueue(tasks_app.greet, tasks_app.Greeting(name=SECRET, times=2))
@@ -353,7 +335,7 @@ def test_worker_refuses_a_database_without_the_current_schema(
 def test_cancel_stops_an_active_job_and_the_worker_keeps_going(
     queueing_database_url: str, queue: Queue, task: str
 ) -> None:
-    with _worker(queueing_database_url) as worker:
+    with worker_process(queueing_database_url) as worker:
         running = _start_active(queue, task, 60)
         requested = queue.cancel(running.id)
         assert requested.status is JobStatus.ACTIVE
@@ -398,8 +380,8 @@ def _keep_reading(worker: WorkerProcess) -> threading.Thread:
 def test_two_workers_run_every_job_exactly_once(queueing_database_url: str, queue: Queue) -> None:
     count = 2000
     with (
-        _worker(queueing_database_url, "--concurrency", "10") as first,
-        _worker(queueing_database_url, "--concurrency", "10") as second,
+        worker_process(queueing_database_url, "--concurrency", "10") as first,
+        worker_process(queueing_database_url, "--concurrency", "10") as second,
     ):
         workers = [first, second]
         worker_ids = [cast(int, w.wait_for_log("worker.started")["worker_id"]) for w in workers]
@@ -434,16 +416,16 @@ def test_two_workers_run_every_job_exactly_once(queueing_database_url: str, queu
 
     # The logs tell the same story: each job started and completed once, in one worker.
     started = collections.Counter(
-        line["job_id"] for w in workers for line in _events(w, "job.started")
+        line["job_id"] for w in workers for line in w.events("job.started")
     )
     completed = collections.Counter(
-        line["job_id"] for w in workers for line in _events(w, "job.completed")
+        line["job_id"] for w in workers for line in w.events("job.completed")
     )
     assert started == completed == collections.Counter(ids)
     for w, wid in zip(workers, worker_ids, strict=True):
-        ran = {line["job_id"] for line in _events(w, "job.completed")}
+        ran = {line["job_id"] for line in w.events("job.completed")}
         assert len(ran) == per_worker_db[wid]
-        assert all(line["attempt"] == 1 for line in _events(w, "job.completed"))
-        stopped = _events(w, "worker.stopped")[-1]
+        assert all(line["attempt"] == 1 for line in w.events("job.completed"))
+        stopped = w.events("worker.stopped")[-1]
         assert stopped["claimed"] == stopped["finished"] == len(ran)
     assert [(c.status, c.count) for c in queue.stats()] == [(JobStatus.COMPLETED, count)]
