@@ -211,6 +211,12 @@ def retry(job_id: int, actor: Actor) -> Op:
     )
 
 
+def set_actor(actor: Actor) -> Op:
+    """Make ``actor`` who the current transaction acts for (row-level security, 0005)."""
+    params = {"kind": actor.kind, "tenant_id": actor.tenant_id, "user_id": actor.user_id or ""}
+    yield Query("set_actor", params)
+
+
 def attempts(job_id: int) -> Op:
     """The job's attempt history, oldest first (JobNotFound if there is no such job)."""
     yield from get_job(job_id)

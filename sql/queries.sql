@@ -220,3 +220,11 @@ SELECT m.id, queueing_wake_workers_v1(m.queue_name, m.id)::text AS woken
  WHERE m.status = 'todo' AND m.scheduled_at IS NOT NULL AND m.scheduled_at <= now()
    AND m.scheduled_at + make_interval(secs => %(seconds)s) > now()
  ORDER BY m.id;
+
+-- name: set_actor
+-- Row-level security (migration 0005): who the rest of this transaction acts for. The
+-- third argument `true` makes each setting end with the transaction, so a pooled
+-- connection never carries one request's actor into the next.
+SELECT set_config('queueing.actor', %(kind)s, true),
+       set_config('queueing.tenant_id', %(tenant_id)s, true),
+       set_config('queueing.user_id', %(user_id)s, true);
