@@ -7,6 +7,8 @@ import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
+from queueing import limits
+from queueing.errors import InvalidPayload, InvalidProgress
 from queueing.models import JSON
 
 ProgressWriter = Callable[[int, JSON | None], Awaitable[None]]
@@ -42,11 +44,29 @@ class JobContext:
         return self._cancelled.is_set()
 
     async def set_progress(self, percent: int, detail: JSON | None = None) -> None:
-        """Record progress (0-100) and an optional JSON detail, e.g. ``{"stage": 2, "of": 6}``."""
-        if not 0 <= percent <= 100:
-            raise ValueError(f"progress must be between 0 and 100, got {percent}")
+        """Record progress (0-100) and an optional JSON detail, e.g. ``{"stage": 2, "of": 6}``.
+
+        Raises InvalidProgress (a ValueError), and writes nothing, for a percent that is
+        not an integer between 0 and 100 or a detail that could not be stored as is.
+        """
+        check_progress(percent, detail)
         await self._write_progress(percent, detail)
 
     def set_progress_sync(self, percent: int, detail: JSON | None = None) -> None:
         """``set_progress`` for sync handlers: blocks the handler's thread until committed."""
         asyncio.run_coroutine_threadsafe(self.set_progress(percent, detail), self._loop).result()
+
+
+def check_progress(percent: int, detail: JSON | None) -> None:
+    """Raise InvalidProgress unless ``percent`` and ``detail`` can be recorded as given."""
+    if isinstance(percent, bool) or not isinstance(percent, int):
+        raise InvalidProgress(
+            f"progress must be an integer between 0 and 100, got a {type(percent).__name__}"
+        )
+    if not 0 <= percent <= 100:
+        raise InvalidProgress(f"progress must be between 0 and 100, got {percent}")
+    if detail is not None:
+        try:
+            limits.check_json("progress detail", detail)
+        except InvalidPayload as exc:
+            raise InvalidProgress(str(exc)) from None

@@ -54,5 +54,11 @@ class InvalidPayload(QueueingError):
     """A job's arguments failed validation; nothing was enqueued."""
 
 
+class InvalidProgress(QueueingError, ValueError):
+    """A progress report was refused before it was written: a percent that is not an
+    integer from 0 to 100, or a detail that is not storable JSON within the payload
+    limits (``queueing.limits``). A ValueError too, for handlers that catch that."""
+
+
 class WaitTimeout(QueueingError, TimeoutError):
     """The job did not reach the awaited status in time."""

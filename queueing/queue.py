@@ -39,7 +39,7 @@ from queueing.tasks import Task, build_task
 F = TypeVar("F", bound=Callable[..., Any])
 
 DEFAULT_QUEUE = "default"
-QUEUE_NAME = re.compile(r"^[A-Za-z0-9_.-]{1,40}$")
+QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 """Queue names become part of a LISTEN channel, ``procrastinate_queue_v1#<queue>``, hence
 the narrow alphabet, and at most 40 characters: PostgreSQL refuses channel names over 63
 bytes, and the prefix takes 23."""
@@ -171,6 +171,7 @@ class Queue:
                 args = dict(r.args or {})
             else:
                 raise InvalidPayload("job arguments must be a JSON object")
+            limits.check_task_name(str(r.task))
             name, queue, priority, attempts = (
                 str(r.task),
                 DEFAULT_QUEUE,
@@ -198,6 +199,10 @@ class Queue:
                 raise InvalidPayload("run_at must be timezone-aware")
             scheduled_at = r.run_at
         if r.priority is not None:
+            if isinstance(r.priority, bool) or not isinstance(r.priority, int):
+                raise InvalidPayload(
+                    f"priority must be an integer, got a {type(r.priority).__name__}"
+                )
             if not PRIORITY_MIN <= r.priority <= PRIORITY_MAX:
                 raise InvalidPayload(
                     f"priority must be between {PRIORITY_MIN} and {PRIORITY_MAX}, got {r.priority}"
@@ -415,7 +420,8 @@ class Queue:
 
 def check_queue_name(name: str) -> str:
     """Queue names are checked against QUEUE_NAME: they end up in LISTEN channel names."""
-    if not QUEUE_NAME.match(name):
+    # fullmatch: "$" would also match before a trailing newline.
+    if not isinstance(name, str) or not QUEUE_NAME.fullmatch(name):
         raise InvalidPayload(
             f"invalid queue name {name!r}: use 1-40 letters, digits, '_', '-' or '.'"
         )

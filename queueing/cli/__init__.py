@@ -10,6 +10,7 @@ from typing import Annotated, Any
 import psycopg
 import typer
 
+from queueing import limits
 from queueing.cli import db, jobs
 from queueing.cli.options import App, DatabaseUrl, Json
 from queueing.cli.prune import prune
@@ -63,6 +64,10 @@ def enqueue(
         parsed: Any = json.loads(args)
     except ValueError as exc:
         raise InvalidPayload(f"--args is not valid JSON: {exc}") from exc
+    except RecursionError as exc:  # the json module recurses once per nesting level
+        raise InvalidPayload(
+            f"--args nests deeper than {limits.MAX_NESTING} levels (far deeper)"
+        ) from exc
     if not isinstance(parsed, dict):
         raise InvalidPayload('--args must be a JSON object, e.g. \'{"name": "x"}\'')
     q = load_queue(app_path) if app_path else Queue()

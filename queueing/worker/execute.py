@@ -51,10 +51,21 @@ class Outcome:
 
 
 def error_json(exc: BaseException) -> str:
+    """The stored error: type, message, traceback tail, always storable as jsonb."""
     tb = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK:]
     return pydantic_core.to_json(
-        {"type": type(exc).__qualname__, "message": str(exc), "traceback": tb}
+        {
+            "type": type(exc).__qualname__,
+            "message": _storable(str(exc)),
+            "traceback": _storable(tb),
+        }
     ).decode()
+
+
+def _storable(text: str) -> str:
+    """``text`` without what jsonb cannot hold: NUL, and lone surrogates (which cannot
+    be UTF-8). An exception's message may quote hostile input; the job must still end."""
+    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode()
 
 
 class Interrupted(Exception):

@@ -2,7 +2,9 @@
 
 A notification is a hint ("look at the database now"), never a fact: a job-inserted
 hint wakes the claim loop, an abort hint makes the worker *query* which of its jobs
-were asked to stop. Garbage payloads are ignored. When the connection drops, it
+were asked to stop. Any role may NOTIFY, so a payload is never trusted: one that is not
+procrastinate's shape is logged (without its text) and wakes both looks, and no
+payload can raise out of the listener. When the connection drops, it
 reconnects with backoff and wakes the loop, whose polling covers the gap.
 """
 
@@ -11,6 +13,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Callable, Sequence
 from typing import Any
 
@@ -21,6 +24,11 @@ from queueing import logs, sql
 from queueing.drivers import first_line
 
 ANY_QUEUE_CHANNEL = "procrastinate_any_queue_v1"
+KNOWN_HINTS = frozenset({"job_inserted", "abort_job_requested"})
+MAX_HINT_LENGTH = 200
+"""procrastinate's payloads are under 80 characters: a longer one is not decoded at all."""
+WARN_EVERY = 60.0
+"""Seconds between two warnings about unrecognized payloads (each counts all so far)."""
 
 
 def channels(queues: Sequence[str] | None) -> list[str]:
@@ -43,6 +51,8 @@ class Listener:
         self._on_abort = on_abort
         self.connected = asyncio.Event()
         self.reconnects = 0
+        self.unrecognized = 0
+        self._warned_at: float | None = None
 
     async def run(self) -> None:
         backoff = 0.05
@@ -77,13 +87,58 @@ class Listener:
                 backoff = min(backoff * 2, 5.0)
 
     def _dispatch(self, payload: str) -> None:
-        try:
-            message: Any = json.loads(payload)
-            kind = message.get("type") if isinstance(message, dict) else None
-        except ValueError:
-            kind = None
-        if kind == "abort_job_requested":
-            self._on_abort()
-        else:
-            # job_inserted, or anything we do not understand: looking costs one query.
+        """Turn one notification into a wake-up; never raises, whatever the payload.
+
+        Anyone who can connect may NOTIFY on these channels, so the payload is only
+        used to choose which look to take: an abort hint makes the worker query which
+        of its jobs were asked to stop, a job hint wakes the claim loop. A payload that
+        is not procrastinate's shape takes both looks (each costs one query, and a
+        burst of hints is one look), and is logged by its length, never its text, at
+        most once per ``WARN_EVERY`` seconds so that a flood cannot flood the logs.
+        """
+        kind = hint_kind(payload)
+        if kind != "abort_job_requested":
             self._on_job()
+        if kind != "job_inserted":
+            self._on_abort()
+        if kind is None:
+            self._warn_unrecognized(len(payload))
+
+    def _warn_unrecognized(self, length: int) -> None:
+        self.unrecognized += 1
+        now = time.monotonic()
+        if self._warned_at is not None and now - self._warned_at < WARN_EVERY:
+            return
+        self._warned_at = now
+        logs.event(
+            "worker.notification_unrecognized",
+            logging.WARNING,
+            payload_length=length,
+            unrecognized=self.unrecognized,
+        )
+
+
+def hint_kind(payload: str) -> str | None:
+    """The ``type`` of a procrastinate notification, or None if the payload is not one.
+
+    procrastinate sends ``{"type": "job_inserted" | "abort_job_requested", "job_id": N}``.
+    Nothing else is trusted: the job id is never used (the database is asked instead),
+    and the payload is not even decoded when it is longer than any real one, since
+    decoding a hostile one may raise anything (a ``[[[[...`` of 8000 bytes raises
+    RecursionError in the json module).
+    """
+    if len(payload) > MAX_HINT_LENGTH or not payload.startswith("{"):
+        return None
+    try:
+        message: Any = json.loads(payload)
+    except Exception:  # ValueError, RecursionError, MemoryError...: garbage all the same
+        return None
+    if not isinstance(message, dict):
+        return None
+    kind = message.get("type")
+    job_id = message.get("job_id")
+    if not isinstance(kind, str) or kind not in KNOWN_HINTS:
+        return None  # (a list or an object is not even hashable)
+    if not isinstance(job_id, int) or isinstance(job_id, bool):
+        return None
+    return kind
