@@ -6,6 +6,7 @@ These two small loops are the only place where sync and async differ.
 from __future__ import annotations
 
 import contextlib
+import select
 from collections.abc import AsyncIterator, Iterator
 from typing import Any
 
@@ -31,6 +32,33 @@ def fast_json(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> N
 
 async def fast_json_async(conn: psycopg.AsyncConnection[Any]) -> None:
     fast_json(conn)
+
+
+def _server_has_spoken(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether an idle connection's socket holds something: when the server ends a
+    connection (restart, crash, pg_terminate_backend) it sends an error and closes, so
+    the socket turns readable although no query is in flight."""
+    if conn.closed or conn.broken:
+        return True
+    readable, _, _ = select.select([conn.fileno()], [], [], 0)
+    return bool(readable)
+
+
+def check_pooled(conn: psycopg.Connection[Any]) -> None:
+    """The pools' ``check``: raise for a connection that died while idle in the pool.
+
+    psycopg_pool then drops it and hands out another, so the first call after a
+    database restart succeeds. Costs a ``select()``, not a round trip, unless the
+    socket holds something: then an empty query tells (a notification is harmless).
+    """
+    if _server_has_spoken(conn):
+        conn.execute("")
+
+
+async def check_pooled_async(conn: psycopg.AsyncConnection[Any]) -> None:
+    """``check_pooled`` for the async pools."""
+    if _server_has_spoken(conn):
+        await conn.execute("")
 
 
 def _listen_statement(channel: str) -> pgsql.Composed:

@@ -10,6 +10,7 @@ import asyncio
 import contextlib
 import datetime as dt
 import re
+import threading
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import Any, TypeVar, overload
@@ -71,12 +72,22 @@ class Queue:
     ``database_url``: the argument, else ``QUEUEING_DATABASE_URL``, else
     ``DATABASE_URL``, else an embedded server (see ``queueing.embedded``). Nothing
     connects until the first call that needs the database.
+
+    Calls share a pool of at most ``pool_size`` connections. A call waits up to
+    ``pool_timeout`` seconds for one (all busy, or the database away), then raises
+    DatabaseUnavailable. A pooled connection that died while idle (the server
+    restarted) is replaced before use, so the first call after an outage succeeds.
     """
 
-    def __init__(self, database_url: str | None = None, *, pool_size: int = 10) -> None:
+    def __init__(
+        self, database_url: str | None = None, *, pool_size: int = 10, pool_timeout: float = 30.0
+    ) -> None:
         self._database_url = database_url
         self._pool_size = pool_size
+        self._pool_timeout = pool_timeout
         self._pool: ConnectionPool[psycopg.Connection[Any]] | None = None
+        # Threads making their first call at once must share one pool, not open one each.
+        self._pool_lock = threading.Lock()
         self._schema_checked = False
         #: procrastinate's task registry; add it to a procrastinate App to interoperate.
         self.blueprint = procrastinate.Blueprint()
@@ -249,7 +260,11 @@ class Queue:
     # --- connections ----------------------------------------------------------
 
     def _get_pool(self) -> ConnectionPool[psycopg.Connection[Any]]:
-        if self._pool is None:
+        if self._pool is not None:
+            return self._pool
+        with self._pool_lock:
+            if self._pool is not None:
+                return self._pool
             url = self.database_url
             with (
                 drivers.translate_errors(),
@@ -260,9 +275,13 @@ class Queue:
                 url,
                 min_size=1,
                 max_size=self._pool_size,
+                timeout=self._pool_timeout,
                 open=True,
                 name="queueing",
                 configure=drivers.fast_json,
+                # A connection that died while idle (the server restarted) is replaced
+                # before use instead of failing the caller's first call after an outage.
+                check=drivers.check_pooled,
                 # Autocommit: every operation is one statement (a function call), so it is
                 # atomic on its own, and a BEGIN/COMMIT pair would triple its round trips.
                 kwargs={"connect_timeout": CONNECT_TIMEOUT, "autocommit": True},
@@ -435,10 +454,18 @@ class AsyncQueue:
         self._queue = queue
         self._pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self._loop: asyncio.AbstractEventLoop | None = None
+        # Tasks making their first call at once must share one pool (one lock per loop).
+        self._pool_lock: tuple[asyncio.AbstractEventLoop, asyncio.Lock] | None = None
 
     async def _get_pool(self) -> AsyncConnectionPool[psycopg.AsyncConnection[Any]]:
         loop = asyncio.get_running_loop()
-        if self._pool is None or self._loop is not loop:
+        if self._pool is not None and self._loop is loop:
+            return self._pool
+        if self._pool_lock is None or self._pool_lock[0] is not loop:
+            self._pool_lock = (loop, asyncio.Lock())
+        async with self._pool_lock[1]:
+            if self._pool is not None and self._loop is loop:
+                return self._pool
             url = self._queue.database_url
             async with drivers.async_translate_errors():
                 conn = await psycopg.AsyncConnection.connect(url, connect_timeout=CONNECT_TIMEOUT)
@@ -448,9 +475,11 @@ class AsyncQueue:
                 url,
                 min_size=1,
                 max_size=self._queue._pool_size,
+                timeout=self._queue._pool_timeout,
                 open=False,
                 name="queueing-async",
                 configure=drivers.fast_json_async,
+                check=drivers.check_pooled_async,
                 # Autocommit: every operation is one statement (a function call), so it is
                 # atomic on its own, and a BEGIN/COMMIT pair would triple its round trips.
                 kwargs={"connect_timeout": CONNECT_TIMEOUT, "autocommit": True},

@@ -3,13 +3,23 @@
 Outcomes queue up while a write is in flight, so under load many jobs finish in one
 statement, and at a low rate each is written at once. Each outcome's transition is
 logged only after its commit, so a log line never claims what the database does not hold.
+
+While the database is away, outcomes wait in memory and the write is retried with an
+exponential backoff (the worker cuts it short with ``retry_now`` once its claims go
+through again); the jobs stay "active" meanwhile. An outcome the database refuses as
+data (a result holding ``\u0000``, which jsonb cannot store) is isolated from its
+batch and recorded as an ``OutcomeRejected`` failure, so one bad value can never
+wedge the outcomes of every other job.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import datetime as dt
 import logging
+import random
+import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -17,9 +27,11 @@ import psycopg
 
 from queueing import logs, sql
 from queueing.drivers import first_line
-from queueing.worker.execute import Outcome
+from queueing.worker.execute import Outcome, error_json
 
 MAX_BATCH = 500
+BACKOFF_INITIAL = 0.05
+BACKOFF_CAP = 5.0
 _STATUS_EVENT = {
     "completed": "job.completed",
     "failed": "job.failed",
@@ -28,7 +40,13 @@ _STATUS_EVENT = {
 }
 
 
+class OutcomeRejected(Exception):
+    """The database refused to store this attempt's outcome (its result or error)."""
+
+
 class Finisher:
+    """Writes the outcomes of one worker registration's attempts (see the module doc)."""
+
     def __init__(
         self,
         worker_id: int,
@@ -37,10 +55,15 @@ class Finisher:
         self._worker_id = worker_id
         self._connect = connect
         self._pending: list[Outcome] = []
+        self._writing: list[Outcome] = []
         self._has_work = asyncio.Event()
+        self._retry_now = asyncio.Event()
         self._idle = asyncio.Event()
         self._idle.set()
         self._closing = False
+        self._conn: psycopg.AsyncConnection[Any] | None = None
+        self._failures = 0  # consecutive failed writes (the backoff's exponent)
+        self._failing_since = 0.0
         self.written = 0
 
     def submit(self, outcome: Outcome) -> None:
@@ -52,49 +75,132 @@ class Finisher:
         """Return once every submitted outcome is committed."""
         await self._idle.wait()
 
+    @property
+    def pending(self) -> int:
+        """Outcomes submitted and not yet committed."""
+        return len(self._pending) + len(self._writing)
+
     def close(self) -> None:
         """Finish what is pending, then stop ``run``."""
         self._closing = True
         self._has_work.set()
 
+    def retry_now(self) -> None:
+        """End a retry's backoff now (the database answers again)."""
+        self._retry_now.set()
+
     async def run(self) -> None:
-        conn: psycopg.AsyncConnection[Any] | None = None
-        backoff = 0.05
+        """Write outcomes as they come until ``close()``; never gives one up to an outage.
+
+        Safe to run again after it raised: a batch being written goes back in front.
+        """
+        if self._pending:
+            self._has_work.set()
         try:
             while True:
                 await self._has_work.wait()
                 self._has_work.clear()
                 while self._pending:
                     batch, self._pending = self._pending[:MAX_BATCH], self._pending[MAX_BATCH:]
-                    while True:
-                        try:
-                            if conn is None or conn.closed:
-                                conn = await self._connect()
-                            rows = await self._write(conn, batch)
-                            backoff = 0.05
-                            break
-                        except psycopg.OperationalError as exc:
-                            # The outcomes stay in memory and are written when the
-                            # database is back; the jobs stay "active" until then.
-                            logs.event(
-                                "worker.finish_retry",
-                                logging.WARNING,
-                                error=first_line(exc),
-                                jobs=len(batch),
-                                retry_in=backoff,
-                            )
-                            conn = None
-                            await asyncio.sleep(backoff)
-                            backoff = min(backoff * 2, 5.0)
-                    self.written += len(batch)
-                    self._log(batch, rows)
+                    self._writing = batch
+                    try:
+                        await self._write_all(batch)
+                    except BaseException:
+                        self._pending[:0] = batch  # not lost: the next run writes it
+                        raise
+                    finally:
+                        self._writing = []
                 if not self._pending:
                     self._idle.set()
                     if self._closing:
                         return
         finally:
-            if conn is not None:
-                await conn.close()
+            if self._conn is not None:
+                await self._conn.close()
+                self._conn = None
+
+    async def _write_all(self, batch: list[Outcome]) -> None:
+        """Commit ``batch``, retrying until the database takes it.
+
+        A batch the database refuses as data is split until the refused outcome is
+        alone, and that one is recorded as an OutcomeRejected failure instead.
+        """
+        while True:
+            try:
+                if self._conn is None or self._conn.closed:
+                    self._conn = await self._connect()
+                rows = await self._write(self._conn, batch)
+            except psycopg.DataError as exc:
+                if len(batch) > 1:
+                    half = len(batch) // 2
+                    await self._write_all(batch[:half])
+                    await self._write_all(batch[half:])
+                    return
+                replacement = _rejected(batch[0], exc)
+                if replacement is None:
+                    # Even the replacement was refused: nothing is left to write. The
+                    # job stays active under this worker until it stops, then goes back.
+                    logs.event(
+                        "worker.finish_dropped",
+                        logging.ERROR,
+                        job_id=batch[0].job.id,
+                        task=batch[0].job.task_name,
+                        error=first_line(exc),
+                    )
+                    return
+                logs.event(
+                    "worker.finish_rejected",
+                    logging.ERROR,
+                    job_id=batch[0].job.id,
+                    task=batch[0].job.task_name,
+                    outcome=batch[0].kind,
+                    error=first_line(exc),
+                )
+                batch = [replacement]
+                continue
+            except psycopg.Error as exc:
+                # The outcomes stay in memory and are written when the database is
+                # back; the jobs stay "active" until then. Not only connection errors:
+                # a server that came back read-only (a failover) refuses writes too.
+                await self._back_off(exc, len(batch))
+                continue
+            self._recovered()
+            self.written += len(batch)
+            self._log(batch, rows)
+            return
+
+    async def _back_off(self, exc: psycopg.Error, jobs: int) -> None:
+        ceiling = min(BACKOFF_CAP, BACKOFF_INITIAL * 2**self._failures)
+        delay = random.uniform(ceiling / 2, ceiling)  # jitter: see loop.Backoff
+        if self._failures == 0:
+            self._failing_since = time.monotonic()
+        self._failures += 1
+        connection_lost = isinstance(exc, psycopg.OperationalError)
+        logs.event(
+            "worker.finish_retry",
+            logging.WARNING if connection_lost else logging.ERROR,
+            error=first_line(exc),
+            error_type=type(exc).__name__,
+            jobs=jobs,
+            retry_in=round(delay, 3),
+        )
+        if self._conn is not None and connection_lost:
+            with contextlib.suppress(psycopg.Error):
+                await self._conn.close()
+            self._conn = None
+        self._retry_now.clear()
+        with contextlib.suppress(TimeoutError):
+            await asyncio.wait_for(self._retry_now.wait(), timeout=delay)
+
+    def _recovered(self) -> None:
+        if self._failures:
+            logs.event(
+                "worker.finish_recovered",
+                failures=self._failures,
+                outage_s=round(time.monotonic() - self._failing_since, 3),
+                pending=self.pending,
+            )
+            self._failures = 0
 
     async def _write(
         self, conn: psycopg.AsyncConnection[Any], batch: list[Outcome]
@@ -145,3 +251,24 @@ class Finisher:
                 fields["retry_in_s"] = round(o.retry_in, 3)
             name = "job.interrupted" if o.kind == "interrupted" else _STATUS_EVENT[status]
             logs.event(name, **fields)
+
+
+def _rejected(outcome: Outcome, exc: psycopg.Error) -> Outcome | None:
+    """What to record instead of an outcome the database refused: the same kind of end
+    (a success whose result cannot be stored is a failure), with an OutcomeRejected
+    error in place of the refused result or error. None if that was already it."""
+    if outcome.error_type == OutcomeRejected.__name__:
+        return None
+    message = (
+        f"the database refused this attempt's {outcome.kind} outcome "
+        f"({type(exc).__name__}: {first_line(exc)}); the handler's "
+        f"{'result' if outcome.kind == 'succeeded' else 'error'} is not stored"
+    )
+    return Outcome(
+        outcome.job,
+        "failed" if outcome.kind == "succeeded" else outcome.kind,
+        error_json=error_json(OutcomeRejected(message.replace("\x00", ""))),
+        error_type=OutcomeRejected.__name__,
+        retry_in=outcome.retry_in,
+        duration=outcome.duration,
+    )

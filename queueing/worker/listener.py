@@ -24,6 +24,7 @@ from queueing import logs, sql
 from queueing.drivers import first_line
 
 ANY_QUEUE_CHANNEL = "procrastinate_any_queue_v1"
+CONNECT_TIMEOUT = 5
 KNOWN_HINTS = frozenset({"job_inserted", "abort_job_requested"})
 MAX_HINT_LENGTH = 200
 """procrastinate's payloads are under 80 characters: a longer one is not decoded at all."""
@@ -59,7 +60,9 @@ class Listener:
         first = True
         while True:
             try:
-                conn = await psycopg.AsyncConnection.connect(self._url, autocommit=True)
+                conn = await psycopg.AsyncConnection.connect(
+                    self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT
+                )
                 async with conn:
                     for channel in self._channels:
                         await conn.execute(
@@ -78,7 +81,9 @@ class Listener:
                     backoff = 0.05
                     async for notify in conn.notifies():
                         self._dispatch(notify.payload)
-            except psycopg.OperationalError as exc:
+            except psycopg.Error as exc:
+                # Connection lost, or refused in another way (a LISTEN on a standby
+                # not yet promoted is ReadOnlySqlTransaction): retry all the same.
                 self.connected.clear()
                 logs.event(
                     "worker.listener_lost", logging.WARNING, error=first_line(exc), retry_in=backoff

@@ -10,6 +10,13 @@ If the heartbeat finds this worker's row gone (it stalled and was rescued, or wa
 forgotten), the worker registers again: new claims use the new id, while the jobs
 still running under the old one finish with it and are fenced out by the database
 (their attempts were given back).
+
+When the database goes away (a restart, a failover, a killed connection) the worker
+stays up: the claim loop retries with an exponential backoff (``Backoff``), cut short
+when the listener gets through again; jobs already running go on, and their outcomes
+wait in the finisher until they can be written. Every side task catches the database's
+errors itself, and a side task that dies anyway is logged and started again
+(``_supervise``), so no part of the worker is lost to an outage.
 """
 
 from __future__ import annotations
@@ -19,7 +26,10 @@ import concurrent.futures
 import contextlib
 import functools
 import logging
-from collections.abc import Sequence
+import random
+import time
+import traceback
+from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -37,6 +47,50 @@ from queueing.worker.execute import Cancelled, Claimed, Interrupted, Outcome, ex
 from queueing.worker.finisher import Finisher
 from queueing.worker.listener import Listener
 from queueing.worker.maintenance import Pruner, Rescuer
+
+#: Reconnection delays: the first retry after ~50 ms (a single dropped connection costs
+#: almost nothing), doubling up to 5 s (a long outage costs one attempt every few
+#: seconds per worker, and a restart is noticed at most ~5 s late).
+BACKOFF_INITIAL = 0.05
+BACKOFF_CAP = 5.0
+#: How long a progress report may wait for the database (as long as psycopg_pool's
+#: default wait for a connection) before the handler gets the error.
+PROGRESS_TIMEOUT = 30.0
+#: After a forced stop, how long outcomes may still take to be written before they are
+#: abandoned (the database is away; a rescuer gives their jobs back).
+FORCED_FLUSH_TIMEOUT = 2.0
+
+
+class Backoff:
+    """Exponential delays between retries, with jitter, and the outage they span.
+
+    Delay n is drawn from the upper half of ``initial * 2**n`` (capped at ``cap``): the
+    jitter spreads the reconnections of many workers after a restart, and drawing from
+    the upper half keeps the delays growing, so a long outage costs few attempts.
+    """
+
+    def __init__(self, initial: float = BACKOFF_INITIAL, cap: float = BACKOFF_CAP) -> None:
+        self.initial = initial
+        self.cap = cap
+        self.failures = 0
+        self._since: float | None = None
+
+    def next(self) -> float:
+        """Record one failure; the delay to wait before the next try."""
+        if self._since is None:
+            self._since = time.monotonic()
+        ceiling = min(self.cap, self.initial * 2**self.failures)
+        self.failures += 1
+        return random.uniform(ceiling / 2, ceiling)
+
+    def reset(self) -> tuple[int, float] | None:
+        """Record a success: how many failures, over how many seconds, it ended (if any)."""
+        if self._since is None:
+            return None
+        ended = (self.failures, time.monotonic() - self._since)
+        self.failures = 0
+        self._since = None
+        return ended
 
 
 @dataclass
@@ -117,6 +171,12 @@ class Worker:
             max_workers=concurrency, thread_name_prefix="queueing-job"
         )
         self._conn: psycopg.AsyncConnection[Any] | None = None
+        # One connect at a time: the claim loop, the heartbeat and the abort watch share
+        # the connection, and two racing reconnects would leak one of them.
+        self._conn_lock = asyncio.Lock()
+        self._claim_backoff = Backoff()
+        self._beat_now = asyncio.Event()
+        self._listener_ran = False
         self._progress_pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
         self._slot_freed = asyncio.Event()
         self._force = asyncio.Event()
@@ -169,14 +229,14 @@ class Worker:
         )
         side = self._side
         side += [
-            asyncio.create_task(listener.run(), name="queueing-listener"),
-            asyncio.create_task(self._heartbeat(), name="queueing-heartbeat"),
-            asyncio.create_task(self._abort_watch(), name="queueing-aborts"),
-            asyncio.create_task(rescuer.run(), name="queueing-rescuer"),
+            _spawn("queueing-listener", functools.partial(self._listen, listener)),
+            _spawn("queueing-heartbeat", self._heartbeat),
+            _spawn("queueing-aborts", self._abort_watch),
+            _spawn("queueing-rescuer", rescuer.run),
         ]
         if self.retention is not None:
             pruner = Pruner(self._connect, interval=self.prune_interval, retention=self.retention)
-            side.append(asyncio.create_task(pruner.run(), name="queueing-pruner"))
+            side.append(_spawn("queueing-pruner", pruner.run))
         # Start claiming only once LISTEN is active, so no hint is missed.
         await _first(listener.connected.wait(), self._stop.wait())
         logs.event(
@@ -192,17 +252,24 @@ class Worker:
         finally:
             # The heartbeat keeps running while the running jobs drain: a draining
             # worker is alive and must not be rescued.
-            await self._shutdown()
+            flushed = await self._shutdown()
             finishers = list(self._finishers)
             for task in side:
-                if not task.get_name().startswith("queueing-finisher"):
+                # Finishers stop by themselves once flushed; all else (and finishers
+                # whose outcomes were abandoned) is cancelled.
+                if not flushed or not task.get_name().startswith("queueing-finisher"):
                     task.cancel()
             for finisher in finishers:
                 finisher.close()
             await asyncio.gather(*side, return_exceptions=True)
-            with contextlib.suppress(psycopg.Error):
-                await self._execute("unregister_worker", {"worker_id": self.worker_id})
-            await self._conn.close()
+            if flushed:
+                # Not when outcomes were abandoned: unregistering would leave their jobs
+                # active under no worker (the rescuer gives those back at once, but the
+                # heartbeat's silence says the same within stall_timeout anyway).
+                with contextlib.suppress(psycopg.Error):
+                    await self._execute("unregister_worker", {"worker_id": self.worker_id})
+            if self._conn is not None:
+                await self._conn.close()
             await self._progress_pool.close()
             self._threads.shutdown(wait=False, cancel_futures=True)
             logs.event(
@@ -216,9 +283,7 @@ class Worker:
     def _add_finisher(self, worker_id: int) -> Finisher:
         finisher = Finisher(worker_id, self._connect)
         self._finishers.append(finisher)
-        self._side.append(
-            asyncio.create_task(finisher.run(), name=f"queueing-finisher-{worker_id}")
-        )
+        self._side.append(_spawn(f"queueing-finisher-{worker_id}", finisher.run))
         return finisher
 
     # --- the loop -------------------------------------------------------------
@@ -237,7 +302,12 @@ class Worker:
                 # Outcomes written from here on may make a job due (a retry without
                 # delay) that this claim's snapshot cannot see.
                 written_before = sum(f.written for f in self._finishers)
-                claimed = await self._claim(limit)
+                try:
+                    claimed = await self._claim(limit)
+                except psycopg.Error as exc:
+                    await self._claim_failed(exc)
+                    continue
+                self._claim_succeeded()
                 for job in claimed:
                     self._start(job, finisher)
                 if len(claimed) == limit:
@@ -294,7 +364,12 @@ class Worker:
         self.stats.outcomes[outcome.kind] = self.stats.outcomes.get(outcome.kind, 0) + 1
         finisher.submit(outcome)
 
-    async def _shutdown(self) -> None:
+    async def _shutdown(self) -> bool:
+        """Drain the running jobs, then wait until their outcomes are written.
+
+        During a database outage the outcomes wait for the database; a forced stop
+        (a second signal) gives up on them instead. Returns whether all were written.
+        """
         if self._running:
             logs.event("worker.draining", running=len(self._running), grace_s=self.shutdown_timeout)
             tasks = [r.task for r in self._running.values()]
@@ -305,8 +380,39 @@ class Worker:
                 running.task.cancel()
             if self._running:
                 await asyncio.wait([r.task for r in self._running.values()])
-        for finisher in list(self._finishers):
-            await finisher.flushed()
+        finishers = list(self._finishers)
+        await _first(_all_flushed(finishers), self._force.wait())
+        if any(f.pending for f in finishers):
+            # Forced: the outcomes get one prompt try more (enough whenever the database
+            # answers, as the interrupted jobs' must be written to go back to pending).
+            for finisher in finishers:
+                finisher.retry_now()
+            await _first(_all_flushed(finishers), timeout=FORCED_FLUSH_TIMEOUT)
+        abandoned = sum(f.pending for f in finishers)
+        if abandoned:
+            # The database is away: these jobs stay active under this worker, whose
+            # heartbeat stops, so a rescuer gives them back once it looks stalled.
+            logs.event("worker.outcomes_abandoned", logging.ERROR, jobs=abandoned)
+        return not abandoned
+
+    async def _listen(self, listener: Listener) -> None:
+        """Run the listener; when it is run again after it died (see ``_supervise``),
+        wake the claim loop once it listens: hints sent while it was dead were lost."""
+        if not self._listener_ran:
+            self._listener_ran = True
+            await listener.run()
+            return
+        listener.connected.clear()  # it may have died with it set
+        waker = asyncio.create_task(self._wake_when_listening(listener))
+        try:
+            await listener.run()
+        finally:
+            waker.cancel()
+
+    async def _wake_when_listening(self, listener: Listener) -> None:
+        await listener.connected.wait()
+        logs.event("worker.listener_restarted", logging.WARNING)
+        self._wake.set()
 
     # --- cancel requests ------------------------------------------------------
 
@@ -318,8 +424,8 @@ class Worker:
                 continue
             try:
                 rows = await self._fetch("cancel_requested", {"ids": list(self._running)})
-            except psycopg.OperationalError:
-                continue  # the heartbeat re-checks
+            except psycopg.Error:
+                continue  # the heartbeat sets _abort_check again on its next beat
             for row in rows:
                 running = self._running.get(row["id"])
                 if running is not None and running.stop_reason is None:
@@ -329,16 +435,33 @@ class Worker:
                     logs.event("job.cancel_requested", job_id=row["id"], task=running.job.task_name)
 
     async def _heartbeat(self) -> None:
+        failures = Backoff()  # counts the failed beats; the interval stays the same
         while True:
-            await asyncio.sleep(self.heartbeat_interval)
+            # The claim loop asks for a beat as soon as the database is back, so that
+            # this worker looks alive again before any rescuer looks (see Rescuer).
+            await _first(self._beat_now.wait(), timeout=self.heartbeat_interval)
+            self._beat_now.clear()
             worker_id = self.worker_id
             try:
                 alive = await self._fetch("heartbeat_alive", {"worker_id": worker_id})
-            except psycopg.OperationalError:
+            except psycopg.Error as exc:
                 alive = None  # the database is away; the next beat tries again
+                failures.next()
+                logs.event(
+                    "worker.heartbeat_failed",
+                    logging.WARNING,
+                    error=first_line(exc),
+                    failures=failures.failures,
+                )
+            else:
+                ended = failures.reset()
+                if ended is not None:
+                    logs.event(
+                        "worker.heartbeat_recovered", failures=ended[0], outage_s=round(ended[1], 3)
+                    )
             if alive == []:
                 assert worker_id is not None
-                with contextlib.suppress(psycopg.OperationalError):
+                with contextlib.suppress(psycopg.Error):
                     await self._reregister(worker_id)  # else the next beat tries again
             self._abort_check.set()
 
@@ -368,9 +491,21 @@ class Worker:
         return conn
 
     async def _ensure_conn(self) -> psycopg.AsyncConnection[Any]:
-        if self._conn is None or self._conn.closed:
-            self._conn = await self._connect()
-        return self._conn
+        conn = self._conn
+        if conn is not None and not conn.closed:
+            return conn
+        async with self._conn_lock:
+            if self._conn is None or self._conn.closed:
+                self._conn = await self._connect()
+            return self._conn
+
+    async def _drop_conn(self) -> None:
+        """Close the shared connection after a connection-level error (it may be half
+        broken, e.g. cut mid-reply); the next user connects again."""
+        conn, self._conn = self._conn, None
+        if conn is not None and not conn.closed:
+            with contextlib.suppress(psycopg.Error):
+                await conn.close()
 
     async def _fetch(self, name: str, params: dict[str, Any] | None = None) -> list[dict[str, Any]]:
         conn = await self._ensure_conn()
@@ -383,51 +518,136 @@ class Worker:
         await conn.execute(sql.query(name), params)
 
     async def _claim(self, limit: int) -> list[Claimed]:
-        try:
-            for _ in range(2):
-                worker_id = self.worker_id
-                assert worker_id is not None
-                conn = await self._ensure_conn()
-                try:
-                    cur = await conn.execute(
-                        sql.query("claim_jobs"),
-                        {"queues": self.queues, "worker_id": worker_id, "limit": limit},
-                    )
-                    return [Claimed(*row) for row in await cur.fetchall()]
-                except psycopg.errors.ForeignKeyViolation:
-                    # Our worker row is gone (rescued or forgotten before the heartbeat
-                    # noticed): the claim took nothing. Register again, claim once more.
-                    await self._reregister(worker_id)
-            return []
-        except psycopg.OperationalError as exc:
-            logs.event("worker.claim_failed", logging.WARNING, error=first_line(exc))
-            self._conn = None
-            await _first(self._stop.wait(), timeout=self.poll_interval)
-            return []
+        """Claim up to ``limit`` due jobs. Raises the database's errors (see _claim_failed)."""
+        for _ in range(2):
+            worker_id = self.worker_id
+            assert worker_id is not None
+            conn = await self._ensure_conn()
+            try:
+                cur = await conn.execute(
+                    sql.query("claim_jobs"),
+                    {"queues": self.queues, "worker_id": worker_id, "limit": limit},
+                )
+                return [Claimed(*row) for row in await cur.fetchall()]
+            except psycopg.errors.ForeignKeyViolation:
+                # Our worker row is gone (rescued or forgotten before the heartbeat
+                # noticed): the claim took nothing. Register again, claim once more.
+                await self._reregister(worker_id)
+        return []
+
+    async def _claim_failed(self, exc: psycopg.Error) -> None:
+        """Wait out a failed claim: the backoff's next delay, or less if the listener
+        gets through (the database is back) or we are asked to stop."""
+        delay = self._claim_backoff.next()
+        connection_lost = isinstance(exc, psycopg.OperationalError)
+        logs.event(
+            "worker.claim_failed",
+            logging.WARNING if connection_lost else logging.ERROR,
+            error=first_line(exc),
+            error_type=type(exc).__name__,
+            failures=self._claim_backoff.failures,
+            retry_in=round(delay, 3),
+        )
+        if connection_lost:
+            await self._drop_conn()
+        # _wake was cleared before the claim: set since, it is the listener reconnecting
+        # (or a notification reaching it), so the database answers again.
+        await _first(self._stop.wait(), self._wake.wait(), timeout=delay)
+
+    def _claim_succeeded(self) -> None:
+        ended = self._claim_backoff.reset()
+        if ended is None:
+            return
+        failures, outage = ended
+        logs.event("worker.claim_recovered", failures=failures, outage_s=round(outage, 3))
+        # The database is back: outcomes held during the outage are written now and the
+        # heartbeat beats now, rather than each when its own backoff or interval ends.
+        self._beat_now.set()
+        for finisher in self._finishers:
+            finisher.retry_now()
 
     async def _next_due_in(self) -> float | None:
         try:
             rows = await self._fetch("next_due_in", {"queues": self.queues})
-        except psycopg.OperationalError:
-            return None
+        except psycopg.Error:
+            return None  # the next claim finds out what is wrong, and backs off
         seconds = rows[0]["seconds"] if rows else None
         return None if seconds is None else float(seconds)
 
     async def _write_progress(self, job: Claimed, percent: int, detail: JSON | None) -> None:
+        """Write one progress report; return once it is committed.
+
+        A pool of its own: many handlers may report at once, and the claim loop's
+        connection must stay free. A connection is held for one statement only, never
+        across a handler's work, so ``concurrency`` reporters share the pool's few
+        connections however long their jobs run.
+
+        A connection that died while idle in the pool (the database restarted) fails
+        on first use; the pool drops it and the report is tried again, on a fresh
+        connection, with a backoff while the database is away, for up to
+        ``PROGRESS_TIMEOUT`` seconds; then the handler gets the error.
+        """
         assert self._progress_pool is not None
-        # A pool of its own: many handlers may report at once, and the claim loop's
-        # connection must stay free.
-        async with self._progress_pool.connection() as conn:
-            await conn.execute(
-                sql.query("set_progress"),
-                {
-                    "id": job.id,
-                    "attempt": job.attempts,
-                    "progress": percent,
-                    "detail": psycopg.types.json.Jsonb(detail) if detail is not None else None,
-                },
-            )
+        params = {
+            "id": job.id,
+            "attempt": job.attempts,
+            "progress": percent,
+            "detail": psycopg.types.json.Jsonb(detail) if detail is not None else None,
+        }
+        deadline = time.monotonic() + PROGRESS_TIMEOUT
+        backoff = Backoff(cap=1.0)
+        while True:
+            try:
+                remaining = max(deadline - time.monotonic(), 0.001)
+                async with self._progress_pool.connection(timeout=remaining) as conn:
+                    await conn.execute(sql.query("set_progress"), params)
+                break
+            except psycopg.OperationalError:
+                delay = backoff.next()
+                if time.monotonic() + delay >= deadline:
+                    raise
+                await asyncio.sleep(delay)
         logs.event("job.progress", job_id=job.id, task=job.task_name, progress=percent)
+
+
+async def _all_flushed(finishers: Sequence[Finisher]) -> None:
+    for finisher in finishers:
+        await finisher.flushed()
+
+
+def _spawn(name: str, run: Callable[[], Awaitable[None]]) -> asyncio.Task[None]:
+    """Start a side task under ``_supervise``."""
+    return asyncio.create_task(_supervise(name, run), name=name)
+
+
+async def _supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
+    """Run a side task; if it dies of an error, log it and start it again (with backoff).
+
+    Each side task handles the database's errors itself; this is for the ones nobody
+    foresaw. A dead listener, heartbeat or finisher would otherwise go unnoticed while
+    the worker kept claiming: jobs picked up late, the worker taken for dead, outcomes
+    never written.
+    """
+    backoff = Backoff(initial=0.5, cap=10.0)
+    while True:
+        started = time.monotonic()
+        try:
+            await run()
+            return
+        except Exception as exc:
+            if time.monotonic() - started > backoff.cap:
+                backoff.reset()  # it ran well for a while: this is a new failure
+            delay = backoff.next()
+            logs.event(
+                "worker.side_task_failed",
+                logging.ERROR,
+                task=name,
+                error=first_line(exc),
+                error_type=type(exc).__name__,
+                traceback="".join(traceback.format_exception(exc))[-4000:],
+                retry_in=round(delay, 3),
+            )
+            await asyncio.sleep(delay)
 
 
 async def _first(*aws: Any, timeout: float | None = None) -> None:

@@ -4,11 +4,18 @@ Every worker runs both, but one worker at a time does a round of each: the holde
 the service's transaction-scoped advisory lock (``try_maintenance_lock``), taken in
 the same transaction as the service's query. Each uses a connection of its own, so
 that its transaction never mixes with the claim loop's statements.
+
+A round that fails (the database is away) is logged and tried again at the next
+interval, on a new connection. The rescuer then waits one ``stall_timeout`` before its
+first round on the database that came back: every worker's heartbeat failed during
+the outage, so all of them look stalled until they beat again, and rescuing at once
+would take live workers' running jobs from them.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 from collections.abc import Awaitable, Callable
 from typing import Any
@@ -39,26 +46,39 @@ class _Service:
         self.first_delay = first_delay
         self._conn: psycopg.AsyncConnection[Any] | None = None
         self.rounds = 0
+        # A round failed and none succeeded since: the database was away.
+        self._failing = False
 
     async def run(self) -> None:
+        """Run rounds until cancelled; a database error costs one round, never the task."""
         try:
             await asyncio.sleep(self.first_delay)
             while True:
                 try:
                     if self._conn is None or self._conn.closed:
                         self._conn = await self._connect()
+                    if self._failing:
+                        await self.after_outage()
                     await self.round(self._conn)
+                    self._failing = False
                     self.rounds += 1
                 except psycopg.Error as exc:
                     # The next round retries; a broken connection is replaced.
+                    self._failing = True
                     logs.event(f"worker.{self.name}_failed", logging.WARNING, error=first_line(exc))
                     if self._conn is not None:
-                        await self._conn.close()
+                        with contextlib.suppress(psycopg.Error):
+                            await self._conn.close()
                     self._conn = None
                 await asyncio.sleep(self.interval)
         finally:
             if self._conn is not None:
                 await self._conn.close()
+                self._conn = None
+
+    async def after_outage(self) -> None:
+        """Called before the first round on a database that answers again after failed
+        rounds (its connection is back)."""
 
     async def round(self, conn: psycopg.AsyncConnection[Any]) -> None:
         raise NotImplementedError
@@ -79,6 +99,20 @@ class Rescuer(_Service):
         # the crash left as soon as it is stale.
         super().__init__(connect, interval, first_delay=0.0)
         self.stall_timeout = stall_timeout
+
+    async def after_outage(self) -> None:
+        """Give live workers one ``stall_timeout`` to heartbeat before judging them.
+
+        Their heartbeats failed while the database was away, so each looks stalled now.
+        Workers beat every heartbeat_interval (< stall_timeout, which Worker checks),
+        and at once when their claims go through again, so within one stall_timeout of
+        the database answering every live worker has beaten again and only the dead
+        still look stalled. A worker that died during the outage is rescued this much
+        later; this round is one this rescuer saw fail, so an outage longer than
+        stall_timeout is seen whenever rescue_interval is shorter than stall_timeout.
+        """
+        logs.event("worker.rescue_held", logging.WARNING, hold_s=self.stall_timeout)
+        await asyncio.sleep(self.stall_timeout)
 
     async def round(self, conn: psycopg.AsyncConnection[Any]) -> None:
         while True:

@@ -1,0 +1,911 @@
+"""Database faults: the worker process rides out a PostgreSQL restart or crash, a killed
+LISTEN connection, a database that refuses new connections, pools smaller than its
+concurrency, an outcome the database refuses, a stop while the database is away, and a
+failover through a server that is read-only for a while.
+
+Real worker processes (``python -m queueing worker``), real signals, a real PostgreSQL:
+the tests that stop or reconfigure the server run their own (``tests.private_server``),
+never the shared one; the others use the session's test database and touch only its
+backends. Nothing sleeps to wait: the tests wait on the workers' JSON log lines, on
+LISTEN/NOTIFY (``Queue.wait_for``) or on pg_ctl, each with a deadline. The only timed
+waits are the lengths of outages, which are the faults being injected.
+
+The workers run this module's ``app``: ``--app tests.test_db_faults:app``, given after
+the one ``tests.helpers.worker_process`` passes, which it overrides. Run with
+``pytest -s tests/test_db_faults.py`` to see the recovery figures (docs/faults.md).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import datetime as dt
+import random
+import signal
+import threading
+import time
+from collections.abc import Callable, Iterator, Sequence
+from typing import Any
+
+import psycopg
+import pytest
+from psycopg import sql as pgsql
+
+from queueing import JobContext, Queue
+from queueing.errors import DatabaseUnavailable
+from queueing.models import Job, JobStatus
+from queueing.queue import JobRequest
+from queueing.worker.loop import BACKOFF_CAP, BACKOFF_INITIAL, FORCED_FLUSH_TIMEOUT
+from tests.helpers import WorkerProcess, worker_process
+from tests.private_server import PrivateServer, StopMode, private_server
+
+# --- the app the workers run ---------------------------------------------------------
+
+APP = "tests.test_db_faults:app"
+#: Jobs that meet at the barrier, and the concurrency of the worker that runs them.
+MEETING = 16
+#: How long a job waits at the barrier for the others before it gives up (and fails).
+MEET_TIMEOUT = 10.0
+
+# The pool of two is smaller than any concurrency below: jobs that enqueue children
+# through it share two connections.
+app = Queue(pool_size=2, pool_timeout=2.0)
+_meeting = threading.Barrier(MEETING)
+
+
+@app.task(name="step", retry=1)
+async def step(ctx: JobContext, seconds: float, reports: int = 0) -> str:
+    """Work for ``seconds``, in ``reports`` stages each followed by a progress report.
+    One attempt only: a failed report shows as a failed job, not hidden by a retry."""
+    stages = max(reports, 1)
+    for stage in range(1, stages + 1):
+        await asyncio.sleep(seconds / stages)  # allowed-sleep: simulates work
+        if reports:
+            await ctx.set_progress(round(100 * stage / stages), {"stage": stage})
+    return "done"
+
+
+@app.task(name="hold", retry=1)
+def hold(ctx: JobContext, seconds: float) -> str:
+    """Run until cancelled (or ``seconds`` pass)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not ctx.cancelled:
+        time.sleep(0.01)  # allowed-sleep: simulates work, checking for cancellation
+    return "stopped" if ctx.cancelled else "done"
+
+
+@app.task(name="meet", retry=1)
+def meet(ctx: JobContext) -> int:
+    """Report, enqueue a child through ``app`` (pool of 2), report, then wait at a barrier
+    until all MEETING jobs are there at once, and report again.
+
+    Every job holds its slot while it waits, so the barrier opens only if no job ever
+    waits for a connection another job holds: a progress report must hold its pool
+    connection for one statement only, each sync job must have a thread of its own,
+    and an enqueue must give its connection back at once.
+    """
+    ctx.set_progress_sync(25, {"stage": "started"})
+    child = app.enqueue("child", {"parent": ctx.job_id})
+    ctx.set_progress_sync(50, {"stage": "child enqueued"})
+    _meeting.wait(timeout=MEET_TIMEOUT)
+    ctx.set_progress_sync(100, {"stage": "met"})
+    return child.id
+
+
+@app.task(name="child")
+async def child(parent: int) -> int:
+    return parent
+
+
+@app.task(name="noop")
+async def noop() -> None:
+    return None
+
+
+@app.task(name="nap")
+async def nap(seconds: float) -> str:
+    """Work for ``seconds``; the default retry policy (3 attempts), so that a rescued
+    attempt runs again."""
+    await asyncio.sleep(seconds)  # allowed-sleep: simulates work
+    return "done"
+
+
+@app.task(name="nul", retry=1)
+async def nul() -> str:
+    """A result the database cannot store: jsonb refuses ``\\u0000``."""
+    return "before\x00after"
+
+
+# --- helpers -----------------------------------------------------------------------
+
+DATABASE = "queueing"
+#: procrastinate's status -> the queue's status, as the queueing_jobs view maps it.
+QUEUE_STATUS = {
+    "todo": "pending",
+    "doing": "active",
+    "aborting": "active",
+    "succeeded": "completed",
+    "failed": "failed",
+    "cancelled": "cancelled",
+    "aborted": "cancelled",
+}
+Line = dict[str, object]
+
+
+def _at(line: Line) -> dt.datetime:
+    return dt.datetime.fromisoformat(str(line["ts"]))
+
+
+def _now() -> dt.datetime:
+    return dt.datetime.now(dt.UTC)
+
+
+class _Worker:
+    """A worker process whose log is read on a thread of its own, so that a busy worker
+    never blocks on a full stderr pipe, and whose lines the test waits for."""
+
+    def __init__(self, worker: WorkerProcess, changed: threading.Condition) -> None:
+        self.process = worker
+        self.id = int(str(worker.wait_for_log("worker.started")["worker_id"]))
+        self._changed = changed
+        self._reader = threading.Thread(target=self._read, name="worker-log", daemon=True)
+        self._reader.start()
+
+    def _read(self) -> None:
+        try:
+            # WorkerProcess._read: True once it read lines; False on a timeout, or at
+            # end of file once the process has exited.
+            while self.process._read(0.5) or self.process.proc.poll() is None:
+                with self._changed:
+                    self._changed.notify_all()
+        except (ValueError, OSError):
+            pass  # the helper closed the pipe under us (teardown of a failed test)
+        finally:
+            with self._changed:
+                self._changed.notify_all()
+
+    @property
+    def lines(self) -> list[Line]:
+        return self.process.lines
+
+    def events(self, event: str) -> list[Line]:
+        return [line for line in self.lines if line.get("event") == event]
+
+    def count(self, event: str) -> int:
+        return sum(1 for line in self.lines if line.get("event") == event)
+
+    def completed_at(self, job_id: int, timeout: float = 5.0) -> dt.datetime:
+        """When the worker logged the job's completion (the line is written just after
+        the commit, so it may come an instant after the job's waiter was woken)."""
+
+        def logged() -> list[Line]:
+            return [line for line in self.events("job.completed") if line["job_id"] == job_id]
+
+        with self._changed:
+            if not self._changed.wait_for(logged, timeout):
+                raise AssertionError(f"no job.completed for job {job_id}: {self.lines[-12:]}")
+        return _at(logged()[0])
+
+    def stop(self, timeout: float = 20.0) -> int:
+        """SIGTERM; the exit code once it has exited and its log is read to the end."""
+        self.process.proc.send_signal(signal.SIGTERM)
+        return self.exit_code(timeout)
+
+    def exit_code(self, timeout: float = 20.0) -> int:
+        code = self.process.proc.wait(timeout)
+        self._reader.join(timeout)
+        assert not self._reader.is_alive()
+        return code
+
+
+class _Fleet:
+    """Worker processes, one per tuple of CLI arguments; wait on their logs together."""
+
+    def __init__(self, stack: contextlib.ExitStack, url: str, *workers: Sequence[str]) -> None:
+        self.changed = threading.Condition()
+        self.workers = [
+            _Worker(stack.enter_context(worker_process(url, *args)), self.changed)
+            for args in workers
+        ]
+
+    def wait_until(self, what: str, condition: Callable[[], bool], timeout: float) -> None:
+        with self.changed:
+            if self.changed.wait_for(condition, timeout):
+                return
+        tails = [w.lines[-12:] for w in self.workers]
+        codes = [w.process.proc.poll() for w in self.workers]
+        raise AssertionError(f"{what}: not within {timeout:g}s; exit codes {codes}; logs {tails}")
+
+    def events(self, event: str) -> list[Line]:
+        return [line for w in self.workers for line in w.events(event)]
+
+    def count(self, event: str) -> int:
+        return sum(w.count(event) for w in self.workers)
+
+    def stop(self) -> list[int]:
+        """SIGTERM every worker at once (one signal each: a second one forces); their
+        exit codes."""
+        for w in self.workers:
+            w.process.proc.send_signal(signal.SIGTERM)
+        return [w.exit_code() for w in self.workers]
+
+
+def _wait_all(queue: Queue, ids: Sequence[int], timeout: float) -> None:
+    """Wait until every job is in a terminal state: the newest first (jobs run oldest
+    first), then any still unfinished, each on its own notifications."""
+    deadline = time.monotonic() + timeout
+    queue.wait_for(max(ids), timeout=timeout)
+    wanted = set(ids)
+    for job in queue.list_jobs(statuses=[JobStatus.PENDING, JobStatus.ACTIVE], limit=len(ids)):
+        if job.id in wanted:
+            queue.wait_for(job.id, timeout=max(deadline - time.monotonic(), 0.1))
+
+
+def _status_rows(url: str) -> list[tuple[int, str, str, str | None]]:
+    """(id, queue status, procrastinate status, task) of every job."""
+    with psycopg.connect(url) as conn:
+        return conn.execute(
+            "SELECT v.id, v.status, j.status::text, j.task_name "
+            "FROM queueing_jobs AS v JOIN procrastinate_jobs AS j ON j.id = v.id ORDER BY v.id"
+        ).fetchall()
+
+
+def _attempt_outcomes(url: str) -> dict[str, int]:
+    with psycopg.connect(url) as conn:
+        rows = conn.execute(
+            "SELECT outcome, count(*) FROM queueing_attempts GROUP BY outcome"
+        ).fetchall()
+    return {outcome: count for outcome, count in rows}
+
+
+def _enqueue_retrying(queue: Queue, requests: list[JobRequest]) -> tuple[list[Job], int]:
+    """Enqueue once the server is back; the jobs and how many tries failed first.
+
+    The pool's connections died with the server and fail on first use: a failed try
+    closes the pool, and the next one connects afresh. A try that failed sent nothing
+    (its connection was dead), so no job is enqueued twice.
+    """
+    for failed in range(3):
+        try:
+            return queue.enqueue_many(requests), failed
+        except DatabaseUnavailable:
+            queue.close()
+    raise AssertionError("enqueue still failed three times after the server came back")
+
+
+def _listener_pids(control: psycopg.Connection[Any]) -> list[int]:
+    """Backends of this database whose last statement was a worker's LISTEN."""
+    # The statement's text starts with the named query's comment (sql/queries.sql).
+    rows = control.execute(
+        "SELECT pid FROM pg_stat_activity WHERE datname = current_database() "
+        """AND strpos(query, 'LISTEN "procrastinate_') > 0 AND pid <> pg_backend_pid()"""
+    ).fetchall()
+    return [row[0] for row in rows]
+
+
+def _reconnected(worker: _Worker, *, times: int) -> Callable[[], bool]:
+    """Whether the worker logged its listener's ``times``-th reconnection."""
+
+    def check() -> bool:
+        events = worker.events("worker.listener_reconnected")
+        return any(line.get("reconnects") == times for line in events)
+
+    return check
+
+
+@contextlib.contextmanager
+def _app_on(url: str) -> Iterator[Queue]:
+    """This module's ``app``, pointed at ``url``: jobs enqueued through it get their
+    task's retry policy (through a Queue that does not know the task, three attempts)."""
+    app.database_url = url
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+@pytest.fixture
+def app_queue(queue: Queue) -> Iterator[Queue]:
+    """``_app_on`` the session's test database, its tables emptied (by ``queue``)."""
+    with _app_on(queue.database_url) as on_test_database:
+        yield on_test_database
+
+
+@pytest.fixture
+def private_pg() -> Iterator[PrivateServer]:
+    """A private server with a migrated ``queueing`` database; always stopped after."""
+    with private_server() as server:
+        Queue(server.create_database(DATABASE)).migrate()
+        yield server
+
+
+# --- 1. a restart in the middle of a run ---------------------------------------------
+
+CONCURRENCY = 4
+STALL_TIMEOUT = 2.0
+# Down longer than the stall timeout: when the server comes back, every worker's last
+# heartbeat is older than that, so every worker looks stalled until it beats again.
+OUTAGE_S = STALL_TIMEOUT + 0.5
+RESTART_SETTINGS = (
+    "--app", APP, "--concurrency", str(CONCURRENCY), "--poll-interval", "0.5",
+    "--heartbeat-interval", "0.2", "--stall-timeout", str(STALL_TIMEOUT),
+    "--rescue-interval", "0.2", "--prune-interval", "0", "--shutdown-timeout", "5",
+)  # fmt: skip
+# Two workers: one runs plain jobs, whose slots free up during the outage, so its
+# claims fail and back off; the other runs jobs that report progress, which wait for
+# the database with their slots held, and must not fail for it.
+PLAIN, REPORTING = "default", "reports"
+PLAIN_JOBS = 120  # about 3 s of work for its worker: the outage lands mid-run
+REPORTING_JOBS = 40  # about 1 s
+DURING = 20
+SEED = 20261122
+
+
+def _steps(rng: random.Random, count: int, queue: str) -> list[JobRequest]:
+    reports = 2 if queue == REPORTING else 0
+    return [
+        JobRequest(
+            "step", {"seconds": round(rng.uniform(0.05, 0.15), 3), "reports": reports}, queue=queue
+        )
+        for _ in range(count)
+    ]
+
+
+@pytest.mark.parametrize("mode", ["fast", "immediate"])
+def test_workers_ride_out_a_database_restart(private_pg: PrivateServer, mode: StopMode) -> None:
+    """Stop the server mid-run (``fast``: an operator's restart; ``immediate``: a crash),
+    keep it down past the stall timeout, start it again.
+
+    The workers stay up, back off exponentially while it is down, reconnect by
+    themselves, and every job ends completed, once: no job failed on the way (a
+    progress report on a connection that died in the pool is tried again), no live
+    worker was taken for dead (rescuers wait a stall timeout after an outage), and
+    the heartbeat, the abort watch and delayed jobs all work again after.
+    """
+    url = private_pg.url(DATABASE)
+    rng = random.Random(SEED)
+    with _app_on(url) as queue, contextlib.ExitStack() as stack:
+        fleet = _Fleet(
+            stack,
+            url,
+            (*RESTART_SETTINGS, "--queue", PLAIN),
+            (*RESTART_SETTINGS, "--queue", REPORTING),
+        )
+        plain, reporting = fleet.workers
+        before = queue.enqueue_many(
+            _steps(rng, PLAIN_JOBS, PLAIN) + _steps(rng, REPORTING_JOBS, REPORTING)
+        )
+        # Falls due while the server is down.
+        delayed = queue.enqueue("step", {"seconds": 0.05}, delay=1.0, queue=PLAIN)
+        fleet.wait_until(
+            "each worker completed jobs before the outage",
+            lambda: all(w.count("job.completed") >= 2 * CONCURRENCY for w in fleet.workers),
+            timeout=20,
+        )
+
+        stopped_at = _now()
+        down_since = time.monotonic()
+        private_pg.stop(mode)
+        during = _steps(rng, DURING, PLAIN) + _steps(rng, DURING, REPORTING)
+        with pytest.raises(DatabaseUnavailable):
+            queue.enqueue_many(during)  # the caller's retry comes after the restart
+        queue.close()  # else its pool keeps trying to reconnect, with its own backoff
+        fleet.wait_until(
+            "every worker noticed the outage (and the plain one backs off)",
+            lambda: (
+                plain.count("worker.claim_failed") >= 4
+                and all(w.count("worker.heartbeat_failed") >= 1 for w in fleet.workers)
+            ),
+            timeout=20,
+        )
+        outage_left = OUTAGE_S - (time.monotonic() - down_since)
+        threading.Event().wait(max(outage_left, 0.0))  # allowed-sleep: the outage's length
+        private_pg.start()
+        ready_at = private_pg.ready_times()[-1]
+
+        during_jobs, enqueue_retries = _enqueue_retrying(queue, during)
+        ids = [job.id for job in [*before, delayed, *during_jobs]]
+        _wait_all(queue, ids, timeout=60)
+        fleet.wait_until(
+            "every worker's heartbeat recovered",
+            lambda: all(w.count("worker.heartbeat_recovered") >= 1 for w in fleet.workers),
+            timeout=10,
+        )
+        # The abort watch survived: a running job is cancelled on request.
+        held = queue.enqueue("hold", {"seconds": 60}, queue=PLAIN)
+        queue.wait_for(held.id, [JobStatus.ACTIVE], timeout=10)
+        queue.cancel(held.id)
+        assert queue.wait_for(held.id, timeout=10).status is JobStatus.CANCELLED
+        with psycopg.connect(url) as conn:
+            beats: dict[int, dt.datetime] = dict(
+                conn.execute("SELECT id, last_heartbeat FROM procrastinate_workers").fetchall()
+            )
+        codes = fleet.stop()
+
+    rows = _status_rows(url)
+    outcomes = _attempt_outcomes(url)
+    started = fleet.events("job.started")
+    completed = fleet.events("job.completed")
+    fresh = {line["job_id"] for line in started if _at(line) > ready_at}
+
+    def after_ready(lines: list[Line]) -> float:
+        return (min(_at(line) for line in lines if _at(line) > ready_at) - ready_at).total_seconds()
+
+    done_before = max(_at(line) for line in completed if _at(line) < stopped_at)
+    done_after = min(_at(line) for line in completed if _at(line) > ready_at)
+    delays = [float(str(line["retry_in"])) for line in plain.events("worker.claim_failed")]
+    recovered = [
+        (w.id, [float(str(line["outage_s"])) for line in w.events("worker.claim_recovered")])
+        for w in fleet.workers
+    ]
+    reports_held = [
+        float(str(line["outage_s"])) for line in fleet.events("worker.finish_recovered")
+    ]
+    print()  # noqa: T201 - the figures, shown with pytest -s
+    print(f"restart ({mode}): {len(ids)} jobs, 2 workers x {CONCURRENCY}")  # noqa: T201
+    print(f"  server down {(ready_at - stopped_at).total_seconds():.3f}s (stop to ready)")  # noqa: T201
+    print(  # noqa: T201
+        f"  ready -> first claim {after_ready(started):.3f}s, "
+        f"first outcome written {after_ready(completed):.3f}s, first job claimed and "
+        f"completed {after_ready([c for c in completed if c['job_id'] in fresh]):.3f}s"
+    )
+    for worker in fleet.workers:
+        print(  # noqa: T201
+            f"  worker {worker.id} ({'plain' if worker is plain else 'reporting'}): "
+            f"first claim {after_ready(worker.events('job.started')):.3f}s after ready"
+        )
+    print(f"  queue stalled {(done_after - done_before).total_seconds():.3f}s")  # noqa: T201
+    print(f"  plain worker's claim retry_in: {delays}")  # noqa: T201
+    print(f"  claim outage_s per worker: {recovered}; finisher outage_s: {reports_held}")  # noqa: T201
+    print(f"  enqueue: failed while down, then {enqueue_retries} failed tries after")  # noqa: T201
+    print(f"  attempts: {outcomes}")  # noqa: T201
+
+    assert codes == [0, 0]
+    # Every job ended, the status agreeing with the queue's state; all completed once.
+    assert all(QUEUE_STATUS[state] == status for _, status, state, _ in rows), rows
+    by_id = {row[0]: row for row in rows}
+    assert {by_id[i][1] for i in ids} == {"completed"}
+    assert by_id[held.id][1] == "cancelled"
+    assert outcomes == {"completed": len(ids), "cancelled": 1}
+    assert sorted(str(line["job_id"]) for line in started) == sorted(
+        str(i) for i in [*ids, held.id]
+    ), "a job started twice"
+    for event in ("worker.registration_lost", "job.rescued", "job.finish_ignored"):
+        assert fleet.count(event) == 0, fleet.events(event)
+    assert fleet.count("worker.side_task_failed") == 0, fleet.events("worker.side_task_failed")
+    # The reporting worker's jobs waited out the outage in their progress reports.
+    assert reporting.count("job.progress") == 2 * (REPORTING_JOBS + DURING)
+    # Exponential backoff, capped, logged. Below the cap each delay is drawn from the
+    # upper half of a doubling ceiling, so the delays never decrease.
+    uncapped = sum(1 for n in range(64) if BACKOFF_INITIAL * 2**n < BACKOFF_CAP)
+    assert delays[:uncapped] == sorted(delays[:uncapped]), delays
+    assert max(delays) <= BACKOFF_CAP and max(delays) >= 4 * min(delays), delays
+    assert recovered[0][1] and max(recovered[0][1]) >= OUTAGE_S - 0.5, recovered
+    assert all(w.count("worker.listener_reconnected") >= 1 for w in fleet.workers)
+    assert all(beats[w.id] > ready_at for w in fleet.workers), beats
+    # Back at work within one backoff cap of the server accepting connections.
+    assert after_ready(plain.events("job.started")) < BACKOFF_CAP + 2
+
+
+# --- 2. the listening connection killed ----------------------------------------------
+
+KILLS = 5
+# Far longer than the test: only a notification (or the listener's wake-up after it
+# reconnects) can make the worker pick a job up within PICKUP_S.
+LONG_POLL = "60"
+PICKUP_S = 10.0
+
+
+def test_listener_killed_five_times_reconnects_and_pick_up_goes_on(
+    queueing_database_url: str, app_queue: Queue
+) -> None:
+    """pg_terminate_backend on the worker's LISTEN connection, five times: each time the
+    worker logs the loss and the reconnection. A job enqueued right after the kill,
+    whose notification nobody hears, is picked up by the wake-up the listener gives
+    once it listens again; one enqueued after, by its notification. Polling (60 s) is
+    far too slow to be what picked up either."""
+    queue = app_queue
+    url = queueing_database_url
+    with (
+        contextlib.ExitStack() as stack,
+        psycopg.connect(url, autocommit=True) as control,
+    ):
+        fleet = _Fleet(stack, url, ("--app", APP, "--poll-interval", LONG_POLL))
+        worker = fleet.workers[0]
+        pickups: list[dt.timedelta] = []
+        for kill in range(1, KILLS + 1):
+            pids = _listener_pids(control)
+            assert len(pids) == 1, pids  # only this test's worker listens on this database
+            # Without a timeout: with one, it polls for the backend's exit every 100 ms,
+            # long enough for the listener to be back before the next job is enqueued.
+            assert control.execute("SELECT pg_terminate_backend(%s)", pids).fetchone() == (True,)
+            killed_at = _now()
+            # Enqueued at once: committed before the listener listens again (it waits
+            # ~50 ms first), so its notification is lost; the listener's wake-up after
+            # reconnecting is what must pick it up. Waited for before the next job,
+            # whose own notification would pick it up too.
+            in_gap = queue.enqueue("noop")
+            fleet.wait_until(
+                f"listener reconnection {kill}",
+                _reconnected(worker, times=kill),
+                timeout=PICKUP_S,
+            )
+            assert queue.wait_for(in_gap.id, timeout=PICKUP_S).status is JobStatus.COMPLETED
+            after = queue.enqueue("noop")
+            assert queue.wait_for(after.id, timeout=PICKUP_S).status is JobStatus.COMPLETED
+            pickups += [worker.completed_at(job.id) - killed_at for job in (in_gap, after)]
+            now_listening = _listener_pids(control)
+            assert len(now_listening) == 1 and now_listening != pids, now_listening
+        lost = worker.events("worker.listener_lost")
+        back = worker.events("worker.listener_reconnected")
+        code = worker.stop()
+
+    gaps = [(_at(b) - _at(a)).total_seconds() for a, b in zip(lost, back, strict=True)]
+    print()  # noqa: T201 - the figures, shown with pytest -s
+    print(f"listener killed {KILLS}x: lost -> reconnected {[round(g, 3) for g in gaps]}s")  # noqa: T201
+    print(  # noqa: T201
+        "  kill -> job completed: "
+        f"{[round(p.total_seconds(), 3) for p in pickups]}s (in the gap, after; per kill)"
+    )
+    assert code == 0
+    assert len(lost) == KILLS
+    assert [line["reconnects"] for line in back] == list(range(1, KILLS + 1))
+    # Only the listener's connection was touched: claims never failed.
+    assert worker.count("worker.claim_failed") == 0
+    assert worker.count("job.completed") == 2 * KILLS
+
+
+def test_polling_picks_jobs_up_while_the_listener_cannot_reconnect(
+    private_pg: PrivateServer,
+) -> None:
+    """Kill the listener while the database refuses new connections (as when no
+    connection slot is free): the listener keeps failing to reconnect, yet jobs are
+    picked up, by polling, on the connections the worker already holds; once
+    connections are allowed again the listener is back."""
+    url = private_pg.url(DATABASE)
+    allow = pgsql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}")
+    with (
+        _app_on(url) as queue,
+        contextlib.ExitStack() as stack,
+        psycopg.connect(private_pg.url(), autocommit=True) as admin,
+        psycopg.connect(url, autocommit=True) as control,
+    ):
+        fleet = _Fleet(stack, url, ("--app", APP, "--poll-interval", "0.2"))
+        worker = fleet.workers[0]
+        # A first job, so that the worker's finisher holds its connection too.
+        assert queue.wait_for(queue.enqueue("noop").id, timeout=10).status is JobStatus.COMPLETED
+        refused = allow.format(pgsql.Identifier(DATABASE), pgsql.SQL("false"))
+        admin.execute(refused)
+        try:
+            pids = _listener_pids(control)
+            control.execute("SELECT pg_terminate_backend(%s, 5000)", pids)
+            fleet.wait_until(
+                "the listener failing to reconnect",
+                lambda: worker.count("worker.listener_lost") >= 3,
+                timeout=10,
+            )
+            # Enqueued on a connection of its own: new ones are refused.
+            job = queue.enqueue("noop", connection=control)
+            fleet.wait_until(
+                "the job completed by polling",
+                lambda: any(
+                    line.get("job_id") == job.id for line in worker.events("job.completed")
+                ),
+                timeout=10,
+            )
+            assert worker.count("worker.listener_reconnected") == 0
+        finally:
+            admin.execute(allow.format(pgsql.Identifier(DATABASE), pgsql.SQL("true")))
+        fleet.wait_until(
+            "the listener reconnected",
+            lambda: worker.count("worker.listener_reconnected") == 1,
+            timeout=BACKOFF_CAP + 5,
+        )
+        code = worker.stop()
+    assert code == 0
+    assert worker.count("worker.claim_failed") == 0
+    assert worker.count("worker.side_task_failed") == 0
+
+
+# --- 3. pools smaller than the concurrency -------------------------------------------
+
+DEADLINE_S = 30.0
+
+
+def test_sixteen_jobs_reporting_and_enqueueing_through_small_pools_do_not_deadlock(
+    queueing_database_url: str, app_queue: Queue
+) -> None:
+    """16 sync jobs at once on a worker of concurrency 16, whose progress pool holds 4
+    connections, each reporting progress three times and enqueueing a child through a
+    Queue whose pool holds 2, and none finishing before all 16 are in flight together
+    (a barrier). All 32 jobs complete within the deadline.
+
+    This proves that no job ever waits for a connection another job holds while it
+    runs: a progress report holds its connection for one statement, every slot has a
+    thread of its own, and an enqueue gives its connection back at once. Were any of
+    these held across a job, at most 4 (or 2) jobs would reach the barrier, and every
+    job would fail there (BrokenBarrierError) instead of completing.
+    """
+    queue = app_queue
+    url = queueing_database_url
+    with contextlib.ExitStack() as stack:
+        fleet = _Fleet(
+            stack, url, ("--app", APP, "--concurrency", str(MEETING), "--prune-interval", "0")
+        )
+        began = time.monotonic()
+        parents = queue.enqueue_many(JobRequest("meet") for _ in range(MEETING))
+        _wait_all(queue, [p.id for p in parents], timeout=DEADLINE_S)
+        children = queue.list_jobs(task="child", limit=2 * MEETING)
+        _wait_all(queue, [c.id for c in children], timeout=DEADLINE_S)
+        elapsed = time.monotonic() - began
+        code = fleet.workers[0].stop()
+
+    print()  # noqa: T201 - the figures, shown with pytest -s
+    print(f"{MEETING} jobs meeting through pools of 4 and 2: all done in {elapsed:.3f}s")  # noqa: T201
+    assert code == 0
+    assert elapsed < DEADLINE_S
+    done = [queue.get_job(p.id) for p in parents]
+    assert [(j.status, j.progress) for j in done] == [(JobStatus.COMPLETED, 100)] * MEETING, [
+        (j.id, j.status, j.error) for j in done
+    ]
+    assert sorted(int(str(j.result)) for j in done) == sorted(c.id for c in children)
+    assert [queue.get_job(c.id).status for c in children] == [JobStatus.COMPLETED] * MEETING
+    assert fleet.count("job.progress") == 3 * MEETING
+
+
+# --- 4. an outcome the database refuses ----------------------------------------------
+
+
+def test_an_outcome_the_database_refuses_does_not_wedge_the_others(
+    queueing_database_url: str, app_queue: Queue
+) -> None:
+    """A job whose result jsonb cannot store (``\\u0000``) finishes in the same batch as
+    others: it ends failed with an OutcomeRejected error, every other job completes,
+    later jobs too, and the worker stops cleanly (nothing left unwritten)."""
+    queue = app_queue
+    url = queueing_database_url
+    with contextlib.ExitStack() as stack:
+        fleet = _Fleet(stack, url, ("--app", APP, "--concurrency", "20"))
+        first = queue.enqueue_many(
+            [*(JobRequest("noop") for _ in range(10)), JobRequest("nul")]
+            + [JobRequest("noop") for _ in range(9)]
+        )
+        _wait_all(queue, [j.id for j in first], timeout=20)
+        later = queue.enqueue("noop")
+        assert queue.wait_for(later.id, timeout=10).status is JobStatus.COMPLETED
+        code = fleet.workers[0].stop()
+    rejected = queue.get_job(first[10].id)
+    assert rejected.status is JobStatus.FAILED
+    assert rejected.error is not None and rejected.error.type == "OutcomeRejected"
+    assert rejected.result is None
+    others = [queue.get_job(j.id).status for j in first if j.id != rejected.id]
+    assert others == [JobStatus.COMPLETED] * 19
+    assert code == 0
+    assert fleet.count("worker.finish_rejected") == 1
+    assert fleet.count("worker.side_task_failed") == 0
+    assert all(QUEUE_STATUS[state] == status for _, status, state, _ in _status_rows(url))
+
+
+# --- 5. a worker stopped while the database is away ----------------------------------
+
+STOP_SETTINGS = (
+    "--app", APP, "--concurrency", "2", "--shutdown-timeout", "10",
+    "--heartbeat-interval", "0.2", "--stall-timeout", "1", "--rescue-interval", "0.2",
+    "--prune-interval", "0",
+)  # fmt: skip
+
+
+def _stop_during_outage(
+    server: PrivateServer, queue: Queue, fleet: _Fleet
+) -> tuple[_Worker, list[Job]]:
+    """Two jobs running, the server stopped, SIGTERM: the jobs finish in the grace
+    period, and their outcomes wait for the database."""
+    worker = fleet.workers[0]
+    jobs = queue.enqueue_many([JobRequest("nap", {"seconds": 0.5}) for _ in range(2)])
+    fleet.wait_until("both jobs running", lambda: worker.count("job.started") == 2, timeout=10)
+    server.stop("fast")
+    queue.close()  # its pool's connections died with the server (see test 1)
+    worker.process.proc.send_signal(signal.SIGTERM)
+    fleet.wait_until(
+        "the outcomes waiting for the database",
+        lambda: worker.count("worker.draining") == 1 and worker.count("worker.finish_retry") >= 2,
+        timeout=10,
+    )
+    return worker, jobs
+
+
+def test_a_worker_stopped_during_an_outage_writes_its_outcomes_once_the_database_is_back(
+    private_pg: PrivateServer,
+) -> None:
+    """SIGTERM while the database is away: the worker does not exit with outcomes it
+    could not write; once the database is back it writes them, unregisters and exits 0."""
+    url = private_pg.url(DATABASE)
+    with _app_on(url) as queue, contextlib.ExitStack() as stack:
+        fleet = _Fleet(stack, url, STOP_SETTINGS)
+        worker, jobs = _stop_during_outage(private_pg, queue, fleet)
+        # Down for longer than any bounded wait of a worker that would give up (a
+        # forced stop gives up after FORCED_FLUSH_TIMEOUT): it is still there after.
+        outage = FORCED_FLUSH_TIMEOUT + 1
+        threading.Event().wait(outage)  # allowed-sleep: the outage's length
+        assert worker.process.proc.poll() is None  # still there, holding the outcomes
+        assert worker.count("job.completed") == 0
+        private_pg.start()
+        code = worker.exit_code()
+        statuses = [queue.get_job(job.id).status for job in jobs]
+        with psycopg.connect(url) as conn:
+            registered = conn.execute("SELECT count(*) FROM procrastinate_workers").fetchone()
+    assert code == 0
+    assert statuses == [JobStatus.COMPLETED] * 2
+    assert worker.count("job.completed") == 2
+    assert worker.count("worker.outcomes_abandoned") == 0
+    assert registered == (0,)  # it unregistered on its way out
+
+
+def test_a_worker_forced_to_stop_during_an_outage_leaves_its_jobs_to_the_rescuer(
+    private_pg: PrivateServer,
+) -> None:
+    """A second SIGTERM while the outcomes wait for the database: the worker gives them
+    up (logged) and exits 0 promptly. Nothing is lost: its jobs are still active under
+    its silent registration, so once the database is back a rescuer gives them back and
+    they run again."""
+    url = private_pg.url(DATABASE)
+    with _app_on(url) as queue, contextlib.ExitStack() as stack:
+        fleet = _Fleet(stack, url, STOP_SETTINGS)
+        worker, jobs = _stop_during_outage(private_pg, queue, fleet)
+        forced_at = time.monotonic()
+        worker.process.proc.send_signal(signal.SIGTERM)
+        code = worker.exit_code(timeout=FORCED_FLUSH_TIMEOUT + 10)
+        exit_s = time.monotonic() - forced_at
+        private_pg.start()
+        rescuer = _Fleet(stack, url, STOP_SETTINGS)
+        _wait_all(queue, [job.id for job in jobs], timeout=20)
+        statuses = [queue.get_job(job.id).status for job in jobs]
+        codes = rescuer.stop()
+    print()  # noqa: T201 - the figures, shown with pytest -s
+    print(f"forced stop during an outage: exited {exit_s:.3f}s after the second SIGTERM")  # noqa: T201
+    assert code == 0
+    assert exit_s < FORCED_FLUSH_TIMEOUT + 5
+    abandoned = worker.events("worker.outcomes_abandoned")
+    assert [line["jobs"] for line in abandoned] == [2]
+    assert statuses == [JobStatus.COMPLETED] * 2
+    assert codes == [0]
+    assert _attempt_outcomes(url) == {"worker_lost": 2, "completed": 2}
+    assert all(QUEUE_STATUS[state] == status for _, status, state, _ in _status_rows(url))
+
+
+# --- 6. a failover to a server that is read-only for a while -------------------------
+
+FAILOVER_SETTINGS = (
+    "--app", APP, "--concurrency", "2", "--poll-interval", LONG_POLL,
+    "--heartbeat-interval", "0.2", "--stall-timeout", "5", "--rescue-interval", "0.2",
+    "--prune-interval", "0",
+)  # fmt: skip
+
+
+def test_a_failover_through_a_read_only_server_costs_no_part_of_the_worker(
+    private_pg: PrivateServer,
+) -> None:
+    """The server restarts as a standby not promoted yet (as when a failover lands on a
+    replica first): it takes connections but refuses every write and LISTEN with
+    ReadOnlySqlTransaction, which is not a connection error. Then it is promoted.
+
+    The worker stays up through it all: claims back off, outcomes wait, the heartbeat
+    fails and goes on, the listener's refused LISTEN is logged and retried with backoff.
+    After the promotion every job completes, and a job enqueued last is picked up by
+    notification (polling is 60 s): the listener listens again. No side task died.
+    """
+    url = private_pg.url(DATABASE)
+    with _app_on(url) as queue, contextlib.ExitStack() as stack:
+        fleet = _Fleet(stack, url, FAILOVER_SETTINGS)
+        worker = fleet.workers[0]
+        jobs = queue.enqueue_many([JobRequest("nap", {"seconds": 0.1}) for _ in range(20)])
+        fleet.wait_until("jobs completed", lambda: worker.count("job.completed") >= 2, timeout=10)
+        private_pg.stop("fast")
+        queue.close()  # its pool's connections died with the server (see test 1)
+        private_pg.start(standby=True)
+
+        def refused(event: str) -> bool:
+            return any(
+                line.get("error_type") == "ReadOnlySqlTransaction" for line in worker.events(event)
+            )
+
+        fleet.wait_until(
+            "claims, outcomes and the listener refused by the read-only server",
+            lambda: (
+                refused("worker.claim_failed")
+                and refused("worker.finish_retry")
+                and any(
+                    "cannot execute LISTEN" in str(line["error"])  # "... during recovery"
+                    for line in worker.events("worker.listener_lost")
+                )
+                and any(
+                    "read-only" in str(line["error"])
+                    for line in worker.events("worker.heartbeat_failed")
+                )
+            ),
+            timeout=20,
+        )
+        private_pg.promote()
+        _wait_all(queue, [job.id for job in jobs], timeout=30)
+        fleet.wait_until(
+            "the listener listening again",
+            lambda: worker.count("worker.listener_reconnected") >= 1,
+            timeout=20,
+        )
+        last = queue.enqueue("noop")
+        assert queue.wait_for(last.id, timeout=PICKUP_S).status is JobStatus.COMPLETED
+        code = worker.stop()
+    failed = worker.events("worker.side_task_failed")
+    print()  # noqa: T201 - the figures, shown with pytest -s
+    print(f"failover via a read-only server: side tasks restarted {len(failed)}x")  # noqa: T201
+    assert code == 0
+    assert failed == []
+    assert worker.count("worker.claim_recovered") >= 1
+    assert _attempt_outcomes(url) == {"completed": len(jobs) + 1}
+    assert all(QUEUE_STATUS[state] == status for _, status, state, _ in _status_rows(url))
+
+
+# --- the library's pools ---------------------------------------------------------------
+
+
+def test_the_first_call_after_a_restart_succeeds_on_a_pool_of_dead_connections(
+    private_pg: PrivateServer,
+) -> None:
+    """Idle pooled connections die with the server; the pools' check replaces them
+    before use, so neither the sync nor the async API fails its first call after."""
+    url = private_pg.url(DATABASE)
+    queue = Queue(url, pool_size=4, pool_timeout=10.0)
+
+    async def enqueue_async(n: int) -> list[Job]:
+        return list(await asyncio.gather(*(queue.aio.enqueue("t") for _ in range(n))))
+
+    try:
+        loop = asyncio.new_event_loop()
+        # Fill both pools with idle connections.
+        threads = [threading.Thread(target=queue.enqueue, args=("t",)) for _ in range(4)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        loop.run_until_complete(enqueue_async(4))
+        private_pg.stop("fast")
+        private_pg.start()
+        assert queue.enqueue("after").task_name == "after"  # no DatabaseUnavailable
+        assert len(loop.run_until_complete(enqueue_async(4))) == 4
+        assert len(queue.list_jobs(limit=100)) == 13  # 4 + 4 before, 1 + 4 after
+        loop.run_until_complete(queue.aio.close())
+        loop.close()
+    finally:
+        queue.close()
+
+
+def test_concurrent_first_calls_share_one_pool(queue: Queue) -> None:
+    """Eight threads (and eight tasks) making their first call at once open one pool
+    each side, so ``pool_size`` holds and no pool is leaked."""
+    fresh = Queue(queue.database_url, pool_size=3)
+    pools: list[object] = []
+    barrier = threading.Barrier(8)
+
+    def first_call() -> None:
+        barrier.wait(timeout=10)
+        pools.append(fresh._get_pool())
+
+    async def first_calls() -> list[object]:
+        return list(await asyncio.gather(*(fresh.aio._get_pool() for _ in range(8))))
+
+    try:
+        threads = [threading.Thread(target=first_call) for _ in range(8)]
+        for thread in threads:
+            thread.start()
+        for thread in threads:
+            thread.join(timeout=30)
+        assert len(pools) == 8 and len({id(p) for p in pools}) == 1
+        loop = asyncio.new_event_loop()
+        try:
+            async_pools = loop.run_until_complete(first_calls())
+            assert len({id(p) for p in async_pools}) == 1
+            loop.run_until_complete(fresh.aio.close())
+        finally:
+            loop.close()
+    finally:
+        fresh.close()
