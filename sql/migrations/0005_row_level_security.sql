@@ -151,9 +151,19 @@ DECLARE
     _fn text;
 BEGIN
     IF NOT _super THEN
-        -- ALTER ... OWNER needs the new owner to be one we can act as, with CREATE on
-        -- the schema: granted for the change only.
-        EXECUTE format('GRANT queueing_api TO %I', current_user);
+        -- ALTER ... OWNER needs the new owner to be a role we can act as, with CREATE
+        -- on the schema (granted for the change only). Becoming a member of
+        -- queueing_api takes CREATEROLE, and from PostgreSQL 16 on, ADMIN on it too
+        -- (which its creator has): otherwise an administrator grants it once.
+        IF NOT pg_has_role(current_user, 'queueing_api', 'MEMBER') THEN
+            BEGIN
+                EXECUTE format('GRANT queueing_api TO %I', current_user);
+            EXCEPTION WHEN insufficient_privilege THEN
+                RAISE EXCEPTION 'role % cannot act as queueing_api', current_user
+                    USING HINT = format('as an administrator, run: GRANT queueing_api TO %I',
+                                        current_user);
+            END;
+        END IF;
         EXECUTE format('GRANT CREATE ON SCHEMA %I TO queueing_api', _schema);
     END IF;
     FOREACH _fn IN ARRAY ARRAY['queueing_api_jobs_v1(bigint)', 'queueing_api_cancel_v1(bigint)']
