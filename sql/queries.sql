@@ -93,6 +93,14 @@ LISTEN queueing_job_changed_v1;
 -- name: claim_jobs
 SELECT * FROM queueing_claim_v1(%(queues)s::character varying[], %(worker_id)s, %(limit)s);
 
+-- name: claimed_by_worker
+-- The jobs the database holds as claimed by this worker (columns as claim_jobs returns
+-- them). A claim whose reply was lost with its connection committed all the same: the
+-- worker compares this with what it runs and gives back the rest (loop.py).
+SELECT id, task_name, queue_name, args, attempts, max_attempts, tenant_id, user_id
+  FROM procrastinate_jobs
+ WHERE worker_id = %(worker_id)s AND status = 'doing';
+
 -- name: finish_jobs
 SELECT * FROM queueing_finish_v2(
     %(worker_id)s, %(ids)s::bigint[], %(attempts)s::integer[], %(outcomes)s::text[],

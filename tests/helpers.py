@@ -11,6 +11,7 @@ import sys
 import time
 from collections.abc import Iterator
 from pathlib import Path
+from typing import IO, cast
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = "tests.apps.tasks_app:queue"
@@ -65,6 +66,35 @@ class WorkerProcess:
         while self._read(0):
             pass
         return code
+
+
+class RawStderr:
+    """Stands in for a worker's stderr pipe and keeps a copy of everything read from it."""
+
+    def __init__(self, inner: IO[str]) -> None:
+        self._inner = inner
+        self.chunks: list[str] = []
+
+    def fileno(self) -> int:
+        return self._inner.fileno()
+
+    def read(self) -> str | None:
+        chunk = self._inner.read()
+        if chunk:
+            self.chunks.append(chunk)
+        return chunk
+
+    @property
+    def text(self) -> str:
+        return "".join(self.chunks)
+
+
+def capture_raw_stderr(worker: WorkerProcess) -> RawStderr:
+    """From now on, keep the worker's raw stderr too (WorkerProcess keeps only JSON lines)."""
+    assert worker.proc.stderr is not None
+    raw = RawStderr(worker.proc.stderr)
+    worker.proc.stderr = cast(IO[str], raw)
+    return raw
 
 
 @contextlib.contextmanager

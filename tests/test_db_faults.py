@@ -555,6 +555,47 @@ def test_listener_killed_five_times_reconnects_and_pick_up_goes_on(
     assert worker.count("job.completed") == 2 * KILLS
 
 
+def test_a_claim_whose_reply_was_lost_is_given_back(
+    queueing_database_url: str, app_queue: Queue
+) -> None:
+    """A claim is one autocommitted statement: if its connection dies after the commit,
+    the job is active under a worker that never saw it, heartbeats, and so is never
+    rescued. The worker, after a claim failed with its connection, asks the database
+    what it holds for it and gives back the rest.
+
+    The lost reply is made exactly: the job is marked claimed by the worker (what the
+    committed claim did), then every connection of the worker is cut, so its next
+    claim fails with its connection, as the real one did."""
+    queue = app_queue
+    url = queueing_database_url
+    with (
+        contextlib.ExitStack() as stack,
+        psycopg.connect(url, autocommit=True) as control,
+    ):
+        fleet = _Fleet(stack, url, ("--app", APP, "--poll-interval", LONG_POLL))
+        worker = fleet.workers[0]
+        lost = queue.enqueue("noop", delay=3600)  # not due: only our UPDATE claims it
+        control.execute(
+            "UPDATE procrastinate_jobs SET status = 'doing', worker_id = %s,"
+            " attempts = attempts + 1 WHERE id = %s",
+            [worker.id, lost.id],
+        )
+        control.execute(
+            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            " WHERE datname = current_database() AND pid <> pg_backend_pid()"
+            "   AND backend_type = 'client backend'"
+        )
+        nudge = queue.enqueue("noop")  # its hint wakes the claim loop, whose claim fails
+        assert queue.wait_for(nudge.id, timeout=PICKUP_S).status is JobStatus.COMPLETED
+        done = queue.wait_for(lost.id, timeout=PICKUP_S)
+        code = worker.stop()
+    assert done.status is JobStatus.COMPLETED
+    assert done.attempts == 1  # the lost claim did not use up an attempt
+    assert [line["job_id"] for line in worker.events("job.claim_lost")] == [lost.id]
+    assert [a.outcome for a in queue.attempts(lost.id)] == ["interrupted", "completed"]
+    assert code == 0
+
+
 def test_polling_picks_jobs_up_while_the_listener_cannot_reconnect(
     private_pg: PrivateServer,
 ) -> None:

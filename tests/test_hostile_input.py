@@ -33,7 +33,7 @@ import sys
 import uuid
 from collections.abc import Iterator, Sequence
 from dataclasses import dataclass, field
-from typing import IO, Any, cast
+from typing import Any
 
 import psycopg
 import pytest
@@ -47,7 +47,7 @@ from queueing.models import JobStatus
 from queueing.queue import QUEUE_NAME, JobRequest, Queue
 from queueing.testing import drain
 from tests.apps import tasks_app
-from tests.helpers import APP, ROOT, WorkerProcess, worker_process
+from tests.helpers import APP, ROOT, capture_raw_stderr, worker_process
 
 MARK = "SECRET-" + uuid.uuid4().hex[:8]
 """Put into refused values: an error message must name the problem, not echo the value."""
@@ -663,34 +663,6 @@ def test_the_database_refuses_progress_out_of_range_too(
 # --- 4. through a real worker: round trips, unknown tasks, and what the log holds -------
 
 
-class _RawStderr:
-    """Stands in for a worker's stderr pipe and keeps a copy of everything read from it."""
-
-    def __init__(self, inner: IO[str]) -> None:
-        self._inner = inner
-        self.chunks: list[str] = []
-
-    def fileno(self) -> int:
-        return self._inner.fileno()
-
-    def read(self) -> str | None:
-        chunk = self._inner.read()
-        if chunk:
-            self.chunks.append(chunk)
-        return chunk
-
-    @property
-    def text(self) -> str:
-        return "".join(self.chunks)
-
-
-def _capture_raw_stderr(worker: WorkerProcess) -> _RawStderr:
-    assert worker.proc.stderr is not None
-    raw = _RawStderr(worker.proc.stderr)
-    worker.proc.stderr = cast(IO[str], raw)
-    return raw
-
-
 def test_exotic_text_round_trips_through_a_real_worker_and_never_reaches_the_log(
     queueing_database_url: str, queue: Queue
 ) -> None:
@@ -715,7 +687,7 @@ def test_exotic_text_round_trips_through_a_real_worker_and_never_reaches_the_log
     unknown = queue.enqueue("not.declared.αβγ", {"text": name})
 
     with worker_process(url) as worker:
-        raw = _capture_raw_stderr(worker)
+        raw = capture_raw_stderr(worker)
         done = queue.wait_for(job.id, timeout=20)
         failed = queue.wait_for(failing.id, timeout=20)
         unrun = queue.wait_for(unknown.id, timeout=20)

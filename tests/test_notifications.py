@@ -27,7 +27,7 @@ import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
-from typing import IO, Any, cast
+from typing import Any
 
 import psycopg
 import pytest
@@ -41,7 +41,7 @@ from queueing.queue import Queue
 from queueing.testing import databases
 from queueing.worker.listener import ANY_QUEUE_CHANNEL, MAX_HINT_LENGTH, Listener, hint_kind
 from tests.apps import tasks_app
-from tests.helpers import WorkerProcess, worker_process
+from tests.helpers import WorkerProcess, capture_raw_stderr, worker_process
 
 DEFAULT_QUEUE_CHANNEL = "procrastinate_queue_v1#default"
 # Long enough that nothing but a NOTIFY can explain a prompt reaction: the worker polls
@@ -131,35 +131,6 @@ def _assert_unprivileged(url: str, role: str) -> None:
 
 
 # --- helpers --------------------------------------------------------------------------
-
-
-class _RawStderr:
-    """Stands in for a worker's stderr pipe and keeps a copy of everything read from it."""
-
-    def __init__(self, inner: IO[str]) -> None:
-        self._inner = inner
-        self.chunks: list[str] = []
-
-    def fileno(self) -> int:
-        return self._inner.fileno()
-
-    def read(self) -> str | None:
-        chunk = self._inner.read()
-        if chunk:
-            self.chunks.append(chunk)
-        return chunk
-
-    @property
-    def text(self) -> str:
-        return "".join(self.chunks)
-
-
-def _capture_raw_stderr(worker: WorkerProcess) -> _RawStderr:
-    """From now on, keep the worker's raw stderr too (WorkerProcess keeps only JSON lines)."""
-    assert worker.proc.stderr is not None
-    raw = _RawStderr(worker.proc.stderr)
-    worker.proc.stderr = cast(IO[str], raw)
-    return raw
 
 
 def _wait_for_job_log(
@@ -332,7 +303,7 @@ def test_garbage_does_not_kill_the_listener(
     channel: str,
 ) -> None:
     with worker_process(queueing_database_url, *HINTS_ONLY, *queues) as worker:
-        raw = _capture_raw_stderr(worker)
+        raw = capture_raw_stderr(worker)
         # A running job, so that the abort hints (garbage takes both looks) query too.
         running = queue.enqueue(tasks_app.work, {"seconds": 60.0})
         _wait_for_job_log(worker, "job.started", running.id)

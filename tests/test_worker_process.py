@@ -18,7 +18,7 @@ import sys
 import threading
 import time
 from collections.abc import Callable, Iterator
-from typing import IO, cast
+from typing import cast
 
 import psycopg
 import pytest
@@ -30,7 +30,7 @@ from queueing.models import Job, JobStatus
 from queueing.queue import JobRequest, Queue
 from queueing.testing import databases
 from tests.apps import tasks_app
-from tests.helpers import APP, ROOT, WorkerProcess, worker_process
+from tests.helpers import APP, ROOT, WorkerProcess, capture_raw_stderr, worker_process
 
 # A worker that needs more than this to exit after its grace period is broken.
 PROMPT_EXIT_S = 15.0
@@ -77,35 +77,6 @@ def _assert_put_back(queue: Queue, job_id: int) -> None:
     assert job.finished_at is None
     assert not job.cancel_requested
     assert queue.list_jobs(statuses=[JobStatus.ACTIVE]) == []
-
-
-class _RawStderr:
-    """Stands in for a worker's stderr pipe and keeps a copy of everything read from it."""
-
-    def __init__(self, inner: IO[str]) -> None:
-        self._inner = inner
-        self.chunks: list[str] = []
-
-    def fileno(self) -> int:
-        return self._inner.fileno()
-
-    def read(self) -> str | None:
-        chunk = self._inner.read()
-        if chunk:
-            self.chunks.append(chunk)
-        return chunk
-
-    @property
-    def text(self) -> str:
-        return "".join(self.chunks)
-
-
-def _capture_raw_stderr(worker: WorkerProcess) -> _RawStderr:
-    """From now on, keep the worker's raw stderr too (WorkerProcess keeps only JSON lines)."""
-    assert worker.proc.stderr is not None
-    raw = _RawStderr(worker.proc.stderr)
-    worker.proc.stderr = cast(IO[str], raw)
-    return raw
 
 
 # --- 1. graceful stop ---------------------------------------------------------------------
@@ -214,7 +185,7 @@ def test_one_json_line_per_transition_and_never_a_payload(
     queueing_database_url: str, queue: Queue
 ) -> None:
     with worker_process(queueing_database_url) as worker:
-        raw = _capture_raw_stderr(worker)
+        raw = capture_raw_stderr(worker)
         # Task objects, so the jobs get the app's retry policy (fail: one attempt).
         ok = queue.enqueue(tasks_app.greet, tasks_app.Greeting(name=SECRET, times=2))
         bad = queue.enqueue(tasks_app.fail, {"message": SECRET})

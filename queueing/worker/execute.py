@@ -68,6 +68,11 @@ def _storable(text: str) -> str:
     return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode()
 
 
+class ClaimLost(Exception):
+    """The claim committed but its reply was lost with the connection: the job never ran
+    here, and goes back to pending without using up an attempt."""
+
+
 class Interrupted(Exception):
     """The worker shut down and its grace period ended before the job finished."""
 

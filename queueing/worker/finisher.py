@@ -80,6 +80,10 @@ class Finisher:
         """Outcomes submitted and not yet committed."""
         return len(self._pending) + len(self._writing)
 
+    def job_ids(self) -> set[int]:
+        """The jobs whose outcomes are submitted and not yet committed."""
+        return {o.job.id for o in self._pending} | {o.job.id for o in self._writing}
+
     def close(self) -> None:
         """Finish what is pending, then stop ``run``."""
         self._closing = True

@@ -43,7 +43,15 @@ from queueing.drivers import first_line
 from queueing.models import JSON
 from queueing.queue import Queue, check_queue_name
 from queueing.retention import Retention
-from queueing.worker.execute import Cancelled, Claimed, Interrupted, Outcome, execute
+from queueing.worker.execute import (
+    Cancelled,
+    Claimed,
+    ClaimLost,
+    Interrupted,
+    Outcome,
+    error_json,
+    execute,
+)
 from queueing.worker.finisher import Finisher
 from queueing.worker.listener import Listener
 from queueing.worker.maintenance import Pruner, Rescuer
@@ -175,6 +183,9 @@ class Worker:
         # the connection, and two racing reconnects would leak one of them.
         self._conn_lock = asyncio.Lock()
         self._claim_backoff = Backoff()
+        # A claim failed with its connection: it may have committed unseen (see
+        # _give_back_lost_claims).
+        self._claim_maybe_lost = False
         self._beat_now = asyncio.Event()
         self._listener_ran = False
         self._progress_pool: AsyncConnectionPool[psycopg.AsyncConnection[Any]] | None = None
@@ -310,6 +321,8 @@ class Worker:
                 self._claim_succeeded()
                 for job in claimed:
                     self._start(job, finisher)
+                if self._claim_maybe_lost and await self._give_back_lost_claims(finisher):
+                    continue  # they are pending again: claim them
                 if len(claimed) == limit:
                     continue  # there may be more due right now
                 if until_idle and not self._running and not claimed:
@@ -549,6 +562,7 @@ class Worker:
             retry_in=round(delay, 3),
         )
         if connection_lost:
+            self._claim_maybe_lost = True
             await self._drop_conn()
         # _wake was cleared before the claim: set since, it is the listener reconnecting
         # (or a notification reaching it), so the database answers again.
@@ -565,6 +579,34 @@ class Worker:
         self._beat_now.set()
         for finisher in self._finishers:
             finisher.retry_now()
+
+    async def _give_back_lost_claims(self, finisher: Finisher) -> int:
+        """Give back the jobs claimed for this worker by a claim whose reply was lost.
+
+        A claim is one autocommitted statement: when its connection dies it may have
+        committed without the worker seeing the rows, and those jobs would stay active
+        under a worker that heartbeats and never runs them. So after such a failure the
+        claim loop asks the database what it holds for this worker; whatever is neither
+        running here nor awaiting its outcome goes back to pending as "interrupted"
+        (which does not use up an attempt). Only the claim loop claims, and it is here,
+        so no claim can be in flight. Returns how many were given back.
+        """
+        known = set(self._running).union(*(f.job_ids() for f in self._finishers))
+        try:
+            rows = await self._fetch("claimed_by_worker", {"worker_id": self.worker_id})
+        except psycopg.Error:
+            return 0  # still set: the next successful claim asks again
+        self._claim_maybe_lost = False
+        lost = [Claimed(**row) for row in rows if row["id"] not in known]
+        for job in lost:
+            logs.event("job.claim_lost", logging.WARNING, job_id=job.id, task=job.task_name)
+            reason = ClaimLost("the claim committed but its reply was lost")
+            finisher.submit(
+                Outcome(job, "interrupted", error_json=error_json(reason), error_type="ClaimLost")
+            )
+        if lost:
+            await finisher.flushed()
+        return len(lost)
 
     async def _next_due_in(self) -> float | None:
         try:
