@@ -587,8 +587,10 @@ def test_a_claim_whose_reply_was_lost_is_given_back(
             " attempts = attempts + 1 WHERE id = %s",
             [worker.id, lost.id],
         )
+        # With a timeout: returns once they are gone, so that the test's own pooled
+        # connections, cut too, are seen dead by the pool's check before their next use.
         control.execute(
-            "SELECT pg_terminate_backend(pid) FROM pg_stat_activity"
+            "SELECT pg_terminate_backend(pid, 5000) FROM pg_stat_activity"
             " WHERE datname = current_database() AND pid <> pg_backend_pid()"
             "   AND backend_type = 'client backend'"
         )
