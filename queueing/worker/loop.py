@@ -183,7 +183,7 @@ class Worker:
         # the connection, and two racing reconnects would leak one of them.
         self._conn_lock = asyncio.Lock()
         self._claim_backoff = Backoff()
-        # A claim failed with its connection: it may have committed unseen (see
+        # The claim connection was lost: a claim may have committed unseen (see
         # _give_back_lost_claims).
         self._claim_maybe_lost = False
         self._beat_now = asyncio.Event()
@@ -510,6 +510,10 @@ class Worker:
         async with self._conn_lock:
             if self._conn is None or self._conn.closed:
                 self._conn = await self._connect()
+                # The connection was lost (run() made the first one): whichever of the
+                # claim, heartbeat or abort watch met the loss first, a claim may have
+                # committed unseen on it.
+                self._claim_maybe_lost = True
             return self._conn
 
     async def _drop_conn(self) -> None:
