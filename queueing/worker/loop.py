@@ -589,8 +589,8 @@ class Worker:
 
         A claim is one autocommitted statement: when its connection dies it may have
         committed without the worker seeing the rows, and those jobs would stay active
-        under a worker that heartbeats and never runs them. So after such a failure the
-        claim loop asks the database what it holds for this worker; whatever is neither
+        under a worker that heartbeats and never runs them. So after the connection was
+        lost the claim loop asks the database what it holds for this worker; whatever is neither
         running here nor awaiting its outcome goes back to pending as "interrupted"
         (which does not use up an attempt). Only the claim loop claims, and it is here,
         so no claim can be in flight. Returns how many were given back.
