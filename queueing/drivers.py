@@ -15,6 +15,7 @@ import pydantic_core
 from psycopg import sql as pgsql
 from psycopg.rows import dict_row
 from psycopg.types.json import set_json_loads
+from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from queueing import sql
 from queueing.errors import DatabaseUnavailable, QueueingError, SchemaNotMigrated
@@ -49,16 +50,16 @@ def check_pooled(conn: psycopg.Connection[Any]) -> None:
 
     psycopg_pool then drops it and hands out another, so the first call after a
     database restart succeeds. Costs a ``select()``, not a round trip, unless the
-    socket holds something: then an empty query tells (a notification is harmless).
+    socket holds something: then psycopg_pool's own check (an empty query) tells.
     """
     if _server_has_spoken(conn):
-        conn.execute("")
+        ConnectionPool.check_connection(conn)
 
 
 async def check_pooled_async(conn: psycopg.AsyncConnection[Any]) -> None:
     """``check_pooled`` for the async pools."""
     if _server_has_spoken(conn):
-        await conn.execute("")
+        await AsyncConnectionPool.check_connection(conn)
 
 
 def _listen_statement(channel: str) -> pgsql.Composed:

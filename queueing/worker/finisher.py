@@ -18,8 +18,6 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-import random
-import time
 from collections.abc import Awaitable, Callable
 from typing import Any
 
@@ -27,11 +25,10 @@ import psycopg
 
 from queueing import logs, sql
 from queueing.drivers import first_line
+from queueing.worker.backoff import ReconnectBackoff
 from queueing.worker.execute import Outcome, error_json
 
 MAX_BATCH = 500
-BACKOFF_INITIAL = 0.05
-BACKOFF_CAP = 5.0
 _STATUS_EVENT = {
     "completed": "job.completed",
     "failed": "job.failed",
@@ -62,8 +59,7 @@ class Finisher:
         self._idle.set()
         self._closing = False
         self._conn: psycopg.AsyncConnection[Any] | None = None
-        self._failures = 0  # consecutive failed writes (the backoff's exponent)
-        self._failing_since = 0.0
+        self._backoff = ReconnectBackoff()  # consecutive failed writes, and since when
         self.written = 0
 
     def submit(self, outcome: Outcome) -> None:
@@ -174,11 +170,7 @@ class Finisher:
             return
 
     async def _back_off(self, exc: psycopg.Error, jobs: int) -> None:
-        ceiling = min(BACKOFF_CAP, BACKOFF_INITIAL * 2**self._failures)
-        delay = random.uniform(ceiling / 2, ceiling)  # jitter: see loop.Backoff
-        if self._failures == 0:
-            self._failing_since = time.monotonic()
-        self._failures += 1
+        delay = self._backoff.next()
         connection_lost = isinstance(exc, psycopg.OperationalError)
         logs.event(
             "worker.finish_retry",
@@ -197,14 +189,14 @@ class Finisher:
             await asyncio.wait_for(self._retry_now.wait(), timeout=delay)
 
     def _recovered(self) -> None:
-        if self._failures:
+        ended = self._backoff.reset()
+        if ended is not None:
             logs.event(
                 "worker.finish_recovered",
-                failures=self._failures,
-                outage_s=round(time.monotonic() - self._failing_since, 3),
+                failures=ended[0],
+                outage_s=round(ended[1], 3),
                 pending=self.pending,
             )
-            self._failures = 0
 
     async def _write(
         self, conn: psycopg.AsyncConnection[Any], batch: list[Outcome]

@@ -12,7 +12,7 @@ still running under the old one finish with it and are fenced out by the databas
 (their attempts were given back).
 
 When the database goes away (a restart, a failover, a killed connection) the worker
-stays up: the claim loop retries with an exponential backoff (``Backoff``), cut short
+stays up: the claim loop retries with an exponential backoff (``ReconnectBackoff``), cut short
 when the listener gets through again; jobs already running go on, and their outcomes
 wait in the finisher until they can be written. Every side task catches the database's
 errors itself, and a side task that dies anyway is logged and started again
@@ -26,7 +26,6 @@ import concurrent.futures
 import contextlib
 import functools
 import logging
-import random
 import time
 import traceback
 from collections.abc import Awaitable, Callable, Sequence
@@ -43,6 +42,7 @@ from queueing.drivers import first_line
 from queueing.models import JSON
 from queueing.queue import Queue, check_queue_name
 from queueing.retention import Retention
+from queueing.worker.backoff import ReconnectBackoff
 from queueing.worker.execute import (
     Cancelled,
     Claimed,
@@ -56,49 +56,12 @@ from queueing.worker.finisher import Finisher
 from queueing.worker.listener import Listener
 from queueing.worker.maintenance import Pruner, Rescuer
 
-#: Reconnection delays: the first retry after ~50 ms (a single dropped connection costs
-#: almost nothing), doubling up to 5 s (a long outage costs one attempt every few
-#: seconds per worker, and a restart is noticed at most ~5 s late).
-BACKOFF_INITIAL = 0.05
-BACKOFF_CAP = 5.0
 #: How long a progress report may wait for the database (as long as psycopg_pool's
 #: default wait for a connection) before the handler gets the error.
 PROGRESS_TIMEOUT = 30.0
 #: After a forced stop, how long outcomes may still take to be written before they are
 #: abandoned (the database is away; a rescuer gives their jobs back).
 FORCED_FLUSH_TIMEOUT = 2.0
-
-
-class Backoff:
-    """Exponential delays between retries, with jitter, and the outage they span.
-
-    Delay n is drawn from the upper half of ``initial * 2**n`` (capped at ``cap``): the
-    jitter spreads the reconnections of many workers after a restart, and drawing from
-    the upper half keeps the delays growing, so a long outage costs few attempts.
-    """
-
-    def __init__(self, initial: float = BACKOFF_INITIAL, cap: float = BACKOFF_CAP) -> None:
-        self.initial = initial
-        self.cap = cap
-        self.failures = 0
-        self._since: float | None = None
-
-    def next(self) -> float:
-        """Record one failure; the delay to wait before the next try."""
-        if self._since is None:
-            self._since = time.monotonic()
-        ceiling = min(self.cap, self.initial * 2**self.failures)
-        self.failures += 1
-        return random.uniform(ceiling / 2, ceiling)
-
-    def reset(self) -> tuple[int, float] | None:
-        """Record a success: how many failures, over how many seconds, it ended (if any)."""
-        if self._since is None:
-            return None
-        ended = (self.failures, time.monotonic() - self._since)
-        self.failures = 0
-        self._since = None
-        return ended
 
 
 @dataclass
@@ -182,7 +145,7 @@ class Worker:
         # One connect at a time: the claim loop, the heartbeat and the abort watch share
         # the connection, and two racing reconnects would leak one of them.
         self._conn_lock = asyncio.Lock()
-        self._claim_backoff = Backoff()
+        self._claim_backoff = ReconnectBackoff()
         # The claim connection was lost: a claim may have committed unseen (see
         # _give_back_lost_claims).
         self._claim_maybe_lost = False
@@ -448,7 +411,7 @@ class Worker:
                     logs.event("job.cancel_requested", job_id=row["id"], task=running.job.task_name)
 
     async def _heartbeat(self) -> None:
-        failures = Backoff()  # counts the failed beats; the interval stays the same
+        failures = ReconnectBackoff()  # counts the failed beats; the interval stays the same
         while True:
             # The claim loop asks for a beat as soon as the database is back, so that
             # this worker looks alive again before any rescuer looks (see Rescuer).
@@ -641,7 +604,7 @@ class Worker:
             "detail": psycopg.types.json.Jsonb(detail) if detail is not None else None,
         }
         deadline = time.monotonic() + PROGRESS_TIMEOUT
-        backoff = Backoff(cap=1.0)
+        backoff = ReconnectBackoff(cap=1.0)
         while True:
             try:
                 remaining = max(deadline - time.monotonic(), 0.001)
@@ -674,7 +637,7 @@ async def _supervise(name: str, run: Callable[[], Awaitable[None]]) -> None:
     the worker kept claiming: jobs picked up late, the worker taken for dead, outcomes
     never written.
     """
-    backoff = Backoff(initial=0.5, cap=10.0)
+    backoff = ReconnectBackoff(initial=0.5, cap=10.0)
     while True:
         started = time.monotonic()
         try:
