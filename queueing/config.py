@@ -5,6 +5,11 @@ from __future__ import annotations
 from pydantic import AliasChoices, Field
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
+#: Seconds to wait for a new database connection, everywhere one is opened (library
+#: pools, the worker's connections, the listener): a server that does not answer is
+#: reported as unavailable instead of hanging the caller.
+CONNECT_TIMEOUT = 5
+
 
 class Settings(BaseSettings):
     """Settings read from the environment."""
