@@ -74,10 +74,17 @@ class Job(BaseModel):
 
 
 class Attempt(BaseModel):
-    """One finished attempt of a job (its history row)."""
+    """One finished attempt of a job (its history row).
+
+    ``run`` numbers the rows of one job 1, 2, 3...; ``attempt`` is the attempt number
+    the row counted as. An attempt that did not count against ``max_attempts`` (an
+    ``interrupted`` one, or a ``worker_lost`` one given back so that the job runs once
+    more alone) gives its number back, and the next row repeats it with a higher ``run``.
+    """
 
     model_config = ConfigDict(frozen=True)
 
+    run: int
     attempt: int
     worker_id: int | None
     started_at: dt.datetime | None

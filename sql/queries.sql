@@ -68,12 +68,17 @@ SELECT outcome, job FROM queueing_cancel_v2(%(id)s, %(actor)s, %(tenant)s, %(use
 SELECT outcome, job FROM queueing_retry_v2(%(id)s, %(actor)s, %(tenant)s);
 
 -- name: job_attempts
--- A job's attempt history, oldest first.
-SELECT attempt, worker_id, started_at, finished_at, outcome, error
+-- A job's attempt history, oldest first. run numbers the rows 1, 2, ...: an interrupted
+-- attempt gives its number back (it does not count against max_attempts), so the next
+-- row repeats it; the run tells them apart.
+SELECT row_number() OVER (ORDER BY id)::integer AS run,
+       attempt, worker_id, started_at, finished_at, outcome, error
   FROM queueing_attempts WHERE job_id = %(id)s ORDER BY id;
 
 -- name: rescue_stalled
-SELECT * FROM queueing_rescue_v1(make_interval(secs => %(stalled_after)s), %(limit)s);
+-- One statement, run autocommitted: the maintenance lock it takes inside ends with it.
+SELECT id, status
+  FROM queueing_rescue_v2(make_interval(secs => %(stalled_after)s), %(limit)s);
 
 -- name: prune_jobs
 SELECT queueing_prune_v1(
@@ -91,19 +96,23 @@ SELECT * FROM queueing_run_now_v1(%(id)s);
 LISTEN queueing_job_changed_v1;
 
 -- name: claim_jobs
-SELECT * FROM queueing_claim_v1(%(queues)s::character varying[], %(worker_id)s, %(limit)s);
+-- idle: the worker runs nothing, so it may take a job that must run alone.
+SELECT id, task_name, queue_name, args, attempts, max_attempts, tenant_id, user_id, run_alone
+  FROM queueing_claim_v2(%(queues)s::character varying[], %(worker_id)s, %(limit)s, %(idle)s);
 
 -- name: claimed_by_worker
 -- The jobs the database holds as claimed by this worker (columns as claim_jobs returns
 -- them). A claim whose reply was lost with its connection committed all the same: the
 -- worker compares this with what it runs and gives back the rest (loop.py).
-SELECT id, task_name, queue_name, args, attempts, max_attempts, tenant_id, user_id
+SELECT id, task_name, queue_name, args, attempts, max_attempts, tenant_id, user_id, run_alone
   FROM procrastinate_jobs
  WHERE worker_id = %(worker_id)s AND status = 'doing';
 
 -- name: finish_jobs
-SELECT * FROM queueing_finish_v2(
-    %(worker_id)s, %(ids)s::bigint[], %(attempts)s::integer[], %(outcomes)s::text[],
+-- outcomes: queueing.worker.outcome.OutcomeKind values; the cast refuses any other.
+SELECT id, status FROM queueing_finish_v3(
+    %(worker_id)s, %(ids)s::bigint[], %(attempts)s::integer[],
+    %(outcomes)s::text[]::queueing_outcome_v1[],
     %(results)s::jsonb[], %(errors)s::jsonb[], %(retry_at)s::timestamptz[]);
 
 -- name: set_progress

@@ -114,7 +114,7 @@ def test_pending_and_active_jobs_are_never_touched(queue: Queue) -> None:
             row[0]
             for row in conn.execute(
                 sql.query("claim_jobs"),
-                {"queues": ["busy"], "worker_id": worker_id, "limit": 10},
+                {"queues": ["busy"], "worker_id": worker_id, "limit": 10, "idle": False},
             ).fetchall()
         ]
     assert active == busy

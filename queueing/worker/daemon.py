@@ -14,7 +14,8 @@ from queueing import logs
 from queueing.errors import ConfigurationError
 from queueing.queue import Queue
 from queueing.retention import Retention
-from queueing.worker.loop import Worker
+from queueing.worker.execute import JOB_THREAD_PREFIX
+from queueing.worker.worker import Worker
 
 
 def load_queue(path: str) -> Queue:
@@ -68,26 +69,26 @@ def run_worker(
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from exc
 
-    async def main() -> None:
-        loop = asyncio.get_running_loop()
-        signals_seen = 0
-
-        def on_signal(signum: int) -> None:
-            nonlocal signals_seen
-            signals_seen += 1
-            logs.event(
-                "worker.signal", signal=signal.Signals(signum).name, graceful=signals_seen == 1
-            )
-            worker.stop(force=signals_seen > 1)
-
-        for signum in (signal.SIGTERM, signal.SIGINT):
-            loop.add_signal_handler(signum, on_signal, signum)
-        await worker.run()
-
-    asyncio.run(main())
-    if any(t.name.startswith("queueing-job") for t in threading.enumerate()):
+    asyncio.run(_run_until_signalled(worker))
+    if any(t.name.startswith(JOB_THREAD_PREFIX) for t in threading.enumerate()):
         # A sync handler ignored its cancellation and still runs in its thread. Its job
         # is already back to pending in the database; do not let it hold the exit.
         sys.stdout.flush()
         sys.stderr.flush()
         os._exit(0)
+
+
+async def _run_until_signalled(worker: Worker) -> None:
+    """Run ``worker``; the first SIGTERM/SIGINT stops it gracefully, a second forces it."""
+    loop = asyncio.get_running_loop()
+    signals_seen = 0
+
+    def on_signal(signum: int) -> None:
+        nonlocal signals_seen
+        signals_seen += 1
+        logs.event("worker.signal", signal=signal.Signals(signum).name, graceful=signals_seen == 1)
+        worker.stop(force=signals_seen > 1)
+
+    for signum in (signal.SIGTERM, signal.SIGINT):
+        loop.add_signal_handler(signum, on_signal, signum)
+    await worker.run()

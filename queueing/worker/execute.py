@@ -1,14 +1,19 @@
-"""Run one claimed job's handler and turn what happened into an Outcome."""
+"""Run one claimed job's handler and turn what happened into an Outcome.
+
+Async handlers run on the worker's event loop; plain functions each in a thread of their
+own, started for that attempt. Not a fixed pool: Python cannot stop a thread, so a plain
+function that overruns its ``timeout=`` keeps its thread until it returns, and with a pool
+of ``concurrency`` threads every later plain-function job waited for a thread until its
+own timeout fired, failing without ever running. A thread per attempt costs ~0.1 ms.
+"""
 
 from __future__ import annotations
 
 import asyncio
-import concurrent.futures
-import functools
+import contextlib
+import threading
 import time
-import traceback
-from collections.abc import Awaitable, Callable
-from dataclasses import dataclass
+from collections.abc import Callable
 from typing import Any
 
 import pydantic_core
@@ -16,76 +21,16 @@ import pydantic_core
 from queueing.context import JobContext
 from queueing.errors import UnknownTask
 from queueing.tasks import Task
+from queueing.worker.outcome import Cancelled, Claimed, Outcome, OutcomeKind, error_json
 
-MAX_TRACEBACK = 8000
-
-
-@dataclass(frozen=True)
-class Claimed:
-    """A job as the claim returns it."""
-
-    id: int
-    task_name: str
-    queue_name: str
-    args: dict[str, Any]
-    attempts: int
-    max_attempts: int
-    tenant_id: str | None
-    user_id: str | None
-
-
-@dataclass
-class Outcome:
-    """What became of one attempt, to be written by the finisher.
-
-    kind: 'succeeded' | 'failed' | 'retry' | 'cancelled' | 'interrupted'
-    """
-
-    job: Claimed
-    kind: str
-    result_json: str | None = None
-    error_json: str | None = None
-    error_type: str | None = None
-    retry_in: float | None = None
-    duration: float = 0.0
-
-
-def error_json(exc: BaseException) -> str:
-    """The stored error: type, message, traceback tail, always storable as jsonb."""
-    tb = "".join(traceback.format_exception(exc))[-MAX_TRACEBACK:]
-    return pydantic_core.to_json(
-        {
-            "type": type(exc).__qualname__,
-            "message": _storable(str(exc)),
-            "traceback": _storable(tb),
-        }
-    ).decode()
-
-
-def _storable(text: str) -> str:
-    """``text`` without what jsonb cannot hold: NUL, and lone surrogates (which cannot
-    be UTF-8). An exception's message may quote hostile input; the job must still end."""
-    return text.replace("\x00", "\\x00").encode("utf-8", "backslashreplace").decode()
-
-
-class ClaimLost(Exception):
-    """The claim committed but its reply was lost with the connection: the job never ran
-    here, and goes back to pending without using up an attempt."""
-
-
-class Interrupted(Exception):
-    """The worker shut down and its grace period ended before the job finished."""
-
-
-class Cancelled(Exception):
-    """The job was cancelled while it ran."""
+#: Threads running plain-function handlers are named so; the daemon looks for them at exit.
+JOB_THREAD_PREFIX = "queueing-job"
 
 
 async def execute(
     job: Claimed,
     task: Task | None,
     ctx: JobContext,
-    threads: concurrent.futures.Executor,
     stop_reason: Callable[[], type[Exception] | None],
 ) -> Outcome:
     """Run the handler; never raises. ``stop_reason`` tells why we were cancelled, if we were."""
@@ -96,55 +41,88 @@ async def execute(
         kwargs = task.handler_kwargs(job.args)
         if task.context_param:
             kwargs[task.context_param] = ctx
-        result = await _call(task, kwargs, threads)
+        result = await _call(task, kwargs, job.id)
         result_json = pydantic_core.to_json(result).decode()
     except asyncio.CancelledError:
         reason = stop_reason()
         if reason is None:
             raise
-        kind = "cancelled" if reason is Cancelled else "interrupted"
-        message = (reason.__doc__ or kind).strip()
-        return Outcome(
-            job,
-            kind,
-            error_json=error_json(reason(message)),
-            error_type=reason.__name__,
-            duration=time.perf_counter() - started,
-        )
+        return _stopped(job, reason, time.perf_counter() - started)
     except Exception as exc:
-        duration = time.perf_counter() - started
-        if task is not None and task.retry.should_retry(exc, job.attempts, job.max_attempts):
-            return Outcome(
-                job,
-                "retry",
-                error_json=error_json(exc),
-                error_type=type(exc).__qualname__,
-                retry_in=task.retry.delay_after(job.attempts),
-                duration=duration,
-            )
-        return Outcome(
-            job,
-            "failed",
-            error_json=error_json(exc),
-            error_type=type(exc).__qualname__,
-            duration=duration,
-        )
-    finally:
-        # Whatever happened, the attempt is over: a sync handler still running in its
-        # thread (timed out, abandoned at shutdown) sees ctx.cancelled and can stop.
-        ctx._cancelled.set()
+        return _failed(job, task, exc, time.perf_counter() - started)
     return Outcome(
-        job, "succeeded", result_json=result_json, duration=time.perf_counter() - started
+        job, OutcomeKind.SUCCEEDED, result_json=result_json, duration=time.perf_counter() - started
     )
 
 
-async def _call(task: Task, kwargs: dict[str, Any], threads: concurrent.futures.Executor) -> Any:
+def _stopped(job: Claimed, reason: type[Exception], duration: float) -> Outcome:
+    """The outcome of an attempt the worker stopped: cancelled, or interrupted by shutdown."""
+    kind = OutcomeKind.CANCELLED if reason is Cancelled else OutcomeKind.INTERRUPTED
+    message = (reason.__doc__ or kind).strip()
+    return Outcome(
+        job,
+        kind,
+        error_json=error_json(reason(message)),
+        error_type=reason.__name__,
+        duration=duration,
+    )
+
+
+def _failed(job: Claimed, task: Task | None, exc: Exception, duration: float) -> Outcome:
+    """The outcome of a handler that raised: a retry if its policy says so, else failed."""
+    retry = task is not None and task.retry.should_retry(exc, job.attempts, job.max_attempts)
+    return Outcome(
+        job,
+        OutcomeKind.RETRY if retry else OutcomeKind.FAILED,
+        error_json=error_json(exc),
+        error_type=type(exc).__qualname__,
+        retry_in=task.retry.delay_after(job.attempts) if retry and task else None,
+        duration=duration,
+    )
+
+
+async def _call(task: Task, kwargs: dict[str, Any], job_id: int) -> Any:
+    """Await the handler, within its timeout (which covers the handler's run only)."""
     if task.is_async:
-        awaitable: Awaitable[Any] = task.handler(**kwargs)
+        awaitable: asyncio.Future[Any] = asyncio.ensure_future(task.handler(**kwargs))
     else:
-        loop = asyncio.get_running_loop()
-        awaitable = loop.run_in_executor(threads, functools.partial(task.handler, **kwargs))
+        awaitable = _in_thread(task.handler, kwargs, f"{JOB_THREAD_PREFIX}-{job_id}")
     if task.timeout is None:
         return await awaitable
-    async with asyncio.timeout(task.timeout):
-        return await awaitable
+    try:
+        async with asyncio.timeout(task.timeout):
+            return await awaitable
+    except TimeoutError:
+        raise TimeoutError(
+            f"task {task.name!r} ran past its timeout of {task.timeout:g}s "
+            f"({'cancelled' if task.is_async else 'its thread was told to stop via ctx.cancelled'})"
+        ) from None
+
+
+def _in_thread(fn: Callable[..., Any], kwargs: dict[str, Any], name: str) -> asyncio.Future[Any]:
+    """Call ``fn(**kwargs)`` in a new daemon thread; its result as a future of this loop.
+
+    If the future is cancelled (timeout, cancel, shutdown) the thread runs on until ``fn``
+    returns, and what it returns is dropped.
+    """
+    loop = asyncio.get_running_loop()
+    future: asyncio.Future[Any] = loop.create_future()
+
+    def settle(result: Any, exc: BaseException | None) -> None:
+        if future.done():
+            return  # cancelled meanwhile
+        if exc is None:
+            future.set_result(result)
+        else:
+            future.set_exception(exc)
+
+    def target() -> None:
+        try:
+            result, exc = fn(**kwargs), None
+        except BaseException as caught:
+            result, exc = None, caught
+        with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
+            loop.call_soon_threadsafe(settle, result, exc)
+
+    threading.Thread(target=target, name=name, daemon=True).start()
+    return future

@@ -18,15 +18,15 @@ import asyncio
 import contextlib
 import datetime as dt
 import logging
-from collections.abc import Awaitable, Callable
 from typing import Any
 
 import psycopg
 
-from queueing import logs, sql
+from queueing import logs
 from queueing.drivers import first_line
 from queueing.worker.backoff import ReconnectBackoff
-from queueing.worker.execute import Outcome, error_json
+from queueing.worker.connection import Connection
+from queueing.worker.outcome import Outcome, OutcomeKind, error_json
 
 MAX_BATCH = 500
 _STATUS_EVENT = {
@@ -44,13 +44,10 @@ class OutcomeRejected(Exception):
 class Finisher:
     """Writes the outcomes of one worker registration's attempts (see the module doc)."""
 
-    def __init__(
-        self,
-        worker_id: int,
-        connect: Callable[[], Awaitable[psycopg.AsyncConnection[Any]]],
-    ) -> None:
-        self._worker_id = worker_id
-        self._connect = connect
+    def __init__(self, worker_id: int, database_url: str) -> None:
+        self.worker_id = worker_id
+        self.name = f"queueing-finisher-{worker_id}"
+        self._conn = Connection(database_url)
         self._pending: list[Outcome] = []
         self._writing: list[Outcome] = []
         self._has_work = asyncio.Event()
@@ -58,7 +55,6 @@ class Finisher:
         self._idle = asyncio.Event()
         self._idle.set()
         self._closing = False
-        self._conn: psycopg.AsyncConnection[Any] | None = None
         self._backoff = ReconnectBackoff()  # consecutive failed writes, and since when
         self.written = 0
 
@@ -115,9 +111,7 @@ class Finisher:
                     if self._closing:
                         return
         finally:
-            if self._conn is not None:
-                await self._conn.close()
-                self._conn = None
+            await self._conn.close()
 
     async def _write_all(self, batch: list[Outcome]) -> None:
         """Commit ``batch``, retrying until the database takes it.
@@ -127,9 +121,7 @@ class Finisher:
         """
         while True:
             try:
-                if self._conn is None or self._conn.closed:
-                    self._conn = await self._connect()
-                rows = await self._write(self._conn, batch)
+                rows = await self._write(batch)
             except psycopg.DataError as exc:
                 if len(batch) > 1:
                     half = len(batch) // 2
@@ -180,10 +172,7 @@ class Finisher:
             jobs=jobs,
             retry_in=round(delay, 3),
         )
-        if self._conn is not None and connection_lost:
-            with contextlib.suppress(psycopg.Error):
-                await self._conn.close()
-            self._conn = None
+        await self._conn.drop_if_lost(exc)
         self._retry_now.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._retry_now.wait(), timeout=delay)
@@ -198,23 +187,21 @@ class Finisher:
                 pending=self.pending,
             )
 
-    async def _write(
-        self, conn: psycopg.AsyncConnection[Any], batch: list[Outcome]
-    ) -> dict[int, str]:
+    async def _write(self, batch: list[Outcome]) -> dict[int, str]:
         now = dt.datetime.now(dt.UTC)
         params = {
-            "worker_id": self._worker_id,
+            "worker_id": self.worker_id,
             "ids": [o.job.id for o in batch],
             "attempts": [o.job.attempts for o in batch],
-            "outcomes": [o.kind for o in batch],
+            "outcomes": [o.kind.value for o in batch],
             "results": [o.result_json for o in batch],
             "errors": [o.error_json for o in batch],
             "retry_at": [
                 now + dt.timedelta(seconds=o.retry_in) if o.retry_in else None for o in batch
             ],
         }
-        cur = await conn.execute(sql.query("finish_jobs"), params)
-        return {row[0]: row[1] for row in await cur.fetchall()}
+        rows = await self._conn.fetch("finish_jobs", params)
+        return {row["id"]: row["status"] for row in rows}
 
     @staticmethod
     def _log(batch: list[Outcome], statuses: dict[int, str]) -> None:
@@ -245,7 +232,8 @@ class Finisher:
                 fields["error"] = o.error_type
             if o.retry_in:
                 fields["retry_in_s"] = round(o.retry_in, 3)
-            name = "job.interrupted" if o.kind == "interrupted" else _STATUS_EVENT[status]
+            interrupted = o.kind is OutcomeKind.INTERRUPTED
+            name = "job.interrupted" if interrupted else _STATUS_EVENT[status]
             logs.event(name, **fields)
 
 
@@ -258,11 +246,11 @@ def _rejected(outcome: Outcome, exc: psycopg.Error) -> Outcome | None:
     message = (
         f"the database refused this attempt's {outcome.kind} outcome "
         f"({type(exc).__name__}: {first_line(exc)}); the handler's "
-        f"{'result' if outcome.kind == 'succeeded' else 'error'} is not stored"
+        f"{'result' if outcome.kind is OutcomeKind.SUCCEEDED else 'error'} is not stored"
     )
     return Outcome(
         outcome.job,
-        "failed" if outcome.kind == "succeeded" else outcome.kind,
+        OutcomeKind.FAILED if outcome.kind is OutcomeKind.SUCCEEDED else outcome.kind,
         error_json=error_json(OutcomeRejected(message.replace("\x00", ""))),
         error_type=OutcomeRejected.__name__,
         retry_in=outcome.retry_in,

@@ -5,7 +5,8 @@ hint wakes the claim loop, an abort hint makes the worker *query* which of its j
 were asked to stop. Any role may NOTIFY, so a payload is never trusted: one that is not
 procrastinate's shape is logged (without its text) and wakes both looks, and no
 payload can raise out of the listener. When the connection drops, it
-reconnects with backoff and wakes the loop, whose polling covers the gap.
+reconnects with backoff and wakes the loop, whose polling covers the gap; so does a
+listener started again by its supervisor after it died.
 """
 
 from __future__ import annotations
@@ -22,9 +23,10 @@ from psycopg import sql as pgsql
 
 from queueing import logs, sql
 from queueing.drivers import first_line
+from queueing.worker.backoff import ReconnectBackoff
+from queueing.worker.connection import connect
 
 ANY_QUEUE_CHANNEL = "procrastinate_any_queue_v1"
-CONNECT_TIMEOUT = 5
 KNOWN_HINTS = frozenset({"job_inserted", "abort_job_requested"})
 MAX_HINT_LENGTH = 200
 """procrastinate's payloads are under 80 characters: a longer one is not decoded at all."""
@@ -39,6 +41,11 @@ def channels(queues: Sequence[str] | None) -> list[str]:
 
 
 class Listener:
+    """LISTENs on the served queues' channels; calls ``on_job`` for a job hint (and after
+    any gap in listening) and ``on_abort`` for an abort hint."""
+
+    name = "queueing-listener"
+
     def __init__(
         self,
         database_url: str,
@@ -54,42 +61,43 @@ class Listener:
         self.reconnects = 0
         self.unrecognized = 0
         self._warned_at: float | None = None
+        self._listened = False  # it listened before: any new start follows a gap
 
     async def run(self) -> None:
-        backoff = 0.05
-        first = True
+        """Listen until cancelled; reconnect with backoff after any database error."""
+        backoff = ReconnectBackoff()
+        self.connected.clear()  # a start after the supervisor restarted it
         while True:
             try:
-                conn = await psycopg.AsyncConnection.connect(
-                    self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT
-                )
-                async with conn:
+                async with await connect(self._url) as conn:
                     for channel in self._channels:
                         await conn.execute(
                             sql.query("listen_channel").format(channel=pgsql.Identifier(channel))
                         )
-                    self.connected.set()
-                    if not first:
-                        self.reconnects += 1
-                        logs.event(
-                            "worker.listener_reconnected",
-                            logging.WARNING,
-                            reconnects=self.reconnects,
-                        )
-                        self._on_job()  # we may have missed hints while away
-                    first = False
-                    backoff = 0.05
+                    self._listening()
+                    backoff.reset()
                     async for notify in conn.notifies():
                         self._dispatch(notify.payload)
             except psycopg.Error as exc:
                 # Connection lost, or refused in another way (a LISTEN on a standby
                 # not yet promoted is ReadOnlySqlTransaction): retry all the same.
                 self.connected.clear()
+                delay = backoff.next()
                 logs.event(
-                    "worker.listener_lost", logging.WARNING, error=first_line(exc), retry_in=backoff
+                    "worker.listener_lost",
+                    logging.WARNING,
+                    error=first_line(exc),
+                    retry_in=round(delay, 3),
                 )
-                await asyncio.sleep(backoff)
-                backoff = min(backoff * 2, 5.0)
+                await asyncio.sleep(delay)
+
+    def _listening(self) -> None:
+        self.connected.set()
+        if self._listened:
+            self.reconnects += 1
+            logs.event("worker.listener_reconnected", logging.WARNING, reconnects=self.reconnects)
+            self._on_job()  # hints sent while it was not listening are lost: look now
+        self._listened = True
 
     def _dispatch(self, payload: str) -> None:
         """Turn one notification into a wake-up; never raises, whatever the payload.

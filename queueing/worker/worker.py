@@ -1,0 +1,283 @@
+"""The worker: builds its services, wires them together, runs the claim loop, stops cleanly.
+
+Which service owns what, and who wakes whom, is drawn in docs/design.md ("The worker").
+Each service lives in a module of its own; this one holds no rule of theirs.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from collections.abc import Sequence
+from dataclasses import dataclass, field
+
+import psycopg
+
+from queueing import drivers, logs, ops
+from queueing.queue import Queue, check_queue_name
+from queueing.retention import Retention
+from queueing.worker.abort_watch import AbortWatch
+from queueing.worker.claim_loop import ClaimLoop
+from queueing.worker.connection import Connection
+from queueing.worker.heartbeat import Heartbeat
+from queueing.worker.listener import Listener
+from queueing.worker.outcome import Interrupted
+from queueing.worker.progress import ProgressWriter
+from queueing.worker.pruner import Pruner
+from queueing.worker.registration import Registration
+from queueing.worker.rescuer import Rescuer
+from queueing.worker.running import RunningJobs, WorkerStats
+from queueing.worker.services import Services, first
+from queueing.worker.watchdog import LoopWatchdog
+
+#: After a forced stop, how long outcomes may still take to be written before they are
+#: abandoned (the database is away; a rescuer gives their jobs back).
+FORCED_FLUSH_TIMEOUT = 2.0
+
+
+@dataclass(frozen=True)
+class WorkerSettings:
+    """How a worker runs (see ``Worker``); checked once, when it is built."""
+
+    concurrency: int = 10
+    queues: Sequence[str] | None = None
+    poll_interval: float = 1.0
+    shutdown_timeout: float = 30.0
+    heartbeat_interval: float = 5.0
+    stall_timeout: float = 30.0
+    rescue_interval: float = 10.0
+    retention: Retention | None = field(default_factory=Retention)
+    prune_interval: float = 60.0
+    batch_size: int = 100
+
+    def __post_init__(self) -> None:
+        if self.concurrency < 1:
+            raise ValueError("concurrency must be at least 1")
+        if min(self.heartbeat_interval, self.rescue_interval, self.prune_interval) <= 0:
+            raise ValueError("heartbeat, rescue and prune intervals must be positive")
+        if self.stall_timeout <= self.heartbeat_interval:
+            raise ValueError(
+                f"stall_timeout ({self.stall_timeout}s) must exceed heartbeat_interval "
+                f"({self.heartbeat_interval}s), or live workers would be rescued"
+            )
+        if self.queues:
+            object.__setattr__(self, "queues", [check_queue_name(q) for q in self.queues])
+
+
+class Worker:
+    """Runs the jobs of a ``Queue``'s tasks.
+
+    ``concurrency`` jobs at most run at once (async handlers on the event loop, plain
+    functions in a thread each). ``queues`` limits which queues are served (default: all).
+    On ``stop()`` it claims nothing more, lets running jobs finish for up to
+    ``shutdown_timeout`` seconds, then cancels them and puts them back to pending; it
+    keeps heartbeating while they finish.
+
+    It heartbeats every ``heartbeat_interval`` seconds. Every ``rescue_interval``
+    seconds it gives back the active jobs of workers silent for ``stall_timeout``
+    seconds (one worker at a time does a round). Every ``prune_interval`` seconds it
+    applies ``retention`` (``None``: this worker never prunes). Raises ValueError for
+    settings that cannot work (see ``WorkerSettings``).
+    """
+
+    def __init__(
+        self,
+        queue: Queue,
+        *,
+        concurrency: int = 10,
+        queues: Sequence[str] | None = None,
+        poll_interval: float = 1.0,
+        shutdown_timeout: float = 30.0,
+        heartbeat_interval: float = 5.0,
+        stall_timeout: float = 30.0,
+        rescue_interval: float = 10.0,
+        retention: Retention | None = Retention(),  # frozen: one shared default is safe
+        prune_interval: float = 60.0,
+        batch_size: int = 100,
+    ) -> None:
+        self.queue = queue
+        self.settings = WorkerSettings(
+            concurrency, queues, poll_interval, shutdown_timeout, heartbeat_interval,
+            stall_timeout, rescue_interval, retention, prune_interval, batch_size,
+        )  # fmt: skip
+        self.stats = WorkerStats()
+        self.started = asyncio.Event()
+        self._stop = asyncio.Event()
+        self._force = asyncio.Event()
+        self._loop: asyncio.AbstractEventLoop | None = None
+        self._registration: Registration | None = None
+
+    @property
+    def worker_id(self) -> int | None:
+        """The current registration's worker id (None before ``run`` registered)."""
+        return self._registration.current.worker_id if self._registration else None
+
+    @property
+    def worker_ids(self) -> list[int]:
+        """Every worker id this worker has run under (it registers again if its row is lost)."""
+        return [f.worker_id for f in self._registration.finishers] if self._registration else []
+
+    def stop(self, *, force: bool = False) -> None:
+        """Ask for a graceful stop (``force``: skip the grace period).
+
+        Safe from a signal handler or another thread.
+        """
+        for ev in [self._stop, self._force] if force else [self._stop]:
+            if self._loop is not None and self._loop.is_running():
+                self._loop.call_soon_threadsafe(ev.set)
+            else:
+                ev.set()
+
+    async def run(self, *, until_idle: bool = False) -> WorkerStats:
+        """Run until ``stop()``; with ``until_idle``, until no job is due now and none runs."""
+        self._loop = asyncio.get_running_loop()
+        self._registration, parts = await _Parts.build(self.queue, self.settings, self.stats)
+        try:
+            await parts.start(self._loop, self._stop)
+            logs.event(
+                "worker.started",
+                worker_id=self.worker_id,
+                concurrency=self.settings.concurrency,
+                queues=self.settings.queues or "all",
+                tasks=len(self.queue.tasks),
+            )
+            self.started.set()
+            await parts.claim_loop.run(self._stop, until_idle=until_idle)
+        finally:
+            await parts.stop(self._force)
+            logs.event(
+                "worker.stopped",
+                worker_id=self.worker_id,
+                claimed=self.stats.claimed,
+                finished=self._registration.written,
+            )
+        return self.stats
+
+
+@dataclass
+class _Parts:
+    """One run's services, wired. Built by ``build``; started and stopped as one."""
+
+    url: str
+    settings: WorkerSettings
+    conn: Connection
+    services: Services
+    registration: Registration
+    running: RunningJobs
+    progress: ProgressWriter
+    claim_loop: ClaimLoop
+    listener: Listener
+    aborts: AbortWatch
+    heartbeat: Heartbeat
+    watchdog: LoopWatchdog
+
+    @classmethod
+    async def build(
+        cls, queue: Queue, s: WorkerSettings, stats: WorkerStats
+    ) -> tuple[Registration, _Parts]:
+        """Check the schema and register (raising the typed error if either fails), then
+        build every service and wire who wakes whom."""
+        url = queue.database_url
+        conn, services = Connection(url), Services()
+        registration = Registration(conn, url, services)
+        async with drivers.async_translate_errors():
+            try:
+                await drivers.run_async(ops.check_schema(), await conn.get())
+                await registration.register()
+            except BaseException:
+                await conn.close()
+                raise
+        progress = ProgressWriter(url)
+        running = RunningJobs(queue, progress, stats)
+
+        heartbeat = Heartbeat(
+            url,
+            s.heartbeat_interval,
+            worker_id=lambda: registration.current.worker_id,
+            # Called on the loop (from the heartbeat's thread): this worker's row is gone.
+            on_lost=lambda lost: registration.replace_soon(lost, running=len(running)),
+        )
+
+        def database_back() -> None:
+            # Outcomes held during the outage are written now and the heartbeat beats
+            # now, rather than each when its own backoff or interval ends.
+            heartbeat.beat_now()
+            registration.retry_now()
+
+        claim_loop = ClaimLoop(
+            conn, registration, running, queues=s.queues, concurrency=s.concurrency,
+            batch_size=s.batch_size, poll_interval=s.poll_interval,
+            on_database_back=database_back,
+        )  # fmt: skip
+        aborts = AbortWatch(conn, running, interval=s.heartbeat_interval)
+        listener = Listener(url, s.queues, claim_loop.wake, aborts.look_now)
+        parts = cls(
+            url, s, conn, services, registration, running, progress, claim_loop, listener,
+            aborts, heartbeat, LoopWatchdog(),
+        )  # fmt: skip
+        return registration, parts
+
+    async def start(self, loop: asyncio.AbstractEventLoop, stopping: asyncio.Event) -> None:
+        """Start the services; return once LISTEN is active, so no hint is missed."""
+        s = self.settings
+        await self.progress.open()
+        self.heartbeat.start(loop)
+        self.watchdog.start(loop)
+        self.services.start(self.listener)
+        self.services.start(self.aborts)
+        self.services.start(
+            Rescuer(self.url, interval=s.rescue_interval, stall_timeout=s.stall_timeout)
+        )
+        if s.retention is not None:
+            self.services.start(Pruner(self.url, interval=s.prune_interval, retention=s.retention))
+        await first(self.listener.connected.wait(), stopping.wait())
+
+    async def stop(self, force: asyncio.Event) -> None:
+        """Drain the running jobs, write their outcomes, stop every service, unregister.
+
+        The heartbeat beats on until the outcomes are written: a draining worker is
+        alive and must not be rescued.
+        """
+        await self._drain(force)
+        flushed = await self._flush(force)
+        await self.heartbeat.stop()
+        self.watchdog.stop()
+        if flushed:
+            await self.registration.close()  # finishers end by themselves once flushed
+        await self.services.stop()
+        if flushed:
+            # Not when outcomes were abandoned: unregistering would leave their jobs
+            # active under no worker (the rescuer gives those back at once, but the
+            # heartbeat's silence says the same within stall_timeout anyway).
+            with contextlib.suppress(psycopg.Error):
+                await self.registration.unregister()
+        await self.conn.close()
+        await self.progress.close()
+
+    async def _drain(self, force: asyncio.Event) -> None:
+        """Let running jobs finish for up to ``shutdown_timeout``, then interrupt them."""
+        if len(self.running):
+            logs.event(
+                "worker.draining", running=len(self.running), grace_s=self.settings.shutdown_timeout
+            )
+            await first(self.running.wait(), force.wait(), timeout=self.settings.shutdown_timeout)
+            for job_id in self.running.ids():
+                self.running.stop(job_id, Interrupted)
+            await self.running.wait()
+
+    async def _flush(self, force: asyncio.Event) -> bool:
+        """Wait until every outcome is written; False if some had to be abandoned."""
+        registration = self.registration
+        await first(registration.flushed(), force.wait())
+        if registration.pending:
+            # Forced: the outcomes get one prompt try more (enough whenever the database
+            # answers, as the interrupted jobs' must be written to go back to pending).
+            registration.retry_now()
+            await first(registration.flushed(), timeout=FORCED_FLUSH_TIMEOUT)
+        abandoned = registration.pending
+        if abandoned:
+            # The database is away: these jobs stay active under this worker, whose
+            # heartbeat stops, so a rescuer gives them back once it looks stalled.
+            logs.event("worker.outcomes_abandoned", logging.ERROR, jobs=abandoned)
+        return not abandoned
