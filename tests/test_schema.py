@@ -5,7 +5,7 @@ sql/schema.sql is generated (``scripts/schema-sql``). Here a database built by
 description of their catalogs (tests/schema_catalog.sql), so the check needs no pg_dump
 and runs on any server version.
 
-The compatibility policy (docs/design.md, "Schema versions and rolling deploys"):
+The compatibility policy (docs/design.md, migration 0004's note):
 - a process refuses to start on a schema older than its code ("run `queueing db
   migrate`") or newer ("upgrade queueing"): ``queueing.ops.check_schema``;
 - a migration keeps the SQL functions the previous release calls, never changes a
