@@ -323,7 +323,7 @@ def test_each_migration_keeps_what_the_previous_release_calls() -> None:
             for name in sorted(RELEASE_CALLS.get(migration.version - 1, set()) - names_after):
                 problems.append(f"{step} drops {name}, which release {migration.version - 1} calls")
             before = after
-    assert problems == []
+    assert problems == [], "\n".join(problems)
 
 
 def _called_by_this_release(conn: psycopg.Connection[Any]) -> frozenset[str]:
