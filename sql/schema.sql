@@ -1,5 +1,5 @@
--- sql/schema.sql: the whole database schema of queueing at schema version 5,
--- as procrastinate 3.10.0's base schema plus sql/migrations/0001 to 0005 leave it.
+-- sql/schema.sql: the whole database schema of queueing at schema version 6,
+-- as procrastinate 3.10.0's base schema plus sql/migrations/0001 to 0006 leave it.
 -- Every table, view, index, trigger, policy, grant and function is here in its
 -- current form.
 --
@@ -94,6 +94,18 @@ CREATE TYPE public.procrastinate_job_to_defer_v1 AS (
 	queueing_lock text,
 	args jsonb,
 	scheduled_at timestamp with time zone
+);
+
+--
+-- Name: queueing_outcome_v1; Type: TYPE; Schema: public
+--
+
+CREATE TYPE public.queueing_outcome_v1 AS ENUM (
+    'succeeded',
+    'failed',
+    'retry',
+    'cancelled',
+    'interrupted'
 );
 
 --
@@ -253,6 +265,7 @@ CREATE TABLE public.procrastinate_jobs (
     dedupe_key text,
     cancelled_by text,
     cancelled_at timestamp with time zone,
+    run_alone boolean DEFAULT false NOT NULL,
     CONSTRAINT check_not_todo_abort_requested CHECK ((NOT ((status = 'todo'::public.procrastinate_job_status) AND (abort_requested = true)))),
     CONSTRAINT queueing_dedupe_key_length CHECK ((length(dedupe_key) <= 256)),
     CONSTRAINT queueing_finished_after_started CHECK (((finished_at IS NULL) OR ((created_at <= finished_at) AND ((started_at IS NULL) OR (started_at <= finished_at))))),
@@ -685,77 +698,6 @@ $$;
 ALTER FUNCTION public.queueing_api_jobs_v1(p_job_id bigint) OWNER TO queueing_api;
 
 --
--- Name: queueing_status_name_v1(public.procrastinate_job_status); Type: FUNCTION; Schema: public
---
-
-CREATE FUNCTION public.queueing_status_name_v1(s public.procrastinate_job_status) RETURNS text
-    LANGUAGE sql IMMUTABLE PARALLEL SAFE
-    AS $$
-    SELECT CASE s
-        WHEN 'todo'      THEN 'pending'
-        WHEN 'doing'     THEN 'active'
-        WHEN 'aborting'  THEN 'active'
-        WHEN 'succeeded' THEN 'completed'
-        WHEN 'failed'    THEN 'failed'
-        WHEN 'cancelled' THEN 'cancelled'
-        WHEN 'aborted'   THEN 'cancelled'
-    END
-$$;
-
---
--- Name: queueing_jobs; Type: VIEW; Schema: public
---
-
-CREATE VIEW public.queueing_jobs WITH (security_invoker='true') AS
- SELECT procrastinate_jobs.id,
-    procrastinate_jobs.task_name,
-    procrastinate_jobs.queue_name AS queue,
-    procrastinate_jobs.tenant_id,
-    procrastinate_jobs.user_id,
-    public.queueing_status_name_v1(procrastinate_jobs.status) AS status,
-    procrastinate_jobs.progress,
-    procrastinate_jobs.progress_detail,
-    procrastinate_jobs.args,
-    procrastinate_jobs.result,
-    procrastinate_jobs.error,
-    procrastinate_jobs.attempts,
-    procrastinate_jobs.max_attempts,
-    procrastinate_jobs.priority,
-    procrastinate_jobs.abort_requested AS cancel_requested,
-    procrastinate_jobs.worker_id,
-    procrastinate_jobs.created_at,
-    COALESCE(procrastinate_jobs.scheduled_at, procrastinate_jobs.created_at) AS scheduled_at,
-    procrastinate_jobs.started_at,
-    procrastinate_jobs.finished_at,
-    procrastinate_jobs.updated_at,
-    procrastinate_jobs.dedupe_key,
-    procrastinate_jobs.cancelled_by,
-    procrastinate_jobs.cancelled_at
-   FROM public.procrastinate_jobs;
-
---
--- Name: queueing_cancel_v1(bigint); Type: FUNCTION; Schema: public
---
-
-CREATE FUNCTION public.queueing_cancel_v1(p_job_id bigint) RETURNS SETOF public.queueing_jobs
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-    _id bigint;
-BEGIN
-    UPDATE procrastinate_jobs SET status = 'cancelled'
-     WHERE procrastinate_jobs.id = p_job_id AND status = 'todo'
-    RETURNING procrastinate_jobs.id INTO _id;
-    IF _id IS NULL THEN
-        UPDATE procrastinate_jobs SET abort_requested = true
-         WHERE procrastinate_jobs.id = p_job_id AND status = 'doing' AND NOT abort_requested
-        RETURNING procrastinate_jobs.id INTO _id;
-    END IF;
-    RETURN QUERY SELECT * FROM queueing_jobs WHERE queueing_jobs.id = _id;
-END;
-$$;
-
---
 -- Name: queueing_cancel_v2(bigint, text, text, text); Type: FUNCTION; Schema: public
 --
 
@@ -839,6 +781,58 @@ CREATE FUNCTION public.queueing_claim_v1(p_queues character varying[], p_worker_
 $$;
 
 --
+-- Name: queueing_claim_v2(character varying[], bigint, integer, boolean); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_claim_v2(p_queues character varying[], p_worker_id bigint, p_limit integer, p_idle boolean) RETURNS TABLE(id bigint, task_name character varying, queue_name character varying, args jsonb, attempts integer, max_attempts integer, tenant_id text, user_id text, run_alone boolean)
+    LANGUAGE plpgsql
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
+    AS $$
+BEGIN
+    IF p_idle THEN
+        RETURN QUERY
+        WITH candidate AS (
+            SELECT j.id
+              FROM procrastinate_jobs AS j
+             WHERE j.status = 'todo' AND j.run_alone
+               AND (p_queues IS NULL OR j.queue_name = ANY(p_queues))
+               AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
+             ORDER BY j.priority DESC, j.id ASC
+             LIMIT 1
+               FOR UPDATE SKIP LOCKED
+        )
+        UPDATE procrastinate_jobs AS j
+           SET status = 'doing', worker_id = p_worker_id, attempts = j.attempts + 1
+          FROM candidate
+         WHERE j.id = candidate.id
+        RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
+                  j.tenant_id, j.user_id, j.run_alone;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+    END IF;
+    RETURN QUERY
+    WITH candidate AS (
+        SELECT j.id
+          FROM procrastinate_jobs AS j
+         WHERE j.status = 'todo' AND NOT j.run_alone
+           AND (p_queues IS NULL OR j.queue_name = ANY(p_queues))
+           AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
+         ORDER BY j.priority DESC, j.id ASC
+         LIMIT p_limit
+           FOR UPDATE SKIP LOCKED
+    )
+    UPDATE procrastinate_jobs AS j
+       SET status = 'doing', worker_id = p_worker_id, attempts = j.attempts + 1
+      FROM candidate
+     WHERE j.id = candidate.id
+    RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
+              j.tenant_id, j.user_id, j.run_alone;
+END;
+$$;
+
+--
 -- Name: queueing_enqueue_rows_v1(json); Type: FUNCTION; Schema: public
 --
 
@@ -853,6 +847,55 @@ CREATE FUNCTION public.queueing_enqueue_rows_v1(p_jobs json) RETURNS TABLE(queue
                                       dedupe_for interval)
     ) WITH ORDINALITY
 $$;
+
+--
+-- Name: queueing_status_name_v1(public.procrastinate_job_status); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_status_name_v1(s public.procrastinate_job_status) RETURNS text
+    LANGUAGE sql IMMUTABLE PARALLEL SAFE
+    AS $$
+    SELECT CASE s
+        WHEN 'todo'      THEN 'pending'
+        WHEN 'doing'     THEN 'active'
+        WHEN 'aborting'  THEN 'active'
+        WHEN 'succeeded' THEN 'completed'
+        WHEN 'failed'    THEN 'failed'
+        WHEN 'cancelled' THEN 'cancelled'
+        WHEN 'aborted'   THEN 'cancelled'
+    END
+$$;
+
+--
+-- Name: queueing_jobs; Type: VIEW; Schema: public
+--
+
+CREATE VIEW public.queueing_jobs WITH (security_invoker='true') AS
+ SELECT procrastinate_jobs.id,
+    procrastinate_jobs.task_name,
+    procrastinate_jobs.queue_name AS queue,
+    procrastinate_jobs.tenant_id,
+    procrastinate_jobs.user_id,
+    public.queueing_status_name_v1(procrastinate_jobs.status) AS status,
+    procrastinate_jobs.progress,
+    procrastinate_jobs.progress_detail,
+    procrastinate_jobs.args,
+    procrastinate_jobs.result,
+    procrastinate_jobs.error,
+    procrastinate_jobs.attempts,
+    procrastinate_jobs.max_attempts,
+    procrastinate_jobs.priority,
+    procrastinate_jobs.abort_requested AS cancel_requested,
+    procrastinate_jobs.worker_id,
+    procrastinate_jobs.created_at,
+    COALESCE(procrastinate_jobs.scheduled_at, procrastinate_jobs.created_at) AS scheduled_at,
+    procrastinate_jobs.started_at,
+    procrastinate_jobs.finished_at,
+    procrastinate_jobs.updated_at,
+    procrastinate_jobs.dedupe_key,
+    procrastinate_jobs.cancelled_by,
+    procrastinate_jobs.cancelled_at
+   FROM public.procrastinate_jobs;
 
 --
 -- Name: queueing_enqueue_v1(json); Type: FUNCTION; Schema: public
@@ -964,51 +1007,6 @@ END;
 $$;
 
 --
--- Name: queueing_finish_v1(bigint, bigint[], integer[], text[], jsonb[], jsonb[], timestamp with time zone[]); Type: FUNCTION; Schema: public
---
-
-CREATE FUNCTION public.queueing_finish_v1(p_worker_id bigint, p_ids bigint[], p_attempts integer[], p_outcomes text[], p_results jsonb[], p_errors jsonb[], p_retry_at timestamp with time zone[]) RETURNS TABLE(id bigint, status text)
-    LANGUAGE sql
-    AS $$
-    WITH outcome AS MATERIALIZED (
-        SELECT * FROM unnest(p_ids, p_attempts, p_outcomes, p_results, p_errors, p_retry_at)
-                 AS o(id, attempt, outcome, result, error, retry_at)
-    ), decided AS (
-        SELECT j.id, o.result, o.error, o.retry_at, o.outcome,
-               (CASE
-                    WHEN j.abort_requested OR o.outcome = 'cancelled' THEN 'aborted'
-                    WHEN o.outcome = 'succeeded' THEN 'succeeded'
-                    WHEN o.outcome = 'failed' THEN 'failed'
-                    ELSE 'todo'
-                END)::procrastinate_job_status AS new_status
-          FROM outcome AS o
-          JOIN procrastinate_jobs AS j ON j.id = o.id
-         -- Find the batch's rows by primary key (id = ANY). The other two conditions are
-         -- written so that no partial index matches them (status::text, IS NOT DISTINCT
-         -- FROM): with stale statistics the planner otherwise walks every running job
-         -- through such an index and compares each with every outcome (running x batch).
-         WHERE j.id = ANY(p_ids)
-           AND j.status::text = 'doing' AND j.worker_id IS NOT DISTINCT FROM p_worker_id
-           AND j.attempts = o.attempt
-           FOR UPDATE OF j
-    )
-    UPDATE procrastinate_jobs AS j
-       SET status = d.new_status,
-           result = CASE WHEN d.new_status = 'succeeded' THEN d.result END,
-           error = CASE WHEN d.new_status = 'succeeded' THEN NULL ELSE COALESCE(d.error, j.error) END,
-           progress = CASE WHEN d.new_status = 'succeeded' THEN 100 ELSE j.progress END,
-           abort_requested = false,
-           worker_id = CASE WHEN d.new_status = 'todo' THEN NULL ELSE j.worker_id END,
-           scheduled_at = CASE WHEN d.new_status = 'todo' THEN d.retry_at ELSE j.scheduled_at END,
-           -- An attempt cut short by a worker shutdown is not the job's fault.
-           attempts = CASE WHEN d.new_status = 'todo' AND d.outcome = 'interrupted'
-                           THEN j.attempts - 1 ELSE j.attempts END
-      FROM decided AS d
-     WHERE j.id = d.id
-    RETURNING j.id, queueing_status_name_v1(j.status)
-$$;
-
---
 -- Name: queueing_finish_v2(bigint, bigint[], integer[], text[], jsonb[], jsonb[], timestamp with time zone[]); Type: FUNCTION; Schema: public
 --
 
@@ -1044,6 +1042,65 @@ CREATE FUNCTION public.queueing_finish_v2(p_worker_id bigint, p_ids bigint[], p_
                worker_id = CASE WHEN d.new_status = 'todo' THEN NULL ELSE j.worker_id END,
                scheduled_at = CASE WHEN d.new_status = 'todo' THEN d.retry_at
                                    ELSE j.scheduled_at END,
+               attempts = CASE WHEN d.new_status = 'todo' AND d.outcome = 'interrupted'
+                               THEN j.attempts - 1 ELSE j.attempts END
+          FROM decided AS d
+         WHERE j.id = d.id
+        RETURNING j.id, j.status, j.started_at, j.updated_at, j.error, d.attempt, d.outcome
+    ), history AS (
+        INSERT INTO queueing_attempts
+               (job_id, attempt, worker_id, started_at, finished_at, outcome, error)
+        SELECT u.id, u.attempt, p_worker_id, u.started_at, u.updated_at,
+               CASE WHEN u.status = 'aborted' THEN 'cancelled'
+                    WHEN u.status = 'succeeded' THEN 'completed'
+                    WHEN u.status = 'failed' THEN 'failed'
+                    WHEN u.outcome = 'interrupted' THEN 'interrupted'
+                    ELSE 'retry' END,
+               CASE WHEN u.status = 'succeeded' THEN NULL ELSE u.error END
+          FROM updated AS u
+    )
+    SELECT u.id, queueing_status_name_v1(u.status) FROM updated AS u
+$$;
+
+--
+-- Name: queueing_finish_v3(bigint, bigint[], integer[], public.queueing_outcome_v1[], jsonb[], jsonb[], timestamp with time zone[]); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_finish_v3(p_worker_id bigint, p_ids bigint[], p_attempts integer[], p_outcomes public.queueing_outcome_v1[], p_results jsonb[], p_errors jsonb[], p_retry_at timestamp with time zone[]) RETURNS TABLE(id bigint, status text)
+    LANGUAGE sql
+    AS $$
+    WITH outcome AS MATERIALIZED (
+        SELECT * FROM unnest(p_ids, p_attempts, p_outcomes, p_results, p_errors, p_retry_at)
+                 AS o(id, attempt, outcome, result, error, retry_at)
+    ), decided AS (
+        SELECT j.id, o.attempt, o.result, o.error, o.retry_at, o.outcome,
+               (CASE
+                    WHEN j.abort_requested THEN 'aborted'
+                    WHEN o.outcome = 'cancelled' THEN 'aborted'
+                    WHEN o.outcome = 'succeeded' THEN 'succeeded'
+                    WHEN o.outcome = 'failed' THEN 'failed'
+                    WHEN o.outcome = 'retry' THEN 'todo'
+                    WHEN o.outcome = 'interrupted' THEN 'todo'
+                END)::procrastinate_job_status AS new_status
+          FROM outcome AS o
+          JOIN procrastinate_jobs AS j ON j.id = o.id
+         -- See queueing_finish_v1 for why the conditions are written this way.
+         WHERE j.id = ANY(p_ids)
+           AND j.status::text = 'doing' AND j.worker_id IS NOT DISTINCT FROM p_worker_id
+           AND j.attempts = o.attempt
+           FOR UPDATE OF j
+    ), updated AS (
+        UPDATE procrastinate_jobs AS j
+           SET status = d.new_status,
+               result = CASE WHEN d.new_status = 'succeeded' THEN d.result END,
+               error = CASE WHEN d.new_status = 'succeeded' THEN NULL
+                            ELSE COALESCE(d.error, j.error) END,
+               progress = CASE WHEN d.new_status = 'succeeded' THEN 100 ELSE j.progress END,
+               abort_requested = false,
+               worker_id = CASE WHEN d.new_status = 'todo' THEN NULL ELSE j.worker_id END,
+               scheduled_at = CASE WHEN d.new_status = 'todo' THEN d.retry_at
+                                   ELSE j.scheduled_at END,
+               -- An attempt cut short by a worker shutdown is not the job's fault.
                attempts = CASE WHEN d.new_status = 'todo' AND d.outcome = 'interrupted'
                                THEN j.attempts - 1 ELSE j.attempts END
           FROM decided AS d
@@ -1204,25 +1261,70 @@ END;
 $$;
 
 --
--- Name: queueing_retry_v1(bigint); Type: FUNCTION; Schema: public
+-- Name: queueing_rescue_v2(interval, integer); Type: FUNCTION; Schema: public
 --
 
-CREATE FUNCTION public.queueing_retry_v1(p_job_id bigint) RETURNS SETOF public.queueing_jobs
+CREATE FUNCTION public.queueing_rescue_v2(p_stalled_after interval, p_limit integer) RETURNS TABLE(id bigint, status text)
     LANGUAGE plpgsql
     AS $$
 DECLARE
-    _queue character varying;
+    _dead bigint[];
 BEGIN
-    UPDATE procrastinate_jobs
-       SET status = 'todo', scheduled_at = NULL, abort_requested = false, worker_id = NULL,
-           result = NULL, progress = 0, progress_detail = NULL,
-           max_attempts = GREATEST(max_attempts, attempts + 1)
-     WHERE procrastinate_jobs.id = p_job_id AND status IN ('failed', 'cancelled', 'aborted')
-    RETURNING queue_name INTO _queue;
-    IF _queue IS NOT NULL THEN
-        PERFORM queueing_wake_workers_v1(_queue, p_job_id);
+    IF NOT pg_try_advisory_xact_lock(hashtext('queueing_maintenance'), 1) THEN
+        RETURN;
     END IF;
-    RETURN QUERY SELECT * FROM queueing_jobs WHERE queueing_jobs.id = p_job_id AND _queue IS NOT NULL;
+    SELECT COALESCE(array_agg(w.id), '{}') INTO _dead
+      FROM procrastinate_workers AS w
+     WHERE w.last_heartbeat < clock_timestamp() - p_stalled_after;
+    RETURN QUERY
+    WITH lost AS (
+        SELECT j.id, j.worker_id, j.attempts,
+               (j.attempts >= j.max_attempts AND NOT j.run_alone AND NOT j.abort_requested
+                -- It had neighbours: another job was active on the same worker. (Those
+                -- given back by an earlier batch of this rescue no longer count; with
+                -- batches of 500, only a worker running more than 500 jobs meets that.)
+                AND EXISTS (SELECT 1 FROM procrastinate_jobs AS n
+                             WHERE n.worker_id = j.worker_id AND n.status = 'doing'
+                               AND n.id <> j.id)) AS isolate
+          FROM procrastinate_jobs AS j
+         WHERE j.status = 'doing' AND (j.worker_id = ANY(_dead) OR j.worker_id IS NULL)
+         ORDER BY j.id
+         LIMIT p_limit
+           FOR UPDATE SKIP LOCKED
+    ), rescued AS (
+        UPDATE procrastinate_jobs AS j
+           SET status = (CASE WHEN j.abort_requested THEN 'aborted'
+                              WHEN l.isolate THEN 'todo'
+                              WHEN j.attempts >= j.max_attempts THEN 'failed'
+                              ELSE 'todo' END)::procrastinate_job_status,
+               abort_requested = false,
+               worker_id = NULL,
+               scheduled_at = NULL,
+               run_alone = j.run_alone OR l.isolate,
+               attempts = CASE WHEN l.isolate THEN j.attempts - 1 ELSE j.attempts END,
+               error = jsonb_build_object(
+                   'type', 'WorkerLost',
+                   'message', 'worker ' || COALESCE(l.worker_id::text, '?')
+                              || ' stopped heartbeating while running attempt '
+                              || l.attempts
+                              || CASE WHEN l.isolate
+                                      THEN ' (attempts spent: it runs once more, alone)'
+                                      ELSE '' END,
+                   'traceback', NULL)
+          FROM lost AS l
+         WHERE j.id = l.id
+        RETURNING j.id, j.status, j.started_at, j.updated_at, j.error, l.worker_id, l.attempts
+    ), history AS (
+        INSERT INTO queueing_attempts
+               (job_id, attempt, worker_id, started_at, finished_at, outcome, error)
+        SELECT r.id, r.attempts, r.worker_id, r.started_at, r.updated_at, 'worker_lost', r.error
+          FROM rescued AS r
+    )
+    SELECT r.id, queueing_status_name_v1(r.status) FROM rescued AS r;
+    DELETE FROM procrastinate_workers AS w
+     WHERE w.id = ANY(_dead)
+       AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs AS j
+                        WHERE j.worker_id = w.id AND j.status = 'doing');
 END;
 $$;
 
@@ -1636,6 +1738,12 @@ CREATE INDEX queueing_jobs_due_idx ON public.procrastinate_jobs USING btree (sch
 CREATE INDEX queueing_jobs_finished_idx ON public.procrastinate_jobs USING btree (queue_name, status, finished_at) WHERE (finished_at IS NOT NULL);
 
 --
+-- Name: queueing_jobs_run_alone_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX queueing_jobs_run_alone_idx ON public.procrastinate_jobs USING btree (priority DESC, id) WHERE ((status = 'todo'::public.procrastinate_job_status) AND run_alone);
+
+--
 -- Name: queueing_jobs_tenant_user_id_idx; Type: INDEX; Schema: public
 --
 
@@ -1824,4 +1932,5 @@ INSERT INTO public.queueing_migrations (version, name) VALUES
     (2, 'drop_per_transition_events'),
     (3, 'statement_level_insert_notify'),
     (4, 'lifecycle'),
-    (5, 'row_level_security');
+    (5, 'row_level_security'),
+    (6, 'worker_contracts');

@@ -13,7 +13,7 @@ import asyncio
 import contextlib
 import threading
 import time
-from collections.abc import Callable
+from collections.abc import Awaitable, Callable
 from typing import Any
 
 import pydantic_core
@@ -84,7 +84,8 @@ def _failed(job: Claimed, task: Task | None, exc: Exception, duration: float) ->
 async def _call(task: Task, kwargs: dict[str, Any], job_id: int) -> Any:
     """Await the handler, within its timeout (which covers the handler's run only)."""
     if task.is_async:
-        awaitable: asyncio.Future[Any] = asyncio.ensure_future(task.handler(**kwargs))
+        # Awaited in the job's own task (named for the job: the loop watchdog reads it).
+        awaitable: Awaitable[Any] = task.handler(**kwargs)
     else:
         awaitable = _in_thread(task.handler, kwargs, f"{JOB_THREAD_PREFIX}-{job_id}")
     if task.timeout is None:
