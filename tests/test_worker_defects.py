@@ -10,6 +10,7 @@ database, each with a deadline. Only handlers sleep, to simulate work.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import os
 import signal
@@ -484,3 +485,38 @@ def test_sync_handlers_overrunning_their_timeout_do_not_fail_the_next_ones_unrun
         assert job.error.message, f"job {job.id}: empty TimeoutError message; {errors}"
         assert "0.2" in job.error.message, errors
         assert job.attempts == 1
+
+
+# --- 7. attempt numbers repeat in the history ----------------------------------------------
+
+
+def test_each_history_row_is_identifiable_when_an_interrupted_attempt_gives_its_number_back(
+    queue: Queue, queueing_worker: QueueWorker
+) -> None:
+    """Defect 7: an interrupted attempt (graceful stop) gives its number back, so the next
+    attempt writes a second history row with the same number. It still must not count
+    against max_attempts, but each row carries its run number (1, 2, ...): a failure
+    here means two rows of one job cannot be told apart."""
+    first_run = threading.Event()
+
+    @queue.task(name="defect7_twice")
+    async def twice() -> str:
+        if not first_run.is_set():
+            first_run.set()
+            await asyncio.Event().wait()  # runs until the worker's stop interrupts it
+        return "done"
+
+    job = queue.enqueue(twice)
+    with queueing_worker.background(shutdown_timeout=0.1):
+        queue.wait_for(job.id, [JobStatus.ACTIVE], timeout=20)
+    assert queue.get_job(job.id).status is JobStatus.PENDING
+    queueing_worker.drain()
+
+    done = queue.get_job(job.id)
+    history = queue.attempts(job.id)
+    assert done.status is JobStatus.COMPLETED
+    assert done.attempts == 1  # the interrupted attempt did not count
+    assert [(a.run, a.attempt, a.outcome) for a in history] == [
+        (1, 1, "interrupted"),
+        (2, 1, "completed"),
+    ]
