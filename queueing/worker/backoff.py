@@ -1,11 +1,19 @@
 """Exponential backoff between retries, shared by the worker's parts that retry the
-database: the claim loop, the finisher, the heartbeat's failure count, progress reports
-and the supervision of side tasks."""
+database: the claim loop, the finisher, the listener, the heartbeat's failure count,
+progress reports and the supervision of services; and the log lines of a failed try and
+of the recovery that ends an outage."""
 
 from __future__ import annotations
 
+import logging
 import random
 import time
+from typing import Any
+
+import psycopg
+
+from queueing import logs
+from queueing.drivers import first_line
 
 #: Reconnection delays: the first retry after ~50 ms (a single dropped connection costs
 #: almost nothing), doubling up to 5 s (a long outage costs one attempt every few
@@ -47,3 +55,24 @@ class ReconnectBackoff:
         self.failures = 0
         self._since = None
         return ended
+
+    def failed(self, event: str, exc: psycopg.Error, **fields: Any) -> float:
+        """Record a failed try that ``exc`` ended and log it as ``event`` (a warning for a
+        lost connection, an error for any other refusal); the delay before the next try."""
+        delay = self.next()
+        logs.event(
+            event,
+            logging.WARNING if isinstance(exc, psycopg.OperationalError) else logging.ERROR,
+            error=first_line(exc),
+            error_type=type(exc).__name__,
+            failures=self.failures,
+            retry_in=round(delay, 3),
+            **fields,
+        )
+        return delay
+
+    def recovered(self, event: str, **fields: Any) -> None:
+        """Record a success; if it ends failures, log ``event`` with how many and how long."""
+        ended = self.reset()
+        if ended is not None:
+            logs.event(event, failures=ended[0], outage_s=round(ended[1], 3), **fields)

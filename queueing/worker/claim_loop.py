@@ -15,13 +15,10 @@ database will fence out.
 from __future__ import annotations
 
 import asyncio
-import logging
 from collections.abc import Callable, Sequence
 
 import psycopg
 
-from queueing import logs
-from queueing.drivers import first_line
 from queueing.worker.backoff import ReconnectBackoff
 from queueing.worker.connection import Connection
 from queueing.worker.lost_claims import give_back_lost_claims
@@ -144,26 +141,15 @@ class ClaimLoop:
     async def _claim_failed(self, exc: psycopg.Error, stopping: asyncio.Event) -> None:
         """Wait out a failed claim: the backoff's next delay, or less if the listener
         gets through (the database is back) or we are asked to stop."""
-        delay = self._backoff.next()
-        connection_lost = isinstance(exc, psycopg.OperationalError)
-        logs.event(
-            "worker.claim_failed",
-            logging.WARNING if connection_lost else logging.ERROR,
-            error=first_line(exc),
-            error_type=type(exc).__name__,
-            failures=self._backoff.failures,
-            retry_in=round(delay, 3),
-        )
+        delay = self._backoff.failed("worker.claim_failed", exc)
         await self._conn.drop_if_lost(exc)
         # _wake was cleared before the claim: set since, it is the listener reconnecting
         # (or a notification reaching it), so the database answers again.
         await first(stopping.wait(), self._wake.wait(), timeout=delay)
 
     def _claim_succeeded(self) -> None:
-        ended = self._backoff.reset()
-        if ended is not None:
-            failures, outage = ended
-            logs.event("worker.claim_recovered", failures=failures, outage_s=round(outage, 3))
+        if self._backoff.failures:
+            self._backoff.recovered("worker.claim_recovered")
             self._on_database_back()
 
     async def _check_lost_claims(self) -> int:

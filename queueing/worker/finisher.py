@@ -162,30 +162,14 @@ class Finisher:
             return
 
     async def _back_off(self, exc: psycopg.Error, jobs: int) -> None:
-        delay = self._backoff.next()
-        connection_lost = isinstance(exc, psycopg.OperationalError)
-        logs.event(
-            "worker.finish_retry",
-            logging.WARNING if connection_lost else logging.ERROR,
-            error=first_line(exc),
-            error_type=type(exc).__name__,
-            jobs=jobs,
-            retry_in=round(delay, 3),
-        )
+        delay = self._backoff.failed("worker.finish_retry", exc, jobs=jobs)
         await self._conn.drop_if_lost(exc)
         self._retry_now.clear()
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(self._retry_now.wait(), timeout=delay)
 
     def _recovered(self) -> None:
-        ended = self._backoff.reset()
-        if ended is not None:
-            logs.event(
-                "worker.finish_recovered",
-                failures=ended[0],
-                outage_s=round(ended[1], 3),
-                pending=self.pending,
-            )
+        self._backoff.recovered("worker.finish_recovered", pending=self.pending)
 
     async def _write(self, batch: list[Outcome]) -> dict[int, str]:
         now = dt.datetime.now(dt.UTC)

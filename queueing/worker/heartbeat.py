@@ -90,9 +90,7 @@ class Heartbeat:
         except psycopg.Error as exc:
             self._failed(exc)  # the database is away; the next beat tries again
             return
-        ended = self._failures.reset()
-        if ended is not None:
-            logs.event("worker.heartbeat_recovered", failures=ended[0], outage_s=round(ended[1], 3))
+        self._failures.recovered("worker.heartbeat_recovered")
         if not alive:
             with contextlib.suppress(RuntimeError):  # the loop is closed: the worker stopped
                 self._loop.call_soon_threadsafe(self._on_lost, worker_id)

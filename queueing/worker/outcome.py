@@ -20,14 +20,20 @@ MAX_TRACEBACK = 8000
 
 @dataclass(frozen=True)
 class Claimed:
-    """A job as the claim returns it (the columns of the ``claim_jobs`` query)."""
+    """A job as the claim returns it: the columns of the ``claim_jobs`` query, by name.
+
+    ``claimed_by_worker`` returns the same columns (``lost_claims``).
+    """
 
     id: int
     task_name: str
     queue_name: str
+    #: The handler's arguments, as stored (validated by the task's model before the run).
     args: dict[str, Any]
+    #: This attempt's number (the claim counted it) and how many the job may have.
     attempts: int
     max_attempts: int
+    #: Whose job it is, for the handler's ``ctx`` (row-level security reads them too).
     tenant_id: str | None
     user_id: str | None
     #: Claimed to run alone: its worker was lost while it ran beside others with its
