@@ -109,11 +109,16 @@ class QueueWorker:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.drain_async(**options))
-        raise RuntimeError(
-            "queueing_worker.drain() called from a running event loop: "
-            "use `await queueing_worker.drain_async()`"
-        )
+            pass  # no loop running: the usual case
+        else:
+            raise RuntimeError(
+                "queueing_worker.drain() called from a running event loop: "
+                "use `await queueing_worker.drain_async()`"
+            )
+        # Outside the `except` block: run there, every error the loop raised (a handler's
+        # included, with the traceback stored for it) had "no running event loop" as its
+        # context, and its traceback began with that error.
+        return asyncio.run(self.drain_async(**options))
 
     async def drain_async(self, **options: Any) -> Drained:
         """``drain()`` for async tests."""
