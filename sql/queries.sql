@@ -87,9 +87,6 @@ SELECT pg_try_advisory_xact_lock(hashtext('queueing_maintenance'), %(service)s) 
 -- name: run_job_now
 SELECT * FROM queueing_run_now_v1(%(id)s);
 
--- name: listen_job_changes
-LISTEN queueing_job_changed_v1;
-
 -- name: claim_jobs
 SELECT * FROM queueing_claim_v1(%(queues)s::character varying[], %(worker_id)s, %(limit)s);
 
@@ -127,9 +124,6 @@ SELECT EXTRACT(EPOCH FROM min(scheduled_at) - now())::float8 AS seconds
 
 -- name: register_worker
 SELECT worker_id FROM procrastinate_register_worker_v1();
-
--- name: heartbeat
-SELECT procrastinate_update_heartbeat_v1(%(worker_id)s);
 
 -- name: unregister_worker
 SELECT procrastinate_unregister_worker_v1(%(worker_id)s);
