@@ -83,33 +83,35 @@ def _statement(
 
 
 class _Stepper(Generic[T]):
-    """Steps an operation: hands it each effect's result, takes its next effect (None
-    once it returned, its result then in ``value``). Both drivers' loops are this, with
-    their own I/O between the steps."""
+    """Steps an operation: ``next()`` hands it ``result`` (the last effect's) and takes
+    its next effect, None once it returned (its result then in ``value``). Both drivers'
+    loops are this, with their own I/O between the steps."""
 
     def __init__(self, op: Op[T]) -> None:
         self._op = op
+        self.result: Any = None
         self.value: T
 
-    def send(self, result: Any) -> Effect | None:
+    def next(self) -> Effect | None:
         try:
-            return self._op.send(result)
+            return self._op.send(self.result)
         except StopIteration as stop:
             self.value = stop.value
             return None
 
 
-def run_sync(op: Op[T], conn: psycopg.Connection[Any], *, translate: bool = True) -> T:
-    """Drive ``op`` to completion on a sync connection; return its result.
+def _errors(translate: bool) -> contextlib.AbstractContextManager[None]:
+    """``translate_errors()``, or nothing for a caller that handles psycopg's errors
+    itself (the worker: a ``psycopg.Error`` costs it one round)."""
+    return translate_errors() if translate else contextlib.nullcontext()
 
-    ``translate=False`` lets psycopg's errors through untranslated, for a caller that
-    handles them itself (the worker: a ``psycopg.Error`` costs it one round).
-    """
-    with translate_errors() if translate else contextlib.nullcontext():
+
+def run_sync(op: Op[T], conn: psycopg.Connection[Any], *, translate: bool = True) -> T:
+    """Drive ``op`` to completion on a sync connection; return its result."""
+    with _errors(translate):
         steps = _Stepper(op)
-        effect = steps.send(None)
-        while effect is not None:
-            effect = steps.send(_perform_sync(effect, conn))
+        while (effect := steps.next()) is not None:
+            steps.result = _perform_sync(effect, conn)
         return steps.value
 
 
@@ -126,16 +128,11 @@ def _perform_sync(effect: Effect, conn: psycopg.Connection[Any]) -> Any:
 
 
 async def run_async(op: Op[T], conn: psycopg.AsyncConnection[Any], *, translate: bool = True) -> T:
-    """Drive ``op`` to completion on an async connection; return its result.
-
-    ``translate=False`` lets psycopg's errors through untranslated, for a caller that
-    handles them itself (the worker: a ``psycopg.Error`` costs it one round).
-    """
-    with translate_errors() if translate else contextlib.nullcontext():
+    """``run_sync`` on an async connection."""
+    with _errors(translate):
         steps = _Stepper(op)
-        effect = steps.send(None)
-        while effect is not None:
-            effect = steps.send(await _perform_async(effect, conn))
+        while (effect := steps.next()) is not None:
+            steps.result = await _perform_async(effect, conn)
         return steps.value
 
 
