@@ -1,9 +1,17 @@
-"""Every database operation of the library, written once, with no I/O of its own.
+"""The database operations of the library's front, written once, with no I/O of their own.
 
-An operation is a generator that yields *effects* (run this named query, LISTEN, wait
-for a notification) and receives their results. ``queueing.drivers`` runs the same
-generator over a sync or an async psycopg connection, so the sync and async APIs
-share one implementation of every rule below.
+An operation (``Op[T]``) is a generator that yields *effects* (run this named query, run
+these effects in a transaction, LISTEN, wait for a notification), receives their results
+and returns a ``T``. ``queueing.drivers`` runs the same generator over a sync or an
+async psycopg connection, so the sync and async APIs share one implementation of every
+rule.
+
+The rule: everything the library's front does on the database is an operation run by
+``queueing.drivers``: ``Queue``/``AsyncQueue`` (the operations below), retention
+(``queueing.retention.prune_op``) and the test helpers (``queueing.testing``'s clock and
+run listing, written beside them). The worker (``queueing/worker/``) is async only and
+runs its own named queries directly on its connections; it uses an operation only where
+it shares the front's rule (the schema check, retention's prune).
 """
 
 from __future__ import annotations
@@ -13,7 +21,7 @@ import json
 import time
 from collections.abc import Collection, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Any, TypeVar
 
 from procrastinate.schema import SchemaManager
 
@@ -68,8 +76,19 @@ class WaitNotify:
     timeout: float
 
 
-Effect = Query | Script | Listen | WaitNotify
-Op = Generator[Effect, Any, Any]
+@dataclass(frozen=True)
+class Transaction:
+    """Run the operation ``op`` in a transaction of its own (a savepoint inside one the
+    connection is already in); the result is ``op``'s. An error raised inside rolls the
+    transaction back and ends the whole operation."""
+
+    op: Op[Any]
+
+
+Effect = Query | Script | Listen | WaitNotify | Transaction
+T = TypeVar("T")
+Op = Generator[Effect, Any, T]
+"""An operation returning a ``T``: it yields effects and is sent each one's result."""
 
 JOB_CHANGED_CHANNEL = "queueing_job_changed_v1"
 
@@ -94,7 +113,7 @@ def _job(row: Row) -> Job:
     return Job.model_validate(row)
 
 
-def enqueue(jobs: Sequence[NewJob]) -> Op:
+def enqueue(jobs: Sequence[NewJob]) -> Op[list[Job]]:
     """Insert the jobs in one statement; their records, in order."""
     payload = json.dumps(
         [
@@ -122,7 +141,7 @@ def enqueue(jobs: Sequence[NewJob]) -> Op:
     return [Job.model_validate_json(r["job"]) for r in rows]
 
 
-def get_job(job_id: int) -> Op:
+def get_job(job_id: int) -> Op[Job]:
     rows = yield Query("get_job", {"id": job_id})
     if not rows:
         raise JobNotFound(job_id)
@@ -144,7 +163,7 @@ class JobFilter:
     limit: int = 100
 
 
-def list_jobs(filters: JobFilter) -> Op:
+def list_jobs(filters: JobFilter) -> Op[list[Job]]:
     rows = yield Query(
         "list_jobs",
         {
@@ -162,16 +181,16 @@ def list_jobs(filters: JobFilter) -> Op:
     return [_job(r) for r in rows]
 
 
-def stats() -> Op:
+def stats() -> Op[list[QueueCount]]:
     rows = yield Query("stats")
     return [QueueCount.model_validate(r) for r in rows]
 
 
-def _changed_or_explain(rows: list[Row], job_id: int, action: str) -> Op:
+def _changed_or_explain(rows: list[Row], job_id: int, action: str) -> Op[Job]:
     """The record a state-changing function returned, or the reason it changed nothing."""
     if rows:
         return _job(rows[0])
-    current: Job = yield from get_job(job_id)
+    current = yield from get_job(job_id)
     raise InvalidTransition(job_id, current.status, action)
 
 
@@ -192,7 +211,7 @@ def _acted(row: Row, job_id: int, verb: str, refused: str, refusal: str) -> Job:
     return current
 
 
-def cancel(job_id: int, actor: Actor) -> Op:
+def cancel(job_id: int, actor: Actor) -> Op[Job]:
     """Cancel a pending job now, or ask an active one to stop, if ``actor`` may.
 
     Rules (enforced by queueing_cancel_v2): the owner may cancel their own job, a tenant
@@ -203,7 +222,7 @@ def cancel(job_id: int, actor: Actor) -> Op:
     return _acted(row, job_id, "cancel", "terminal", "cancelled")
 
 
-def retry(job_id: int, actor: Actor) -> Op:
+def retry(job_id: int, actor: Actor) -> Op[Job]:
     """Re-run a failed or cancelled job (same id; attempts continue): admins and system only."""
     (row,) = yield Query("retry_job", {"id": job_id, **_actor_params(actor)})
     return _acted(
@@ -211,26 +230,26 @@ def retry(job_id: int, actor: Actor) -> Op:
     )
 
 
-def set_actor(actor: Actor) -> Op:
+def set_actor(actor: Actor) -> Op[None]:
     """Make ``actor`` who the current transaction acts for (row-level security, 0005)."""
     params = {"kind": actor.kind, "tenant_id": actor.tenant_id, "user_id": actor.user_id or ""}
     yield Query("set_actor", params)
 
 
-def attempts(job_id: int) -> Op:
+def attempts(job_id: int) -> Op[list[Attempt]]:
     """The job's attempt history, oldest first (JobNotFound if there is no such job)."""
     yield from get_job(job_id)
     rows = yield Query("job_attempts", {"id": job_id})
     return [Attempt.model_validate(r) for r in rows]
 
 
-def run_now(job_id: int) -> Op:
+def run_now(job_id: int) -> Op[Job]:
     """Make a pending job that waits for its run time (delay or retry backoff) due now."""
     rows = yield Query("run_job_now", {"id": job_id})
     return (yield from _changed_or_explain(rows, job_id, "run now (only pending jobs are)"))
 
 
-def wait_for(job_id: int, statuses: Collection[JobStatus], timeout: float) -> Op:
+def wait_for(job_id: int, statuses: Collection[JobStatus], timeout: float) -> Op[Job]:
     """Wait, on LISTEN/NOTIFY, until the job is in one of ``statuses``.
 
     Notifications are only hints: the row is re-read after each one, and it is read
@@ -241,7 +260,7 @@ def wait_for(job_id: int, statuses: Collection[JobStatus], timeout: float) -> Op
     yield Listen(JOB_CHANGED_CHANNEL)
     expected = str(job_id)
     while True:
-        job: Job = yield from get_job(job_id)
+        job = yield from get_job(job_id)
         if job.status in wanted:
             return job
         while True:
@@ -256,13 +275,13 @@ def wait_for(job_id: int, statuses: Collection[JobStatus], timeout: float) -> Op
                 break
 
 
-def wait_for_change(job_id: int, seen: Job, timeout: float) -> Op:
+def wait_for_change(job_id: int, seen: Job, timeout: float) -> Op[Job]:
     """Return the job's record once it differs from ``seen`` (or ``seen`` at the deadline)."""
     deadline = time.monotonic() + timeout
     yield Listen(JOB_CHANGED_CHANNEL)
     expected = str(job_id)
     while True:
-        job: Job = yield from get_job(job_id)
+        job = yield from get_job(job_id)
         if job != seen:
             return job
         remaining = deadline - time.monotonic()
@@ -279,7 +298,7 @@ def wait_for_change(job_id: int, seen: Job, timeout: float) -> Op:
 # --- schema -----------------------------------------------------------------
 
 
-def schema_state() -> Op:
+def schema_state() -> Op[MigrationState]:
     """What of the queue's schema the database holds."""
     state = (yield Query("schema_state"))[0]
     applied: list[tuple[int, str, dt.datetime]] = []
@@ -294,9 +313,9 @@ def schema_state() -> Op:
     )
 
 
-def check_schema() -> Op:
+def check_schema() -> Op[MigrationState]:
     """Raise SchemaNotMigrated, with the command that fixes it, unless the schema is current."""
-    state: MigrationState = yield from schema_state()
+    state = yield from schema_state()
     if state.current_version > state.expected_version:
         raise SchemaNotMigrated(
             f"database schema is version {state.current_version}, newer than this queueing "
@@ -312,7 +331,7 @@ def check_schema() -> Op:
     return state
 
 
-def migrate() -> Op:
+def migrate() -> Op[list[int]]:
     """Apply procrastinate's schema (on a fresh database) and our pending migrations.
 
     Idempotent, and safe to run from several processes at once (advisory lock).

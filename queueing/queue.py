@@ -1,7 +1,8 @@
 """The library's front: declare tasks, enqueue, read, wait, cancel, retry, migrate.
 
 ``Queue`` is the sync API; ``Queue.aio`` (an ``AsyncQueue``) is the same API for
-asyncio. Both run the operations of ``queueing.ops``; neither holds any rule of its own.
+asyncio. Both run the operations of ``queueing.ops`` through ``queueing.drivers``;
+neither holds any rule of its own.
 """
 
 from __future__ import annotations
@@ -13,7 +14,7 @@ import re
 import threading
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypeVar, overload
+from typing import Any, TypedDict, TypeVar, Unpack, overload
 
 import procrastinate
 import psycopg
@@ -21,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from pydantic import BaseModel
 
 from queueing import drivers, limits, ops
-from queueing.config import resolve_database_url
+from queueing.config import CONNECT_TIMEOUT, resolve_database_url
 from queueing.errors import ConfigurationError, InvalidPayload, UnknownTask
 from queueing.models import (
     SYSTEM,
@@ -33,11 +34,12 @@ from queueing.models import (
     MigrationState,
     QueueCount,
 )
-from queueing.ops import JobFilter, NewJob
+from queueing.ops import JobFilter, NewJob, Op
 from queueing.retry import DEFAULT_RETRY, RetryPolicy
 from queueing.tasks import Task, build_task
 
 F = TypeVar("F", bound=Callable[..., Any])
+T = TypeVar("T")
 
 DEFAULT_QUEUE = "default"
 QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
@@ -45,7 +47,6 @@ QUEUE_NAME = re.compile(r"[A-Za-z0-9_.-]{1,40}")
 the narrow alphabet, and at most 40 characters: PostgreSQL refuses channel names over 63
 bytes, and the prefix takes 23."""
 
-CONNECT_TIMEOUT = 5
 MAX_DELAY = dt.timedelta(days=3650)
 PRIORITY_MIN, PRIORITY_MAX = -(2**31), 2**31 - 1  # procrastinate's column is an integer
 
@@ -64,6 +65,20 @@ class JobRequest:
     run_at: dt.datetime | None = None
     dedupe_key: str | None = None
     dedupe_for: float | dt.timedelta | None = None
+
+
+class JobOptions(TypedDict, total=False):
+    """The keyword options of ``enqueue`` (sync and async): ``JobRequest``'s, but the task
+    and its arguments."""
+
+    tenant_id: str | None
+    user_id: str | None
+    priority: int | None
+    queue: str | None
+    delay: float | dt.timedelta | None
+    run_at: dt.datetime | None
+    dedupe_key: str | None
+    dedupe_for: float | dt.timedelta | None
 
 
 class Queue:
@@ -144,15 +159,8 @@ class Queue:
         )
 
         def register(fn: Callable[..., Any]) -> Task:
-            task = build_task(
-                fn,
-                blueprint=self.blueprint,
-                name=name,
-                queue=queue,
-                priority=priority,
-                retry=policy,
-                timeout=timeout,
-            )
+            registered = self.blueprint.task(name=name, queue=queue, priority=priority)(fn)
+            task = build_task(fn, registered, retry=policy, timeout=timeout)
             if task.name in self.tasks:
                 raise ConfigurationError(f"task {task.name!r} is declared twice")
             self.tasks[task.name] = task
@@ -176,12 +184,7 @@ class Queue:
                 task.retry.max_attempts,
             )
         else:
-            if isinstance(r.args, BaseModel):
-                args = r.args.model_dump(mode="json")
-            elif r.args is None or isinstance(r.args, Mapping):
-                args = dict(r.args or {})
-            else:
-                raise InvalidPayload("job arguments must be a JSON object")
+            args = _undeclared_task_args(r.args)
             limits.check_task_name(str(r.task))
             name, queue, priority, attempts = (
                 str(r.task),
@@ -193,43 +196,10 @@ class Queue:
         limits.check_payload(args)
         limits.check_id("tenant_id", r.tenant_id)
         limits.check_id("user_id", r.user_id)
-        if r.delay is not None and r.run_at is not None:
-            raise InvalidPayload("give a delay or a run-at time, not both")
-        scheduled_at = None
-        if r.delay is not None:
-            seconds = (
-                r.delay.total_seconds() if isinstance(r.delay, dt.timedelta) else float(r.delay)
-            )
-            if not 0 <= seconds <= MAX_DELAY.total_seconds():
-                raise InvalidPayload(
-                    f"delay must be between 0 and {MAX_DELAY.days} days, got {seconds:g}s"
-                )
-            scheduled_at = now + dt.timedelta(seconds=seconds) if seconds else None
-        elif r.run_at is not None:
-            if r.run_at.tzinfo is None:
-                raise InvalidPayload("run_at must be timezone-aware")
-            scheduled_at = r.run_at
+        scheduled_at = _scheduled_at(r.delay, r.run_at, now)
         if r.priority is not None:
-            if isinstance(r.priority, bool) or not isinstance(r.priority, int):
-                raise InvalidPayload(
-                    f"priority must be an integer, got a {type(r.priority).__name__}"
-                )
-            if not PRIORITY_MIN <= r.priority <= PRIORITY_MAX:
-                raise InvalidPayload(
-                    f"priority must be between {PRIORITY_MIN} and {PRIORITY_MAX}, got {r.priority}"
-                )
-            priority = r.priority
-        dedupe_for = None
-        if r.dedupe_for is not None:
-            if r.dedupe_key is None:
-                raise InvalidPayload("dedupe_for needs a dedupe_key")
-            dedupe_for = (
-                r.dedupe_for.total_seconds()
-                if isinstance(r.dedupe_for, dt.timedelta)
-                else float(r.dedupe_for)
-            )
-            if not 0 <= dedupe_for <= MAX_DELAY.total_seconds():
-                raise InvalidPayload(f"dedupe_for must be between 0 and {MAX_DELAY.days} days")
+            priority = _checked_priority(r.priority)
+        dedupe_for = _dedupe_window(r.dedupe_key, r.dedupe_for)
         limits.check_id("dedupe_key", r.dedupe_key)
         return NewJob(
             task_name=name,
@@ -266,11 +236,7 @@ class Queue:
             if self._pool is not None:
                 return self._pool
             url = self.database_url
-            with (
-                drivers.translate_errors(),
-                psycopg.connect(url, connect_timeout=CONNECT_TIMEOUT) as conn,
-            ):
-                drivers.run_sync(ops.check_schema(), conn)
+            drivers.run_sync_at(url, ops.check_schema())
             self._pool = ConnectionPool(
                 url,
                 min_size=1,
@@ -298,19 +264,13 @@ class Queue:
         with drivers.translate_errors(), self._get_pool().connection() as conn:
             yield conn
 
-    def _run(self, op: ops.Op, connection: psycopg.Connection[Any] | None = None) -> Any:
+    def _run(self, op: Op[T], connection: psycopg.Connection[Any] | None = None) -> T:
         with self._conn(connection) as conn:
             return drivers.run_sync(op, conn)
 
-    def _run_listening(self, op: ops.Op) -> Any:
+    def _run_listening(self, op: Op[T]) -> T:
         self._get_pool()  # the schema check
-        with (
-            drivers.translate_errors(),
-            psycopg.connect(
-                self.database_url, autocommit=True, connect_timeout=CONNECT_TIMEOUT
-            ) as conn,
-        ):
-            return drivers.run_sync(op, conn)
+        return drivers.run_sync_at(self.database_url, op, autocommit=True)
 
     def close(self) -> None:
         """Close the connection pool (the queue may be used again: it reopens)."""
@@ -331,15 +291,8 @@ class Queue:
         task: Task | str,
         args: Mapping[str, Any] | BaseModel | None = None,
         *,
-        tenant_id: str | None = None,
-        user_id: str | None = None,
-        priority: int | None = None,
-        queue: str | None = None,
-        delay: float | dt.timedelta | None = None,
-        run_at: dt.datetime | None = None,
-        dedupe_key: str | None = None,
-        dedupe_for: float | dt.timedelta | None = None,
         connection: psycopg.Connection[Any] | None = None,
+        **options: Unpack[JobOptions],
     ) -> Job:
         """Enqueue one job; its status record exists once this (or ``connection``'s
         transaction) commits. Bad arguments raise before anything is written.
@@ -347,12 +300,10 @@ class Queue:
         With ``dedupe_key``: while a job with that key (in the same tenant) is pending or
         active, that job is returned (``created=False``) instead of a second one; with
         ``dedupe_for`` (seconds or timedelta) also one completed within that window.
+        The options are ``JobOptions``' (``JobRequest``'s fields).
         """
-        request = JobRequest(
-            task, args, tenant_id, user_id, priority, queue, delay, run_at, dedupe_key, dedupe_for
-        )
-        jobs: list[Job] = self._run(ops.enqueue(self.prepare([request])), connection)
-        return jobs[0]
+        request = JobRequest(task, args, **options)
+        return self._run(ops.enqueue(self.prepare([request])), connection)[0]
 
     def enqueue_many(
         self, requests: Iterable[JobRequest], *, connection: psycopg.Connection[Any] | None = None
@@ -361,23 +312,19 @@ class Queue:
         rows = self.prepare(requests)
         if not rows:
             return []
-        result: list[Job] = self._run(ops.enqueue(rows), connection)
-        return result
+        return self._run(ops.enqueue(rows), connection)
 
     def get_job(self, job_id: int, *, connection: psycopg.Connection[Any] | None = None) -> Job:
         """The job's record; JobNotFound if there is none."""
-        job: Job = self._run(ops.get_job(job_id), connection)
-        return job
+        return self._run(ops.get_job(job_id), connection)
 
     def list_jobs(self, filters: JobFilter | None = None, /, **kwargs: Any) -> list[Job]:
         """Newest first. Filters: a JobFilter or its fields as keywords."""
-        jobs: list[Job] = self._run(ops.list_jobs(filters or JobFilter(**kwargs)))
-        return jobs
+        return self._run(ops.list_jobs(filters or JobFilter(**kwargs)))
 
     def stats(self) -> list[QueueCount]:
         """Job counts per queue and status."""
-        counts: list[QueueCount] = self._run(ops.stats())
-        return counts
+        return self._run(ops.stats())
 
     def wait_for(
         self,
@@ -390,51 +337,35 @@ class Queue:
 
         Woken by LISTEN/NOTIFY, never by polling; WaitTimeout after ``timeout`` seconds.
         """
-        job: Job = self._run_listening(ops.wait_for(job_id, statuses, timeout))
-        return job
+        return self._run_listening(ops.wait_for(job_id, statuses, timeout))
 
     def wait_for_change(self, job: Job, *, timeout: float) -> Job:
         """The job's record once it differs from ``job`` (status, progress), or at the deadline."""
-        changed: Job = self._run_listening(ops.wait_for_change(job.id, job, timeout))
-        return changed
+        return self._run_listening(ops.wait_for_change(job.id, job, timeout))
 
     def cancel(self, job_id: int, *, actor: Actor = SYSTEM) -> Job:
         """Cancel a pending job, or ask an active one to stop. InvalidTransition if terminal."""
-        job: Job = self._run(ops.cancel(job_id, actor))
-        return job
+        return self._run(ops.cancel(job_id, actor))
 
     def retry(self, job_id: int, *, actor: Actor = SYSTEM) -> Job:
         """Re-run a failed or cancelled job (same id, attempts continue)."""
-        job: Job = self._run(ops.retry(job_id, actor))
-        return job
+        return self._run(ops.retry(job_id, actor))
 
     def attempts(self, job_id: int) -> list[Attempt]:
         """The job's attempt history, oldest first."""
-        history: list[Attempt] = self._run(ops.attempts(job_id))
-        return history
+        return self._run(ops.attempts(job_id))
 
     def run_now(self, job_id: int) -> Job:
         """Make a delayed job, or one waiting out a retry backoff, due now."""
-        job: Job = self._run(ops.run_now(job_id))
-        return job
+        return self._run(ops.run_now(job_id))
 
     def migrate(self) -> list[int]:
         """Apply the schema; returns the migration versions applied (none if current)."""
-        with (
-            drivers.translate_errors(),
-            psycopg.connect(self.database_url, connect_timeout=CONNECT_TIMEOUT) as conn,
-        ):
-            versions: list[int] = drivers.run_sync(ops.migrate(), conn)
-        return versions
+        return drivers.run_sync_at(self.database_url, ops.migrate())
 
     def schema_status(self) -> MigrationState:
         """Which schema version the database has, and which this code needs."""
-        with (
-            drivers.translate_errors(),
-            psycopg.connect(self.database_url, connect_timeout=CONNECT_TIMEOUT) as conn,
-        ):
-            state: MigrationState = drivers.run_sync(ops.schema_state(), conn)
-        return state
+        return drivers.run_sync_at(self.database_url, ops.schema_state())
 
 
 def check_queue_name(name: str) -> str:
@@ -445,6 +376,60 @@ def check_queue_name(name: str) -> str:
             f"invalid queue name {name!r}: use 1-40 letters, digits, '_', '-' or '.'"
         )
     return name
+
+
+def _undeclared_task_args(args: Mapping[str, Any] | BaseModel | None) -> dict[str, Any]:
+    """The arguments of a job of a task this queue does not declare: any JSON object."""
+    if isinstance(args, BaseModel):
+        return args.model_dump(mode="json")
+    if args is None or isinstance(args, Mapping):
+        return dict(args or {})
+    raise InvalidPayload("job arguments must be a JSON object")
+
+
+def _as_seconds(value: float | dt.timedelta) -> float:
+    return value.total_seconds() if isinstance(value, dt.timedelta) else float(value)
+
+
+def _scheduled_at(
+    delay: float | dt.timedelta | None, run_at: dt.datetime | None, now: dt.datetime
+) -> dt.datetime | None:
+    """When the job falls due: ``delay`` after ``now``, or at ``run_at``; None: now."""
+    if delay is not None and run_at is not None:
+        raise InvalidPayload("give a delay or a run-at time, not both")
+    if delay is not None:
+        seconds = _as_seconds(delay)
+        if not 0 <= seconds <= MAX_DELAY.total_seconds():
+            raise InvalidPayload(
+                f"delay must be between 0 and {MAX_DELAY.days} days, got {seconds:g}s"
+            )
+        return now + dt.timedelta(seconds=seconds) if seconds else None
+    if run_at is not None and run_at.tzinfo is None:
+        raise InvalidPayload("run_at must be timezone-aware")
+    return run_at
+
+
+def _checked_priority(priority: object) -> int:
+    """A priority the caller gave, checked (procrastinate's column is an integer)."""
+    if isinstance(priority, bool) or not isinstance(priority, int):
+        raise InvalidPayload(f"priority must be an integer, got a {type(priority).__name__}")
+    if not PRIORITY_MIN <= priority <= PRIORITY_MAX:
+        raise InvalidPayload(
+            f"priority must be between {PRIORITY_MIN} and {PRIORITY_MAX}, got {priority}"
+        )
+    return priority
+
+
+def _dedupe_window(key: str | None, window: float | dt.timedelta | None) -> float | None:
+    """``dedupe_for`` in seconds (None: no window); it needs a ``dedupe_key``."""
+    if window is None:
+        return None
+    if key is None:
+        raise InvalidPayload("dedupe_for needs a dedupe_key")
+    seconds = _as_seconds(window)
+    if not 0 <= seconds <= MAX_DELAY.total_seconds():
+        raise InvalidPayload(f"dedupe_for must be between 0 and {MAX_DELAY.days} days")
+    return seconds
 
 
 class AsyncQueue:
@@ -467,10 +452,7 @@ class AsyncQueue:
             if self._pool is not None and self._loop is loop:
                 return self._pool
             url = self._queue.database_url
-            async with drivers.async_translate_errors():
-                conn = await psycopg.AsyncConnection.connect(url, connect_timeout=CONNECT_TIMEOUT)
-                async with conn:
-                    await drivers.run_async(ops.check_schema(), conn)
+            await drivers.run_async_at(url, ops.check_schema())
             self._pool = AsyncConnectionPool(
                 url,
                 min_size=1,
@@ -499,18 +481,13 @@ class AsyncQueue:
         async with drivers.async_translate_errors(), pool.connection() as conn:
             yield conn
 
-    async def _run(self, op: ops.Op, connection: psycopg.AsyncConnection[Any] | None = None) -> Any:
+    async def _run(self, op: Op[T], connection: psycopg.AsyncConnection[Any] | None = None) -> T:
         async with self._conn(connection) as conn:
             return await drivers.run_async(op, conn)
 
-    async def _run_listening(self, op: ops.Op) -> Any:
-        await self._get_pool()
-        async with drivers.async_translate_errors():
-            conn = await psycopg.AsyncConnection.connect(
-                self._queue.database_url, autocommit=True, connect_timeout=CONNECT_TIMEOUT
-            )
-            async with conn:
-                return await drivers.run_async(op, conn)
+    async def _run_listening(self, op: Op[T]) -> T:
+        await self._get_pool()  # the schema check
+        return await drivers.run_async_at(self._queue.database_url, op, autocommit=True)
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -522,22 +499,12 @@ class AsyncQueue:
         task: Task | str,
         args: Mapping[str, Any] | BaseModel | None = None,
         *,
-        tenant_id: str | None = None,
-        user_id: str | None = None,
-        priority: int | None = None,
-        queue: str | None = None,
-        delay: float | dt.timedelta | None = None,
-        run_at: dt.datetime | None = None,
-        dedupe_key: str | None = None,
-        dedupe_for: float | dt.timedelta | None = None,
         connection: psycopg.AsyncConnection[Any] | None = None,
+        **options: Unpack[JobOptions],
     ) -> Job:
         """See ``Queue.enqueue``."""
-        request = JobRequest(
-            task, args, tenant_id, user_id, priority, queue, delay, run_at, dedupe_key, dedupe_for
-        )
-        jobs: list[Job] = await self._run(ops.enqueue(self._queue.prepare([request])), connection)
-        return jobs[0]
+        request = JobRequest(task, args, **options)
+        return (await self._run(ops.enqueue(self._queue.prepare([request])), connection))[0]
 
     async def enqueue_many(
         self,
@@ -549,22 +516,18 @@ class AsyncQueue:
         rows = self._queue.prepare(requests)
         if not rows:
             return []
-        jobs: list[Job] = await self._run(ops.enqueue(rows), connection)
-        return jobs
+        return await self._run(ops.enqueue(rows), connection)
 
     async def get_job(
         self, job_id: int, *, connection: psycopg.AsyncConnection[Any] | None = None
     ) -> Job:
-        job: Job = await self._run(ops.get_job(job_id), connection)
-        return job
+        return await self._run(ops.get_job(job_id), connection)
 
     async def list_jobs(self, filters: JobFilter | None = None, /, **kwargs: Any) -> list[Job]:
-        jobs: list[Job] = await self._run(ops.list_jobs(filters or JobFilter(**kwargs)))
-        return jobs
+        return await self._run(ops.list_jobs(filters or JobFilter(**kwargs)))
 
     async def stats(self) -> list[QueueCount]:
-        counts: list[QueueCount] = await self._run(ops.stats())
-        return counts
+        return await self._run(ops.stats())
 
     async def wait_for(
         self,
@@ -573,25 +536,19 @@ class AsyncQueue:
         *,
         timeout: float = 30.0,
     ) -> Job:
-        job: Job = await self._run_listening(ops.wait_for(job_id, statuses, timeout))
-        return job
+        return await self._run_listening(ops.wait_for(job_id, statuses, timeout))
 
     async def wait_for_change(self, job: Job, *, timeout: float) -> Job:
-        changed: Job = await self._run_listening(ops.wait_for_change(job.id, job, timeout))
-        return changed
+        return await self._run_listening(ops.wait_for_change(job.id, job, timeout))
 
     async def cancel(self, job_id: int, *, actor: Actor = SYSTEM) -> Job:
-        job: Job = await self._run(ops.cancel(job_id, actor))
-        return job
+        return await self._run(ops.cancel(job_id, actor))
 
     async def retry(self, job_id: int, *, actor: Actor = SYSTEM) -> Job:
-        job: Job = await self._run(ops.retry(job_id, actor))
-        return job
+        return await self._run(ops.retry(job_id, actor))
 
     async def attempts(self, job_id: int) -> list[Attempt]:
-        history: list[Attempt] = await self._run(ops.attempts(job_id))
-        return history
+        return await self._run(ops.attempts(job_id))
 
     async def run_now(self, job_id: int) -> Job:
-        job: Job = await self._run(ops.run_now(job_id))
-        return job
+        return await self._run(ops.run_now(job_id))

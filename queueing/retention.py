@@ -5,8 +5,8 @@ and/or as the newest N of their queue, failed and cancelled ones for their own a
 ``Retention`` gives a default policy and per-queue overrides. Pending and active jobs
 are never touched (``queueing_prune_v1`` deletes finished jobs only).
 
-``prune()`` is what ``queueing prune`` runs; the worker runs ``prune_async()`` every
-``prune_interval`` seconds, one worker at a time (``exclusive``).
+``prune()`` is what ``queueing prune`` runs; the worker runs the same operation,
+``prune_op()``, every ``prune_interval`` seconds, one worker at a time (``exclusive``).
 """
 
 from __future__ import annotations
@@ -17,7 +17,8 @@ from typing import Any
 import psycopg
 from pydantic import BaseModel, ConfigDict, Field
 
-from queueing import drivers, ops, sql
+from queueing import drivers, ops
+from queueing.ops import Op, Query, Transaction
 
 DAY = 24 * 3600.0
 #: Jobs deleted per statement (and per transaction): bounds lock time and WAL bursts.
@@ -99,8 +100,56 @@ def _plan(
     return [(q, p) for q, p in pairs if not p.keeps_everything]
 
 
-def _needs_queues(retention: Retention, queue: str | None) -> bool:
-    return queue is None and bool(retention.per_queue)
+def prune_op(
+    retention: Retention | RetentionPolicy | None = None,
+    *,
+    queue: str | None = None,
+    batch_size: int = BATCH_SIZE,
+    exclusive: bool = False,
+) -> Op[int]:
+    """The operation ``prune()`` runs: run it with ``queueing.drivers`` on a connection.
+
+    Arguments as ``prune()``'s (checked now, not when the operation runs). Each batch
+    runs in a transaction of its own, or a savepoint inside the connection's.
+    """
+    if batch_size < 1:
+        raise ValueError("batch_size must be at least 1")
+    return _prune(_as_retention(retention), queue, batch_size, exclusive)
+
+
+def _prune(retention: Retention, queue: str | None, batch_size: int, exclusive: bool) -> Op[int]:
+    finished = None
+    if queue is None and retention.per_queue:
+        finished = [row["queue_name"] for row in (yield Query("finished_queues"))]
+    total = 0
+    for q, policy in _plan(retention, queue, finished):
+        while True:
+            deleted: int | None = yield Transaction(_prune_batch(q, policy, batch_size, exclusive))
+            if deleted is None:  # another process holds the maintenance lock
+                return total
+            total += deleted
+            if deleted < batch_size:
+                break
+    return total
+
+
+def _prune_batch(
+    queue: str | None, policy: RetentionPolicy, batch_size: int, exclusive: bool
+) -> Op[int | None]:
+    """One batch (in a transaction): how many jobs it deleted; None if ``exclusive`` and
+    another process holds the maintenance lock."""
+    if exclusive:
+        (lock,) = yield Query("try_maintenance_lock", {"service": PRUNE_SERVICE})
+        if not lock["acquired"]:
+            return None
+    (row,) = yield Query("prune_jobs", _params(queue, policy, batch_size))
+    return int(row["deleted"])
+
+
+def _checked_prune(op: Op[int]) -> Op[int]:
+    """``op`` after the schema check: the database at a URL may not be migrated."""
+    yield from ops.check_schema()
+    return (yield from op)
 
 
 def prune(
@@ -119,48 +168,10 @@ def prune(
     ``exclusive``, each batch first takes the maintenance lock and the prune stops
     (returning what it deleted so far) when another process holds it.
     """
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
-    policy = _as_retention(retention)
+    op = prune_op(retention, queue=queue, batch_size=batch_size, exclusive=exclusive)
     if isinstance(target, str):
-        with (
-            drivers.translate_errors(),
-            psycopg.connect(target, autocommit=True, connect_timeout=10) as conn,
-        ):
-            drivers.run_sync(ops.check_schema(), conn)
-            return _prune_sync(conn, policy, queue, batch_size, exclusive)
-    with drivers.translate_errors():
-        return _prune_sync(target, policy, queue, batch_size, exclusive)
-
-
-def _prune_sync(
-    conn: psycopg.Connection[Any],
-    retention: Retention,
-    queue: str | None,
-    batch_size: int,
-    exclusive: bool,
-) -> int:
-    finished = None
-    if _needs_queues(retention, queue):
-        finished = [row[0] for row in conn.execute(sql.query("finished_queues")).fetchall()]
-    total = 0
-    for q, policy in _plan(retention, queue, finished):
-        while True:
-            with conn.transaction():
-                if exclusive:
-                    row = conn.execute(
-                        sql.query("try_maintenance_lock"), {"service": PRUNE_SERVICE}
-                    ).fetchone()
-                    if not (row and row[0]):
-                        return total
-                row = conn.execute(
-                    sql.query("prune_jobs"), _params(q, policy, batch_size)
-                ).fetchone()
-            deleted = int(row[0]) if row else 0
-            total += deleted
-            if deleted < batch_size:
-                break
-    return total
+        return drivers.run_sync_at(target, _checked_prune(op), autocommit=True)
+    return drivers.run_sync(op, target)
 
 
 async def prune_async(
@@ -171,29 +182,7 @@ async def prune_async(
     batch_size: int = BATCH_SIZE,
     exclusive: bool = False,
 ) -> int:
-    """``prune()`` on an async connection (the worker's)."""
-    if batch_size < 1:
-        raise ValueError("batch_size must be at least 1")
-    policy = _as_retention(retention)
-    finished = None
-    if _needs_queues(policy, queue):
-        cur = await conn.execute(sql.query("finished_queues"))
-        finished = [row[0] for row in await cur.fetchall()]
-    total = 0
-    for q, pol in _plan(policy, queue, finished):
-        while True:
-            async with conn.transaction():
-                if exclusive:
-                    cur = await conn.execute(
-                        sql.query("try_maintenance_lock"), {"service": PRUNE_SERVICE}
-                    )
-                    row = await cur.fetchone()
-                    if not (row and row[0]):
-                        return total
-                cur = await conn.execute(sql.query("prune_jobs"), _params(q, pol, batch_size))
-                row = await cur.fetchone()
-            deleted = int(row[0]) if row else 0
-            total += deleted
-            if deleted < batch_size:
-                break
-    return total
+    """``prune()`` on an async connection (the worker's). psycopg's errors come through
+    as they are: the worker's maintenance loop handles them."""
+    op = prune_op(retention, queue=queue, batch_size=batch_size, exclusive=exclusive)
+    return await drivers.run_async(op, conn, translate=False)

@@ -44,10 +44,6 @@ def query(name: str) -> sql.SQL:
     return sql.SQL(_queries()[name])
 
 
-def query_names() -> frozenset[str]:
-    return frozenset(_queries())
-
-
 @dataclass(frozen=True)
 class Migration:
     """One numbered file of ``sql/migrations``."""
@@ -55,9 +51,6 @@ class Migration:
     version: int
     name: str
     text: str
-
-    def statement(self) -> sql.SQL:
-        return sql.SQL(self.text)
 
 
 @functools.cache

@@ -71,16 +71,14 @@ def _one_line(exc: pydantic.ValidationError) -> str:
 
 def build_task(
     handler: Callable[..., Any],
+    ptask: procrastinate.tasks.Task[Any, Any, Any],
     *,
-    blueprint: procrastinate.Blueprint,
-    name: str | None,
-    queue: str,
-    priority: int,
     retry: RetryPolicy,
     timeout: float | None,
 ) -> Task:
-    """Inspect the handler, register it with procrastinate's registry, return our Task."""
-    ptask = blueprint.task(name=name, queue=queue, priority=priority)(handler)
+    """Our Task for a handler procrastinate registered as ``ptask`` (which gives the
+    name, queue and priority): its retry policy, timeout and the argument model read
+    from the handler's signature."""
     signature = inspect.signature(handler)
     hints = get_type_hints(handler)
     context_param = None
@@ -103,8 +101,8 @@ def build_task(
     )
     return Task(
         name=ptask.name,
-        queue=queue,
-        priority=priority,
+        queue=ptask.queue,
+        priority=ptask.priority,
         retry=retry,
         timeout=timeout,
         handler=handler,

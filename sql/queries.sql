@@ -92,9 +92,6 @@ SELECT pg_try_advisory_xact_lock(hashtext('queueing_maintenance'), %(service)s) 
 -- name: run_job_now
 SELECT * FROM queueing_run_now_v1(%(id)s);
 
--- name: listen_job_changes
-LISTEN queueing_job_changed_v1;
-
 -- name: claim_jobs
 -- idle: the worker runs nothing, so it may take a job that must run alone.
 SELECT id, task_name, queue_name, args, attempts, max_attempts, tenant_id, user_id, run_alone
@@ -136,9 +133,6 @@ SELECT EXTRACT(EPOCH FROM min(scheduled_at) - now())::float8 AS seconds
 
 -- name: register_worker
 SELECT worker_id FROM procrastinate_register_worker_v1();
-
--- name: heartbeat
-SELECT procrastinate_update_heartbeat_v1(%(worker_id)s);
 
 -- name: unregister_worker
 SELECT procrastinate_unregister_worker_v1(%(worker_id)s);

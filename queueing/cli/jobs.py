@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import time
+from collections.abc import Callable
 from typing import Annotated
 
 import typer
@@ -19,7 +20,7 @@ from queueing.cli.render import (
     print_json,
 )
 from queueing.errors import InvalidPayload
-from queueing.models import Actor, JobStatus
+from queueing.models import Actor, Job, JobStatus
 from queueing.ops import JobFilter
 from queueing.queue import Queue
 
@@ -98,48 +99,52 @@ def show(job_id: JobId, database_url: DatabaseUrl = None, as_json: Json = False)
         attempts_table(history)
 
 
-@app.command()
-def cancel(
-    job_id: JobId,
-    as_user: AsUser = None,
-    tenant: Tenant = None,
-    admin: Admin = False,
-    database_url: DatabaseUrl = None,
-    as_json: Json = False,
-) -> None:
+def _acting_command(
+    name: str, act: Callable[[Queue, int, Actor], Job], doc: str
+) -> Callable[..., None]:
+    """Declare ``queueing jobs NAME``: ``act`` on a job as the actor the options give.
+
+    The commands that act on a job (cancel, retry) take the same options and print the
+    job the same way; only the action and the help differ.
+    """
+
+    def command(
+        job_id: JobId,
+        as_user: AsUser = None,
+        tenant: Tenant = None,
+        admin: Admin = False,
+        database_url: DatabaseUrl = None,
+        as_json: Json = False,
+    ) -> None:
+        actor = _actor(as_user, tenant, admin)
+        with Queue(database_url) as q:
+            job = act(q, job_id, actor)
+        if as_json:
+            print_json(job_json(job))
+        elif job.status is JobStatus.ACTIVE:  # only a cancel leaves a job active
+            console.print(f"job {job.id} is active: asked it to stop")
+        else:
+            job_line(job)
+
+    command.__name__ = command.__qualname__ = name
+    command.__doc__ = doc
+    return app.command(name)(command)
+
+
+cancel = _acting_command(
+    "cancel",
+    lambda q, job_id, actor: q.cancel(job_id, actor=actor),
     """Cancel a pending job, or ask an active one to stop.
 
     As the system by default; --as-user U --tenant T may cancel only U's own jobs;
     --admin --tenant T any job of T.
-    """
-    actor = _actor(as_user, tenant, admin)
-    with Queue(database_url) as q:
-        job = q.cancel(job_id, actor=actor)
-    if as_json:
-        print_json(job_json(job))
-    elif job.status is JobStatus.ACTIVE:
-        console.print(f"job {job.id} is active: asked it to stop")
-    else:
-        job_line(job)
-
-
-@app.command()
-def retry(
-    job_id: JobId,
-    as_user: AsUser = None,
-    tenant: Tenant = None,
-    admin: Admin = False,
-    database_url: DatabaseUrl = None,
-    as_json: Json = False,
-) -> None:
-    """Re-run a failed or cancelled job (same id; attempts continue). Admins and system only."""
-    actor = _actor(as_user, tenant, admin)
-    with Queue(database_url) as q:
-        job = q.retry(job_id, actor=actor)
-    if as_json:
-        print_json(job_json(job))
-    else:
-        job_line(job)
+    """,
+)
+retry = _acting_command(
+    "retry",
+    lambda q, job_id, actor: q.retry(job_id, actor=actor),
+    """Re-run a failed or cancelled job (same id; attempts continue). Admins and system only.""",
+)
 
 
 @app.command("run-now")

@@ -2,13 +2,19 @@
 
 from __future__ import annotations
 
-from typing import Annotated
+from typing import Annotated, Any
 
 import typer
 
 from queueing import logs
 from queueing.cli.options import DatabaseUrl
 from queueing.worker.daemon import load_queue, run_worker
+
+
+def _seconds(help: str, *, minimum: float = 0.01) -> Any:
+    """A duration option, in seconds: a timeout or an interval (0 is refused unless
+    ``minimum`` allows it: a zero interval would spin)."""
+    return typer.Option(min=minimum, help=help)
 
 
 def worker(
@@ -19,28 +25,27 @@ def worker(
         typer.Option("--queue", "-q", help="Serve only these queues (repeatable)."),
     ] = None,
     shutdown_timeout: Annotated[
-        float, typer.Option(min=0, help="Seconds running jobs get to finish after SIGTERM.")
+        float, _seconds("Seconds running jobs get to finish after SIGTERM.", minimum=0)
     ] = 30.0,
     poll_interval: Annotated[
-        float, typer.Option(min=0.01, help="Seconds between polls when no notification comes.")
+        float, _seconds("Seconds between polls when no notification comes.")
     ] = 1.0,
     heartbeat_interval: Annotated[
-        float, typer.Option(min=0.01, help="Seconds between this worker's heartbeats.")
+        float, _seconds("Seconds between this worker's heartbeats.")
     ] = 5.0,
     stall_timeout: Annotated[
         float,
-        typer.Option(
-            min=0.01,
-            help="A worker silent this many seconds is lost: its jobs are given back "
-            "(must exceed --heartbeat-interval).",
+        _seconds(
+            "A worker silent this many seconds is lost: its jobs are given back "
+            "(must exceed --heartbeat-interval)."
         ),
     ] = 30.0,
     rescue_interval: Annotated[
-        float, typer.Option(min=0.01, help="Seconds between looks for lost workers' jobs.")
+        float, _seconds("Seconds between looks for lost workers' jobs.")
     ] = 10.0,
     prune_interval: Annotated[
         float,
-        typer.Option(min=0, help="Seconds between retention rounds (0: this worker never prunes)."),
+        _seconds("Seconds between retention rounds (0: this worker never prunes).", minimum=0),
     ] = 60.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     database_url: DatabaseUrl = None,

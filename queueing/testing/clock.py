@@ -4,9 +4,8 @@ from __future__ import annotations
 
 import datetime as dt
 
-import psycopg
-
-from queueing import sql
+from queueing import drivers
+from queueing.ops import Op, Query
 from queueing.queue import Queue
 
 
@@ -27,21 +26,21 @@ class QueueClock:
 
     def advance(self, seconds: float | dt.timedelta) -> list[int]:
         """Move the clock forward; returns the ids of the jobs that became due."""
-        amount = _seconds(seconds)
-        with psycopg.connect(self.queue.database_url, autocommit=True) as conn:
-            rows = conn.execute(sql.query("testing_advance_clock"), {"seconds": amount}).fetchall()
-        self.advanced += dt.timedelta(seconds=amount)
-        return [row[0] for row in rows]
+        return drivers.run_sync_at(self.queue.database_url, self._advance(seconds), autocommit=True)
 
     async def advance_async(self, seconds: float | dt.timedelta) -> list[int]:
         """``advance()`` for async tests."""
-        amount = _seconds(seconds)
-        conn = await psycopg.AsyncConnection.connect(self.queue.database_url, autocommit=True)
-        async with conn:
-            cur = await conn.execute(sql.query("testing_advance_clock"), {"seconds": amount})
-            rows = await cur.fetchall()
+        op = self._advance(seconds)
+        return await drivers.run_async_at(self.queue.database_url, op, autocommit=True)
+
+    def _advance(self, seconds: float | dt.timedelta) -> Op[list[int]]:
+        """The operation both run (``seconds`` is checked now, before any connection)."""
+        return self._advance_by(_seconds(seconds))
+
+    def _advance_by(self, amount: float) -> Op[list[int]]:
+        rows = yield Query("testing_advance_clock", {"seconds": amount})
         self.advanced += dt.timedelta(seconds=amount)
-        return [row[0] for row in rows]
+        return [row["id"] for row in rows]
 
 
 def _seconds(value: float | dt.timedelta) -> float:

@@ -10,16 +10,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import threading
-from collections.abc import Collection, Iterator
+from collections.abc import Iterator
 from dataclasses import dataclass, field
 from typing import Any
 
-import psycopg
-from psycopg.rows import dict_row
 from pydantic import BaseModel, ConfigDict
 
-from queueing import sql
+from queueing import drivers
 from queueing.models import Job, JobError
+from queueing.ops import Op, Query
 from queueing.queue import Queue
 from queueing.worker import Worker, WorkerStats
 
@@ -109,17 +108,23 @@ class QueueWorker:
         try:
             asyncio.get_running_loop()
         except RuntimeError:
-            return asyncio.run(self.drain_async(**options))
-        raise RuntimeError(
-            "queueing_worker.drain() called from a running event loop: "
-            "use `await queueing_worker.drain_async()`"
-        )
+            pass  # no loop running: the usual case
+        else:
+            raise RuntimeError(
+                "queueing_worker.drain() called from a running event loop: "
+                "use `await queueing_worker.drain_async()`"
+            )
+        # Outside the `except` block: run there, every error the loop raised (a handler's
+        # included, with the traceback stored for it) had "no running event loop" as its
+        # context, and its traceback began with that error.
+        return asyncio.run(self.drain_async(**options))
 
     async def drain_async(self, **options: Any) -> Drained:
         """``drain()`` for async tests."""
         worker = self.worker(**options)
         stats = await worker.run(until_idle=True)
-        return Drained(await _runs_async(self.queue, _ids(worker)), stats)
+        runs = await drivers.run_async_at(self.queue.database_url, _runs(worker), autocommit=True)
+        return Drained(runs, stats)
 
     @contextlib.contextmanager
     def background(self, *, timeout: float = 30.0, **options: Any) -> Iterator[BackgroundWorker]:
@@ -189,28 +194,12 @@ class BackgroundWorker:
 
     def ran(self) -> Drained:
         """What this worker has run so far (complete once the ``with`` block exited)."""
-        return Drained(_runs(self.queue, _ids(self.worker)), self.stats)
+        runs = drivers.run_sync_at(self.queue.database_url, _runs(self.worker), autocommit=True)
+        return Drained(runs, self.stats)
 
 
-def _ids(worker: Worker) -> list[int]:
-    return [] if worker.worker_id is None else [worker.worker_id]
-
-
-def _run_rows(rows: list[dict[str, Any]]) -> tuple[Run, ...]:
+def _runs(worker: Worker) -> Op[tuple[Run, ...]]:
+    """The attempts the worker ran (under its current registration), oldest first."""
+    worker_ids = [] if worker.worker_id is None else [worker.worker_id]
+    rows = yield Query("testing_worker_runs", {"worker_ids": worker_ids})
     return tuple(Run.model_validate(row) for row in rows)
-
-
-def _runs(queue: Queue, worker_ids: Collection[int]) -> tuple[Run, ...]:
-    with (
-        psycopg.connect(queue.database_url, autocommit=True) as conn,
-        conn.cursor(row_factory=dict_row) as cur,
-    ):
-        cur.execute(sql.query("testing_worker_runs"), {"worker_ids": list(worker_ids)})
-        return _run_rows(cur.fetchall())
-
-
-async def _runs_async(queue: Queue, worker_ids: Collection[int]) -> tuple[Run, ...]:
-    conn = await psycopg.AsyncConnection.connect(queue.database_url, autocommit=True)
-    async with conn, conn.cursor(row_factory=dict_row) as cur:
-        await cur.execute(sql.query("testing_worker_runs"), {"worker_ids": list(worker_ids)})
-        return _run_rows(await cur.fetchall())
