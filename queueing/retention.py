@@ -124,26 +124,26 @@ def _prune(retention: Retention, queue: str | None, batch_size: int, exclusive: 
     total = 0
     for q, policy in _plan(retention, queue, finished):
         while True:
-            deleted: int | None = yield Transaction(_prune_batch(q, policy, batch_size, exclusive))
-            if deleted is None:  # another process holds the maintenance lock
+            params = _params(q, policy, batch_size)
+            if exclusive:
+                # One statement, lock included (prune_jobs_exclusive): no transaction of
+                # the client's holds the maintenance lock between statements.
+                (row,) = yield Query("prune_jobs_exclusive", {**params, "service": PRUNE_SERVICE})
+            else:
+                (row,) = yield Transaction(_prune_batch(params))
+            if row["deleted"] is None:  # another process holds the maintenance lock
                 return total
+            deleted = int(row["deleted"])
             total += deleted
             if deleted < batch_size:
                 break
     return total
 
 
-def _prune_batch(
-    queue: str | None, policy: RetentionPolicy, batch_size: int, exclusive: bool
-) -> Op[int | None]:
-    """One batch (in a transaction): how many jobs it deleted; None if ``exclusive`` and
-    another process holds the maintenance lock."""
-    if exclusive:
-        (lock,) = yield Query("try_maintenance_lock", {"service": PRUNE_SERVICE})
-        if not lock["acquired"]:
-            return None
-    (row,) = yield Query("prune_jobs", _params(queue, policy, batch_size))
-    return int(row["deleted"])
+def _prune_batch(params: dict[str, Any]) -> Op[list[dict[str, Any]]]:
+    """One batch, in a transaction (or a savepoint inside the caller's): its result row."""
+    rows: list[dict[str, Any]] = yield Query("prune_jobs", params)
+    return rows
 
 
 def _checked_prune(op: Op[int]) -> Op[int]:

@@ -239,3 +239,14 @@ SELECT m.id, queueing_wake_workers_v1(m.queue_name, m.id)::text AS woken
 SELECT set_config('queueing.actor', %(kind)s, true),
        set_config('queueing.tenant_id', %(tenant_id)s, true),
        set_config('queueing.user_id', %(user_id)s, true);
+
+-- name: prune_jobs_exclusive
+-- prune_jobs for the worker's pruner: the maintenance lock and the batch in one statement,
+-- run autocommitted, so the lock ends with it whatever the client does next (a worker
+-- frozen between a lock and its COMMIT would stop every worker's pruning). deleted is
+-- NULL when another process holds the lock (CASE evaluates THEN only when WHEN holds).
+SELECT CASE WHEN pg_try_advisory_xact_lock(hashtext('queueing_maintenance'), %(service)s)
+            THEN queueing_prune_v1(
+                %(queue)s, make_interval(secs => %(completed_age)s), %(completed_keep)s,
+                make_interval(secs => %(failed_age)s), %(limit)s)
+       END AS deleted;

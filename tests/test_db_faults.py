@@ -36,7 +36,7 @@ from queueing.errors import DatabaseUnavailable
 from queueing.models import Job, JobStatus
 from queueing.queue import JobRequest
 from queueing.worker.backoff import BACKOFF_CAP, BACKOFF_INITIAL
-from queueing.worker.loop import FORCED_FLUSH_TIMEOUT
+from queueing.worker.worker import FORCED_FLUSH_TIMEOUT
 from tests.helpers import WorkerProcess, worker_process
 from tests.private_server import PrivateServer, StopMode, private_server
 

@@ -145,24 +145,30 @@ def test_per_queue_policies(queue: Queue) -> None:
 
 
 class _CountingConnection(psycopg.Connection[Any]):
-    """Records what each ``prune_jobs`` statement deleted."""
+    """Records what each ``prune_jobs`` statement deleted (see ``_CountingCursor``)."""
 
     batches: list[int]
 
+
+class _CountingCursor(psycopg.Cursor[Any]):
+    """The cursor of a ``_CountingConnection``: whichever way prune() runs its statements
+    (``conn.execute`` or a cursor of its own), each goes through here."""
+
     def execute(self, query: Any, params: Any = None, **kwargs: Any) -> Any:
-        cur = super().execute(query, params, **kwargs)
+        super().execute(query, params, **kwargs)
         if query == sql.query("prune_jobs"):
-            row = cur.fetchone()
-            assert row is not None
-            self.batches.append(row[0])
-            cur.scroll(-1)  # let prune() read the row as well
-        return cur
+            assert isinstance(self.connection, _CountingConnection)
+            assert self.pgresult is not None
+            self.connection.batches.append(int(self.pgresult.get_value(0, 0) or b"0"))
+        return self
 
 
 def test_prune_deletes_in_bounded_batches(queue: Queue) -> None:
     doomed = _make(queue, "succeeded", [2 * DAY] * 35)
     kept = _make(queue, "succeeded", [0.0] * 3)
-    with _CountingConnection.connect(queue.database_url, autocommit=True) as conn:
+    with _CountingConnection.connect(
+        queue.database_url, autocommit=True, cursor_factory=_CountingCursor
+    ) as conn:
         conn.batches = []
         deleted = prune(conn, RetentionPolicy(completed_keep=None), batch_size=10)
         assert conn.batches == [10, 10, 10, 5]  # each batch its own transaction

@@ -135,9 +135,30 @@ class QueueWorker:
         get ``shutdown_timeout`` seconds) and joined; an error it raised is raised here.
         ``timeout`` bounds the start and the stop.
         """
-        worker = self.worker(**options)
-        handle = BackgroundWorker(self.queue, worker)
+        handle = BackgroundWorker(self.queue, self.worker(**options))
+        try:
+            handle.start(timeout)
+            yield handle
+        finally:
+            handle.stop(timeout)
+        if handle.error is not None:
+            raise handle.error
+
+
+class BackgroundWorker:
+    """A worker running in a thread during ``with queueing_worker.background():``."""
+
+    def __init__(self, queue: Queue, worker: Worker) -> None:
+        self.queue = queue
+        self.worker = worker
+        self.stats: WorkerStats | None = None
+        self.error: BaseException | None = None
+
+    def start(self, timeout: float) -> None:
+        """Run the worker in a thread; return once it listens for jobs. Raises what made
+        it fail to start, or AssertionError if it did not start within ``timeout``."""
         ready = threading.Event()
+        worker = self.worker
 
         async def main() -> WorkerStats:
             run = asyncio.ensure_future(worker.run())
@@ -152,40 +173,28 @@ class QueueWorker:
 
         def target() -> None:
             try:
-                handle.stats = asyncio.run(main())
+                self.stats = asyncio.run(main())
             except BaseException as exc:  # handed to the test's thread
-                handle.error = exc
+                self.error = exc
             finally:
                 ready.set()
 
-        thread = threading.Thread(target=target, name="queueing-test-worker", daemon=True)
-        thread.start()
-        try:
-            if not ready.wait(timeout):
-                raise AssertionError(f"the background worker did not start within {timeout:g}s")
-            if handle.error is not None:
-                raise handle.error
-            yield handle
-        finally:
-            worker.stop()
-            thread.join(timeout)
-            if thread.is_alive():
-                worker.stop(force=True)
-                thread.join(timeout)
-        if thread.is_alive():
+        self._thread = threading.Thread(target=target, name="queueing-test-worker", daemon=True)
+        self._thread.start()
+        if not ready.wait(timeout):
+            raise AssertionError(f"the background worker did not start within {timeout:g}s")
+        if self.error is not None:
+            raise self.error
+
+    def stop(self, timeout: float) -> None:
+        """Stop the worker gracefully (forced if that takes over ``timeout``) and join it."""
+        self.worker.stop()
+        self._thread.join(timeout)
+        if self._thread.is_alive():
+            self.worker.stop(force=True)
+            self._thread.join(timeout)
+        if self._thread.is_alive():
             raise AssertionError(f"the background worker did not stop within {timeout:g}s")
-        if handle.error is not None:
-            raise handle.error
-
-
-class BackgroundWorker:
-    """A worker running in a thread during ``with queueing_worker.background():``."""
-
-    def __init__(self, queue: Queue, worker: Worker) -> None:
-        self.queue = queue
-        self.worker = worker
-        self.stats: WorkerStats | None = None
-        self.error: BaseException | None = None
 
     @property
     def worker_id(self) -> int | None:
@@ -199,7 +208,6 @@ class BackgroundWorker:
 
 
 def _runs(worker: Worker) -> Op[tuple[Run, ...]]:
-    """The attempts the worker ran (under its current registration), oldest first."""
-    worker_ids = [] if worker.worker_id is None else [worker.worker_id]
-    rows = yield Query("testing_worker_runs", {"worker_ids": worker_ids})
+    """The attempts the worker ran (under every registration it had), oldest first."""
+    rows = yield Query("testing_worker_runs", {"worker_ids": worker.worker_ids})
     return tuple(Run.model_validate(row) for row in rows)

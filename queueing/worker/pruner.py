@@ -2,8 +2,8 @@
 
 from __future__ import annotations
 
-from queueing import logs
-from queueing.retention import Retention, prune_async
+from queueing import drivers, logs
+from queueing.retention import Retention, prune_op
 from queueing.worker.connection import Connection
 from queueing.worker.periodic import Periodic
 
@@ -21,6 +21,8 @@ class Pruner(Periodic):
         self.retention = retention
 
     async def round(self, conn: Connection) -> None:
-        deleted = await prune_async(await conn.get(), self.retention, exclusive=True)
+        # Untranslated: Periodic handles psycopg's errors (an outage costs one round).
+        op = prune_op(self.retention, exclusive=True)
+        deleted = await drivers.run_async(op, await conn.get(), translate=False)
         if deleted:
             logs.event("jobs.pruned", deleted=deleted)
