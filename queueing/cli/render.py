@@ -98,10 +98,11 @@ def attempts_table(history: Iterable[Attempt]) -> None:
         console.print("history           -")
         return
     table = Table(title="history", title_justify="left", box=None, pad_edge=False)
-    for column in ("attempt", "worker", "started", "finished", "outcome", "error"):
+    for column in ("run", "attempt", "worker", "started", "finished", "outcome", "error"):
         table.add_column(column)
     for a in rows:
         table.add_row(
+            str(a.run),
             str(a.attempt),
             "-" if a.worker_id is None else str(a.worker_id),
             _when(a.started_at),
