@@ -65,7 +65,8 @@ class Heartbeat:
         """Stop beating (after the running jobs are done: a draining worker is alive)."""
         self._stopping.set()
         self._now.set()
-        await asyncio.to_thread(self._thread.join, STOP_TIMEOUT)
+        if self._thread.ident is not None:  # it was started
+            await asyncio.to_thread(self._thread.join, STOP_TIMEOUT)
 
     def _run(self) -> None:
         try:
