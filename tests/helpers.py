@@ -1,105 +1,224 @@
-"""Helpers for tests that run real worker processes."""
+"""Helpers shared by the suite: real worker processes whose JSON log lines a test waits
+on, the CLI in a real process, and names unique across xdist workers.
+
+A worker's stderr is read by a thread of its own from the start, so a busy worker never
+blocks on a full pipe while the test waits elsewhere, and every wait is on a condition
+(a log line arrived, or the log ended) with a deadline: nothing polls, nothing sleeps.
+"""
 
 from __future__ import annotations
 
 import contextlib
 import json
 import os
-import selectors
+import signal
 import subprocess
 import sys
+import threading
 import time
-from collections.abc import Iterator
+import uuid
+from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
-from typing import IO, cast
+
+from queueing import Queue
+from queueing.models import JobStatus
 
 ROOT = Path(__file__).resolve().parent.parent
 APP = "tests.apps.tasks_app:queue"
+#: Never let the environment choose the database: CLI tests pass --database-url.
+NO_DATABASE_ENV: dict[str, str | None] = {"QUEUEING_DATABASE_URL": None, "DATABASE_URL": None}
+
+Line = dict[str, object]
 
 
-class WorkerProcess:
-    """A ``queueing worker`` subprocess whose JSON log lines can be awaited."""
-
-    def __init__(self, proc: subprocess.Popen[str]) -> None:
-        self.proc = proc
-        self.lines: list[dict[str, object]] = []
-        self._selector = selectors.DefaultSelector()
-        assert proc.stderr is not None
-        os.set_blocking(proc.stderr.fileno(), False)
-        self._selector.register(proc.stderr, selectors.EVENT_READ)
-        self._buffer = ""
-
-    def wait_for_log(self, event: str, timeout: float = 20.0) -> dict[str, object]:
-        """Block until the worker logs ``event`` (reading its stderr, no polling)."""
-        deadline = time.monotonic() + timeout
-        seen = 0
-        while True:
-            for line in self.lines[seen:]:
-                if line.get("event") == event:
-                    return line
-            seen = len(self.lines)
-            remaining = deadline - time.monotonic()
-            if remaining <= 0 or not self._read(remaining):
-                raise AssertionError(f"worker did not log {event!r}; it logged: {self.lines[-20:]}")
-
-    def _read(self, timeout: float) -> bool:
-        assert self.proc.stderr is not None
-        if not self._selector.select(timeout):
-            return False
-        chunk = self.proc.stderr.read()
-        if not chunk:
-            return self.proc.poll() is None
-        self._buffer += chunk
-        *complete, self._buffer = self._buffer.split("\n")
-        for raw in complete:
-            with contextlib.suppress(ValueError):
-                self.lines.append(json.loads(raw))
-        return True
-
-    def events(self, event: str) -> list[dict[str, object]]:
-        """The log lines read so far for ``event``."""
-        return [line for line in self.lines if line.get("event") == event]
-
-    def wait(self, timeout: float = 30.0) -> int:
-        """Wait for the process to exit, then read what it logged up to EOF."""
-        code = self.proc.wait(timeout)
-        while self._read(0):
-            pass
-        return code
+def unique_name(prefix: str) -> str:
+    """A name (database, role) no other test uses: xdist workers share one server."""
+    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
+    return f"{prefix}_{worker}_{uuid.uuid4().hex[:10]}"
 
 
-class RawStderr:
-    """Stands in for a worker's stderr pipe and keeps a copy of everything read from it."""
-
-    def __init__(self, inner: IO[str]) -> None:
-        self._inner = inner
-        self.chunks: list[str] = []
-
-    def fileno(self) -> int:
-        return self._inner.fileno()
-
-    def read(self) -> str | None:
-        chunk = self._inner.read()
-        if chunk:
-            self.chunks.append(chunk)
-        return chunk
-
-    @property
-    def text(self) -> str:
-        return "".join(self.chunks)
-
-
-def capture_raw_stderr(worker: WorkerProcess) -> RawStderr:
-    """From now on, keep the worker's raw stderr too (WorkerProcess keeps only JSON lines)."""
-    assert worker.proc.stderr is not None
-    raw = RawStderr(worker.proc.stderr)
-    worker.proc.stderr = cast(IO[str], raw)
-    return raw
+def run_cli(*args: str | bytes) -> subprocess.CompletedProcess[str]:
+    """``python -m queueing ARGS`` in a real process, with no database from the
+    environment (stdout and stderr really separate)."""
+    env = {k: v for k, v in os.environ.items() if k not in NO_DATABASE_ENV}
+    env.pop("QUEUEING_DEBUG", None)
+    env["PYTHONPATH"] = str(ROOT)
+    return subprocess.run(
+        [sys.executable, "-m", "queueing", *args],
+        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
+    )  # fmt: skip
 
 
 @contextlib.contextmanager
-def worker_process(database_url: str, *args: str) -> Iterator[WorkerProcess]:
-    """Start ``queueing worker --app tests.apps.tasks_app:queue ARGS`` and wait until it runs."""
+def pointed_at(app: Queue, url: str) -> Iterator[Queue]:
+    """An app's Queue (a module-level singleton) pointed at ``url``, its pool closed after:
+    jobs enqueued through it get their task's validation and retry policy."""
+    app.database_url = url
+    try:
+        yield app
+    finally:
+        app.close()
+
+
+def wait_all(queue: Queue, ids: Sequence[int], timeout: float) -> None:
+    """Wait until every job is in a terminal state: the newest first (jobs run oldest
+    first), then any still unfinished, each on its own notifications."""
+    deadline = time.monotonic() + timeout
+    queue.wait_for(max(ids), timeout=timeout)
+    wanted = set(ids)
+    for job in queue.list_jobs(statuses=[JobStatus.PENDING, JobStatus.ACTIVE], limit=len(ids)):
+        if job.id in wanted:
+            queue.wait_for(job.id, timeout=max(deadline - time.monotonic(), 0.1))
+
+
+class WorkerProcess:
+    """A ``queueing worker`` subprocess whose JSON log lines can be awaited.
+
+    ``changed`` is notified on every line and at the end of the log; workers that share
+    one (``Fleet``) can be waited on together.
+    """
+
+    def __init__(
+        self, proc: subprocess.Popen[str], changed: threading.Condition | None = None
+    ) -> None:
+        self.proc = proc
+        self._changed = changed if changed is not None else threading.Condition()
+        self._lines: list[Line] = []
+        self._raw: list[str] = []
+        self._ended = False
+        self._reader = threading.Thread(
+            target=self._read, name=f"worker-log-{proc.pid}", daemon=True
+        )
+        self._reader.start()
+
+    def _read(self) -> None:
+        assert self.proc.stderr is not None
+        try:
+            for raw in self.proc.stderr:
+                with self._changed:
+                    self._raw.append(raw)
+                    with contextlib.suppress(ValueError):
+                        line = json.loads(raw)
+                        if isinstance(line, dict):
+                            self._lines.append(line)
+                    self._changed.notify_all()
+        except (ValueError, OSError):
+            pass  # the pipe was closed under us (teardown of a failed test)
+        finally:
+            with self._changed:
+                self._ended = True
+                self._changed.notify_all()
+
+    # --- what it logged -----------------------------------------------------------------
+
+    @property
+    def lines(self) -> list[Line]:
+        """The JSON lines read so far (a copy)."""
+        with self._changed:
+            return list(self._lines)
+
+    @property
+    def stderr_text(self) -> str:
+        """Everything it wrote to stderr so far, JSON or not."""
+        with self._changed:
+            return "".join(self._raw)
+
+    def events(self, event: str) -> list[Line]:
+        """The log lines read so far for ``event``."""
+        return [line for line in self.lines if line.get("event") == event]
+
+    def count(self, event: str) -> int:
+        return len(self.events(event))
+
+    def job_lines(self, job_id: int) -> list[Line]:
+        """The log lines read so far about ``job_id``."""
+        return [line for line in self.lines if line.get("job_id") == job_id]
+
+    @property
+    def id(self) -> int:
+        """The worker id it registered under first (its ``worker.started`` line)."""
+        return int(str(self.wait_for_log("worker.started")["worker_id"]))
+
+    # --- waiting on it ------------------------------------------------------------------
+
+    def wait_until(self, what: str, condition: Callable[[], bool], timeout: float) -> None:
+        """Block until ``condition()`` holds, re-checked on every line it logs; fail at the
+        deadline, or as soon as its log has ended without the condition holding."""
+        with self._changed:
+            self._changed.wait_for(lambda: condition() or self._ended, timeout)
+            if condition():
+                return
+        raise AssertionError(
+            f"{what}: not within {timeout:g}s (exit code {self.proc.poll()}); "
+            f"it logged: {self.lines[-20:]}"
+        )
+
+    def wait_for_log(self, event: str, timeout: float = 20.0) -> Line:
+        """The first line it logged for ``event``, once there is one."""
+        return self._wait_for_line(
+            event, lambda line: True, f"worker did not log {event!r}", timeout
+        )
+
+    def wait_for_job_log(self, event: str, job_id: int, timeout: float = 20.0) -> Line:
+        """The first line it logged for ``event`` about ``job_id``, once there is one."""
+        return self._wait_for_line(
+            event,
+            lambda line: line.get("job_id") == job_id,
+            f"worker did not log {event!r} for job {job_id}",
+            timeout,
+        )
+
+    def _wait_for_line(
+        self, event: str, match: Callable[[Line], bool], what: str, timeout: float
+    ) -> Line:
+        found: list[Line] = []
+
+        def logged() -> bool:
+            found[:] = [line for line in self.events(event) if match(line)][:1]
+            return bool(found)
+
+        self.wait_until(what, logged, timeout)
+        return found[0]
+
+    # --- signals and exit ---------------------------------------------------------------
+
+    @property
+    def running(self) -> bool:
+        return self.proc.poll() is None
+
+    def send_signal(self, signum: signal.Signals) -> None:
+        self.proc.send_signal(signum)
+
+    def wait(self, timeout: float = 30.0) -> int:
+        """Wait for the process to exit; its exit code, once its log is read to the end."""
+        code = self.proc.wait(timeout)
+        self._reader.join(timeout)
+        assert not self._reader.is_alive(), "the worker's stderr is still open"
+        return code
+
+    def wait_stopped(self, timeout: float = 20.0) -> int:
+        """Wait for its ``worker.stopped`` line, then for it to exit: the exit code."""
+        self.wait_for_log("worker.stopped", timeout)
+        return self.wait(timeout)
+
+    def stop(self, signum: signal.Signals = signal.SIGTERM, timeout: float = 20.0) -> int:
+        """Signal it, read its log up to ``worker.stopped``: the exit code."""
+        self.send_signal(signum)
+        return self.wait_stopped(timeout)
+
+    def kill(self, timeout: float = 30.0) -> None:
+        """SIGKILL, and wait until it is gone and its log read to the end."""
+        self.send_signal(signal.SIGKILL)
+        self.wait(timeout)
+
+
+@contextlib.contextmanager
+def worker_process(
+    database_url: str, *args: str, changed: threading.Condition | None = None
+) -> Iterator[WorkerProcess]:
+    """Start ``queueing worker --app tests.apps.tasks_app:queue ARGS`` and wait until it
+    runs (a later ``--app`` in ARGS overrides this one). Killed on the way out if still
+    running."""
     env = {**os.environ, "QUEUEING_DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
     proc = subprocess.Popen(
         [sys.executable, "-m", "queueing", "worker", "--app", APP, *args],
@@ -109,15 +228,49 @@ def worker_process(database_url: str, *args: str) -> Iterator[WorkerProcess]:
         stderr=subprocess.PIPE,
         text=True,
     )
-    pipes = (proc.stdout, proc.stderr)  # the originals, even if a test wraps them
-    worker = WorkerProcess(proc)
+    worker = WorkerProcess(proc, changed)
     try:
         worker.wait_for_log("worker.started")
         yield worker
     finally:
         if proc.poll() is None:
             proc.kill()
-            proc.wait()
-        for pipe in pipes:
+        proc.wait()
+        worker._reader.join(30)
+        for pipe in (proc.stdout, proc.stderr):
             if pipe is not None:
                 pipe.close()
+
+
+class Fleet:
+    """Worker processes, one per tuple of CLI arguments, whose logs are waited on
+    together; each stopped (killed if need be) when ``stack`` closes."""
+
+    def __init__(self, stack: contextlib.ExitStack, url: str, *workers: Sequence[str]) -> None:
+        self.changed = threading.Condition()
+        self.workers = [
+            stack.enter_context(worker_process(url, *args, changed=self.changed))
+            for args in workers
+        ]
+
+    def wait_until(self, what: str, condition: Callable[[], bool], timeout: float) -> None:
+        """Block until ``condition()`` holds, re-checked on every line any worker logs."""
+        with self.changed:
+            if self.changed.wait_for(condition, timeout):
+                return
+        tails = [w.lines[-12:] for w in self.workers]
+        codes = [w.proc.poll() for w in self.workers]
+        raise AssertionError(f"{what}: not within {timeout:g}s; exit codes {codes}; logs {tails}")
+
+    def events(self, event: str) -> list[Line]:
+        return [line for w in self.workers for line in w.events(event)]
+
+    def count(self, event: str) -> int:
+        return sum(w.count(event) for w in self.workers)
+
+    def stop(self, timeout: float = 20.0) -> list[int]:
+        """SIGTERM every worker at once (one signal each: a second one forces); their
+        exit codes."""
+        for w in self.workers:
+            w.send_signal(signal.SIGTERM)
+        return [w.wait(timeout) for w in self.workers]

@@ -6,29 +6,22 @@ from __future__ import annotations
 import datetime as dt
 import gc
 import json
-import os
 import subprocess
-import sys
 import threading
-import uuid
-from collections.abc import Iterator
 from typing import Any
 
 import psycopg
 import pytest
-from psycopg import sql as pgsql
 from typer.testing import CliRunner, Result
 
-from queueing import sql
 from queueing.cli import app
 from queueing.errors import InvalidPayload, InvalidTransition, UnknownTask
 from queueing.models import Job, JobStatus
 from queueing.queue import Queue
-from queueing.testing import databases, drain
+from queueing.testing import drain
 from tests.apps import tasks_app
-from tests.helpers import ROOT
+from tests.helpers import APP, NO_DATABASE_ENV, run_cli
 
-APP = "tests.apps.tasks_app:queue"
 UNREACHABLE = "postgresql://postgres@127.0.0.1:1/x?connect_timeout=5"
 MISSING_ID = "987654321"
 JOB_FIELDS = {
@@ -37,8 +30,6 @@ JOB_FIELDS = {
     "created_at", "scheduled_at", "started_at", "finished_at", "updated_at",
 }  # fmt: skip
 TIMESTAMPS = ("created_at", "scheduled_at", "started_at", "finished_at", "updated_at")
-# Never let the environment choose the database: every invocation passes --database-url.
-NO_DATABASE_ENV: dict[str, str | None] = {"QUEUEING_DATABASE_URL": None, "DATABASE_URL": None}
 
 
 # --- fixtures and helpers ------------------------------------------------------------
@@ -55,28 +46,6 @@ def url(queue: Queue, queueing_database_url: str) -> str:
     return queueing_database_url
 
 
-@pytest.fixture
-def app_queue(url: str) -> Iterator[Queue]:
-    """The sample app's Queue (a module-level singleton) pointed at this test's database."""
-    tasks_app.queue.database_url = url
-    yield tasks_app.queue
-    tasks_app.queue.close()
-
-
-@pytest.fixture
-def empty_database() -> Iterator[str]:
-    """A database with no schema at all (not migrated); dropped after the test."""
-    admin = databases.server_url()
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    name = f"queueing_cli_empty_{worker}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.query("create_database").format(name=pgsql.Identifier(name)))
-    try:
-        yield databases.with_database(admin, name)
-    finally:
-        databases.drop_database(admin, name)
-
-
 def invoke(runner: CliRunner, url: str, *args: str) -> Result:
     """``queueing ARGS --database-url URL`` in-process."""
     return runner.invoke(app, [*args, "--database-url", url])
@@ -91,17 +60,6 @@ def ok(runner: CliRunner, url: str, *args: str) -> Result:
 
 def ok_json(runner: CliRunner, url: str, *args: str) -> Any:
     return json.loads(ok(runner, url, *args, "--json").stdout)
-
-
-def run_cli(*args: str) -> subprocess.CompletedProcess[str]:
-    """``python -m queueing ARGS`` in a real process (stdout and stderr really separate)."""
-    env = {k: v for k, v in os.environ.items() if k not in NO_DATABASE_ENV}
-    env.pop("QUEUEING_DEBUG", None)
-    env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run(
-        [sys.executable, "-m", "queueing", *args],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
 
 
 def assert_one_line_error(proc: subprocess.CompletedProcess[str], *fragments: str) -> str:

@@ -7,8 +7,9 @@ Real worker processes (``python -m queueing worker``), real signals, a real Post
 the tests that stop or reconfigure the server run their own (``tests.private_server``),
 never the shared one; the others use the session's test database and touch only its
 backends. Nothing sleeps to wait: the tests wait on the workers' JSON log lines, on
-LISTEN/NOTIFY (``Queue.wait_for``) or on pg_ctl, each with a deadline. The only timed
-waits are the lengths of outages, which are the faults being injected.
+LISTEN/NOTIFY (``Queue.wait_for``) or on pg_ctl, each with a deadline. An outage that
+must last a while ends on the workers' logs too: once their heartbeats have failed for
+that long (``_failed_beats_spanning``).
 
 The workers run this module's ``app``: ``--app tests.test_db_faults:app``, given after
 the one ``tests.helpers.worker_process`` passes, which it overrides. Run with
@@ -20,11 +21,12 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import math
 import random
 import signal
 import threading
 import time
-from collections.abc import Callable, Iterator, Sequence
+from collections.abc import Callable, Iterator
 from typing import Any
 
 import psycopg
@@ -37,7 +39,7 @@ from queueing.models import Job, JobStatus
 from queueing.queue import JobRequest
 from queueing.worker.backoff import BACKOFF_CAP, BACKOFF_INITIAL
 from queueing.worker.worker import FORCED_FLUSH_TIMEOUT
-from tests.helpers import WorkerProcess, worker_process
+from tests.helpers import Fleet, WorkerProcess, pointed_at, wait_all
 from tests.private_server import PrivateServer, StopMode, private_server
 
 # --- the app the workers run ---------------------------------------------------------
@@ -141,107 +143,6 @@ def _now() -> dt.datetime:
     return dt.datetime.now(dt.UTC)
 
 
-class _Worker:
-    """A worker process whose log is read on a thread of its own, so that a busy worker
-    never blocks on a full stderr pipe, and whose lines the test waits for."""
-
-    def __init__(self, worker: WorkerProcess, changed: threading.Condition) -> None:
-        self.process = worker
-        self.id = int(str(worker.wait_for_log("worker.started")["worker_id"]))
-        self._changed = changed
-        self._reader = threading.Thread(target=self._read, name="worker-log", daemon=True)
-        self._reader.start()
-
-    def _read(self) -> None:
-        try:
-            # WorkerProcess._read: True once it read lines; False on a timeout, or at
-            # end of file once the process has exited.
-            while self.process._read(0.5) or self.process.proc.poll() is None:
-                with self._changed:
-                    self._changed.notify_all()
-        except (ValueError, OSError):
-            pass  # the helper closed the pipe under us (teardown of a failed test)
-        finally:
-            with self._changed:
-                self._changed.notify_all()
-
-    @property
-    def lines(self) -> list[Line]:
-        return self.process.lines
-
-    def events(self, event: str) -> list[Line]:
-        return [line for line in self.lines if line.get("event") == event]
-
-    def count(self, event: str) -> int:
-        return sum(1 for line in self.lines if line.get("event") == event)
-
-    def completed_at(self, job_id: int, timeout: float = 5.0) -> dt.datetime:
-        """When the worker logged the job's completion (the line is written just after
-        the commit, so it may come an instant after the job's waiter was woken)."""
-
-        def logged() -> list[Line]:
-            return [line for line in self.events("job.completed") if line["job_id"] == job_id]
-
-        with self._changed:
-            if not self._changed.wait_for(logged, timeout):
-                raise AssertionError(f"no job.completed for job {job_id}: {self.lines[-12:]}")
-        return _at(logged()[0])
-
-    def stop(self, timeout: float = 20.0) -> int:
-        """SIGTERM; the exit code once it has exited and its log is read to the end."""
-        self.process.proc.send_signal(signal.SIGTERM)
-        return self.exit_code(timeout)
-
-    def exit_code(self, timeout: float = 20.0) -> int:
-        code = self.process.proc.wait(timeout)
-        self._reader.join(timeout)
-        assert not self._reader.is_alive()
-        return code
-
-
-class _Fleet:
-    """Worker processes, one per tuple of CLI arguments; wait on their logs together."""
-
-    def __init__(self, stack: contextlib.ExitStack, url: str, *workers: Sequence[str]) -> None:
-        self.changed = threading.Condition()
-        self.workers = [
-            _Worker(stack.enter_context(worker_process(url, *args)), self.changed)
-            for args in workers
-        ]
-
-    def wait_until(self, what: str, condition: Callable[[], bool], timeout: float) -> None:
-        with self.changed:
-            if self.changed.wait_for(condition, timeout):
-                return
-        tails = [w.lines[-12:] for w in self.workers]
-        codes = [w.process.proc.poll() for w in self.workers]
-        raise AssertionError(f"{what}: not within {timeout:g}s; exit codes {codes}; logs {tails}")
-
-    def events(self, event: str) -> list[Line]:
-        return [line for w in self.workers for line in w.events(event)]
-
-    def count(self, event: str) -> int:
-        return sum(w.count(event) for w in self.workers)
-
-    def stop(self) -> list[int]:
-        """SIGTERM every worker at once (one signal each: a second one forces); their
-        exit codes."""
-        for w in self.workers:
-            w.process.proc.send_signal(signal.SIGTERM)
-        return [w.exit_code() for w in self.workers]
-
-
-def _wait_all(queue: Queue, ids: Sequence[int], timeout: float) -> None:
-    """Wait until every job is in a terminal state: the newest first (jobs run oldest
-    first), then any still unfinished, each on its own notifications."""
-    deadline = time.monotonic() + timeout
-    queue.wait_for(max(ids), timeout=timeout)
-    wanted = set(ids)
-    for job in queue.list_jobs(statuses=[JobStatus.PENDING, JobStatus.ACTIVE], limit=len(ids)):
-        if job.id in wanted:
-            queue.wait_for(job.id, timeout=max(deadline - time.monotonic(), 0.1))
-
-
 def _status_rows(url: str) -> list[tuple[int, str, str, str | None]]:
     """(id, queue status, procrastinate status, task) of every job."""
     with psycopg.connect(url) as conn:
@@ -274,6 +175,18 @@ def _enqueue_retrying(queue: Queue, requests: list[JobRequest]) -> tuple[list[Jo
     raise AssertionError("enqueue still failed three times after the server came back")
 
 
+#: The heartbeat interval of the workers whose outages are measured in failed beats.
+HEARTBEAT_INTERVAL = 0.2
+
+
+def _failed_beats_spanning(seconds: float) -> int:
+    """How many failed heartbeats in a row span at least ``seconds``: a worker beats
+    every HEARTBEAT_INTERVAL after its last beat, and only the database's return (its
+    claim loop recovering) makes it beat sooner. An outage that must last is ended on
+    this many failed beats in the workers' logs, not on the test's clock."""
+    return math.ceil(seconds / HEARTBEAT_INTERVAL)
+
+
 def _count(outcome: str, jobs: set[int]) -> dict[str, int]:
     return {outcome: len(jobs)} if jobs else {}
 
@@ -288,7 +201,7 @@ def _listener_pids(control: psycopg.Connection[Any]) -> list[int]:
     return [row[0] for row in rows]
 
 
-def _reconnected(worker: _Worker, *, times: int) -> Callable[[], bool]:
+def _reconnected(worker: WorkerProcess, *, times: int) -> Callable[[], bool]:
     """Whether the worker logged its listener's ``times``-th reconnection."""
 
     def check() -> bool:
@@ -298,21 +211,12 @@ def _reconnected(worker: _Worker, *, times: int) -> Callable[[], bool]:
     return check
 
 
-@contextlib.contextmanager
-def _app_on(url: str) -> Iterator[Queue]:
-    """This module's ``app``, pointed at ``url``: jobs enqueued through it get their
-    task's retry policy (through a Queue that does not know the task, three attempts)."""
-    app.database_url = url
-    try:
-        yield app
-    finally:
-        app.close()
-
-
 @pytest.fixture
-def app_queue(queue: Queue) -> Iterator[Queue]:
-    """``_app_on`` the session's test database, its tables emptied (by ``queue``)."""
-    with _app_on(queue.database_url) as on_test_database:
+def faults_app(queue: Queue) -> Iterator[Queue]:
+    """This module's ``app`` on the session's test database, its tables emptied (by
+    ``queue``): jobs enqueued through it get their task's retry policy (through a Queue
+    that does not know the task, three attempts)."""
+    with pointed_at(app, queue.database_url) as on_test_database:
         yield on_test_database
 
 
@@ -333,7 +237,7 @@ STALL_TIMEOUT = 2.0
 OUTAGE_S = STALL_TIMEOUT + 0.5
 RESTART_SETTINGS = (
     "--app", APP, "--concurrency", str(CONCURRENCY), "--poll-interval", "0.5",
-    "--heartbeat-interval", "0.2", "--stall-timeout", str(STALL_TIMEOUT),
+    "--heartbeat-interval", str(HEARTBEAT_INTERVAL), "--stall-timeout", str(STALL_TIMEOUT),
     "--rescue-interval", "0.2", "--prune-interval", "0", "--shutdown-timeout", "5",
 )  # fmt: skip
 # Two workers: one runs plain jobs, whose slots free up during the outage, so its
@@ -369,8 +273,8 @@ def test_workers_ride_out_a_database_restart(private_pg: PrivateServer, mode: St
     """
     url = private_pg.url(DATABASE)
     rng = random.Random(SEED)
-    with _app_on(url) as queue, contextlib.ExitStack() as stack:
-        fleet = _Fleet(
+    with pointed_at(app, url) as queue, contextlib.ExitStack() as stack:
+        fleet = Fleet(
             stack,
             url,
             (*RESTART_SETTINGS, "--queue", PLAIN),
@@ -389,7 +293,6 @@ def test_workers_ride_out_a_database_restart(private_pg: PrivateServer, mode: St
         )
 
         stopped_at = _now()
-        down_since = time.monotonic()
         private_pg.stop(mode)
         during = _steps(rng, DURING, PLAIN) + _steps(rng, DURING, REPORTING)
         with pytest.raises(DatabaseUnavailable):
@@ -403,14 +306,19 @@ def test_workers_ride_out_a_database_restart(private_pg: PrivateServer, mode: St
             ),
             timeout=20,
         )
-        outage_left = OUTAGE_S - (time.monotonic() - down_since)
-        threading.Event().wait(max(outage_left, 0.0))  # allowed-sleep: the outage's length
+        # Up again only once every worker's heartbeat has failed for OUTAGE_S.
+        failed_beats = _failed_beats_spanning(OUTAGE_S)
+        fleet.wait_until(
+            f"every worker's heartbeat failed {failed_beats} times (down for {OUTAGE_S}s)",
+            lambda: all(w.count("worker.heartbeat_failed") >= failed_beats for w in fleet.workers),
+            timeout=OUTAGE_S + 20,
+        )
         private_pg.start()
         ready_at = private_pg.ready_times()[-1]
 
         during_jobs, enqueue_retries = _enqueue_retrying(queue, during)
         ids = [job.id for job in [*before, delayed, *during_jobs]]
-        _wait_all(queue, ids, timeout=60)
+        wait_all(queue, ids, timeout=60)
         fleet.wait_until(
             "every worker's heartbeat recovered",
             lambda: all(w.count("worker.heartbeat_recovered") >= 1 for w in fleet.workers),
@@ -513,20 +421,20 @@ PICKUP_S = 10.0
 
 
 def test_listener_killed_five_times_reconnects_and_pick_up_goes_on(
-    queueing_database_url: str, app_queue: Queue
+    queueing_database_url: str, faults_app: Queue
 ) -> None:
     """pg_terminate_backend on the worker's LISTEN connection, five times: each time the
     worker logs the loss and the reconnection. A job enqueued right after the kill,
     whose notification nobody hears, is picked up by the wake-up the listener gives
     once it listens again; one enqueued after, by its notification. Polling (60 s) is
     far too slow to be what picked up either."""
-    queue = app_queue
+    queue = faults_app
     url = queueing_database_url
     with (
         contextlib.ExitStack() as stack,
         psycopg.connect(url, autocommit=True) as control,
     ):
-        fleet = _Fleet(stack, url, ("--app", APP, "--poll-interval", LONG_POLL))
+        fleet = Fleet(stack, url, ("--app", APP, "--poll-interval", LONG_POLL))
         worker = fleet.workers[0]
         pickups: list[dt.timedelta] = []
         for kill in range(1, KILLS + 1):
@@ -549,7 +457,12 @@ def test_listener_killed_five_times_reconnects_and_pick_up_goes_on(
             assert queue.wait_for(in_gap.id, timeout=PICKUP_S).status is JobStatus.COMPLETED
             after = queue.enqueue("noop")
             assert queue.wait_for(after.id, timeout=PICKUP_S).status is JobStatus.COMPLETED
-            pickups += [worker.completed_at(job.id) - killed_at for job in (in_gap, after)]
+            # The line is written just after the commit, so it may come an instant after
+            # the job's waiter was woken.
+            pickups += [
+                _at(worker.wait_for_job_log("job.completed", job.id, timeout=5)) - killed_at
+                for job in (in_gap, after)
+            ]
             now_listening = _listener_pids(control)
             assert len(now_listening) == 1 and now_listening != pids, now_listening
         lost = worker.events("worker.listener_lost")
@@ -572,7 +485,7 @@ def test_listener_killed_five_times_reconnects_and_pick_up_goes_on(
 
 
 def test_a_claim_whose_reply_was_lost_is_given_back(
-    queueing_database_url: str, app_queue: Queue
+    queueing_database_url: str, faults_app: Queue
 ) -> None:
     """A claim is one autocommitted statement: if its connection dies after the commit,
     the job is active under a worker that never saw it, heartbeats, and so is never
@@ -582,13 +495,13 @@ def test_a_claim_whose_reply_was_lost_is_given_back(
     The lost reply is made exactly: the job is marked claimed by the worker (what the
     committed claim did), then every connection of the worker is cut, so its next
     claim fails with its connection, as the real one did."""
-    queue = app_queue
+    queue = faults_app
     url = queueing_database_url
     with (
         contextlib.ExitStack() as stack,
         psycopg.connect(url, autocommit=True) as control,
     ):
-        fleet = _Fleet(stack, url, ("--app", APP, "--poll-interval", LONG_POLL))
+        fleet = Fleet(stack, url, ("--app", APP, "--poll-interval", LONG_POLL))
         worker = fleet.workers[0]
         lost = queue.enqueue("noop", delay=3600)  # not due: only our UPDATE claims it
         control.execute(
@@ -624,12 +537,12 @@ def test_polling_picks_jobs_up_while_the_listener_cannot_reconnect(
     url = private_pg.url(DATABASE)
     allow = pgsql.SQL("ALTER DATABASE {} ALLOW_CONNECTIONS {}")
     with (
-        _app_on(url) as queue,
+        pointed_at(app, url) as queue,
         contextlib.ExitStack() as stack,
         psycopg.connect(private_pg.url(), autocommit=True) as admin,
         psycopg.connect(url, autocommit=True) as control,
     ):
-        fleet = _Fleet(stack, url, ("--app", APP, "--poll-interval", "0.2"))
+        fleet = Fleet(stack, url, ("--app", APP, "--poll-interval", "0.2"))
         worker = fleet.workers[0]
         # A first job, so that the worker's finisher holds its connection too.
         assert queue.wait_for(queue.enqueue("noop").id, timeout=10).status is JobStatus.COMPLETED
@@ -672,7 +585,7 @@ DEADLINE_S = 30.0
 
 
 def test_sixteen_jobs_reporting_and_enqueueing_through_small_pools_do_not_deadlock(
-    queueing_database_url: str, app_queue: Queue
+    queueing_database_url: str, faults_app: Queue
 ) -> None:
     """16 sync jobs at once on a worker of concurrency 16, whose progress pool holds 4
     connections, each reporting progress three times and enqueueing a child through a
@@ -685,17 +598,17 @@ def test_sixteen_jobs_reporting_and_enqueueing_through_small_pools_do_not_deadlo
     these held across a job, at most 4 (or 2) jobs would reach the barrier, and every
     job would fail there (BrokenBarrierError) instead of completing.
     """
-    queue = app_queue
+    queue = faults_app
     url = queueing_database_url
     with contextlib.ExitStack() as stack:
-        fleet = _Fleet(
+        fleet = Fleet(
             stack, url, ("--app", APP, "--concurrency", str(MEETING), "--prune-interval", "0")
         )
         began = time.monotonic()
         parents = queue.enqueue_many(JobRequest("meet") for _ in range(MEETING))
-        _wait_all(queue, [p.id for p in parents], timeout=DEADLINE_S)
+        wait_all(queue, [p.id for p in parents], timeout=DEADLINE_S)
         children = queue.list_jobs(task="child", limit=2 * MEETING)
-        _wait_all(queue, [c.id for c in children], timeout=DEADLINE_S)
+        wait_all(queue, [c.id for c in children], timeout=DEADLINE_S)
         elapsed = time.monotonic() - began
         code = fleet.workers[0].stop()
 
@@ -716,20 +629,20 @@ def test_sixteen_jobs_reporting_and_enqueueing_through_small_pools_do_not_deadlo
 
 
 def test_an_outcome_the_database_refuses_does_not_wedge_the_others(
-    queueing_database_url: str, app_queue: Queue
+    queueing_database_url: str, faults_app: Queue
 ) -> None:
     """A job whose result jsonb cannot store (``\\u0000``) finishes in the same batch as
     others: it ends failed with an OutcomeRejected error, every other job completes,
     later jobs too, and the worker stops cleanly (nothing left unwritten)."""
-    queue = app_queue
+    queue = faults_app
     url = queueing_database_url
     with contextlib.ExitStack() as stack:
-        fleet = _Fleet(stack, url, ("--app", APP, "--concurrency", "20"))
+        fleet = Fleet(stack, url, ("--app", APP, "--concurrency", "20"))
         first = queue.enqueue_many(
             [*(JobRequest("noop") for _ in range(10)), JobRequest("nul")]
             + [JobRequest("noop") for _ in range(9)]
         )
-        _wait_all(queue, [j.id for j in first], timeout=20)
+        wait_all(queue, [j.id for j in first], timeout=20)
         later = queue.enqueue("noop")
         assert queue.wait_for(later.id, timeout=10).status is JobStatus.COMPLETED
         code = fleet.workers[0].stop()
@@ -749,14 +662,14 @@ def test_an_outcome_the_database_refuses_does_not_wedge_the_others(
 
 STOP_SETTINGS = (
     "--app", APP, "--concurrency", "2", "--shutdown-timeout", "10",
-    "--heartbeat-interval", "0.2", "--stall-timeout", "1", "--rescue-interval", "0.2",
-    "--prune-interval", "0",
+    "--heartbeat-interval", str(HEARTBEAT_INTERVAL), "--stall-timeout", "1",
+    "--rescue-interval", "0.2", "--prune-interval", "0",
 )  # fmt: skip
 
 
 def _stop_during_outage(
-    server: PrivateServer, queue: Queue, fleet: _Fleet
-) -> tuple[_Worker, list[Job]]:
+    server: PrivateServer, queue: Queue, fleet: Fleet
+) -> tuple[WorkerProcess, list[Job]]:
     """Two jobs running, the server stopped, SIGTERM: the jobs finish in the grace
     period, and their outcomes wait for the database."""
     worker = fleet.workers[0]
@@ -764,7 +677,7 @@ def _stop_during_outage(
     fleet.wait_until("both jobs running", lambda: worker.count("job.started") == 2, timeout=10)
     server.stop("fast")
     queue.close()  # its pool's connections died with the server (see test 1)
-    worker.process.proc.send_signal(signal.SIGTERM)
+    worker.send_signal(signal.SIGTERM)
     fleet.wait_until(
         "the outcomes waiting for the database",
         lambda: worker.count("worker.draining") == 1 and worker.count("worker.finish_retry") >= 2,
@@ -779,17 +692,23 @@ def test_a_worker_stopped_during_an_outage_writes_its_outcomes_once_the_database
     """SIGTERM while the database is away: the worker does not exit with outcomes it
     could not write; once the database is back it writes them, unregisters and exits 0."""
     url = private_pg.url(DATABASE)
-    with _app_on(url) as queue, contextlib.ExitStack() as stack:
-        fleet = _Fleet(stack, url, STOP_SETTINGS)
+    with pointed_at(app, url) as queue, contextlib.ExitStack() as stack:
+        fleet = Fleet(stack, url, STOP_SETTINGS)
         worker, jobs = _stop_during_outage(private_pg, queue, fleet)
         # Down for longer than any bounded wait of a worker that would give up (a
-        # forced stop gives up after FORCED_FLUSH_TIMEOUT): it is still there after.
+        # forced stop gives up after FORCED_FLUSH_TIMEOUT): it is still there after, its
+        # heartbeat (which runs while it drains) failing all the while.
         outage = FORCED_FLUSH_TIMEOUT + 1
-        threading.Event().wait(outage)  # allowed-sleep: the outage's length
-        assert worker.process.proc.poll() is None  # still there, holding the outcomes
+        beats = worker.count("worker.heartbeat_failed") + _failed_beats_spanning(outage)
+        fleet.wait_until(
+            f"the heartbeat failing for {outage}s more",
+            lambda: worker.count("worker.heartbeat_failed") >= beats,
+            timeout=outage + 20,
+        )
+        assert worker.running  # still there, holding the outcomes
         assert worker.count("job.completed") == 0
         private_pg.start()
-        code = worker.exit_code()
+        code = worker.wait(20)
         statuses = [queue.get_job(job.id).status for job in jobs]
         with psycopg.connect(url) as conn:
             registered = conn.execute("SELECT count(*) FROM procrastinate_workers").fetchone()
@@ -808,16 +727,16 @@ def test_a_worker_forced_to_stop_during_an_outage_leaves_its_jobs_to_the_rescuer
     its silent registration, so once the database is back a rescuer gives them back and
     they run again."""
     url = private_pg.url(DATABASE)
-    with _app_on(url) as queue, contextlib.ExitStack() as stack:
-        fleet = _Fleet(stack, url, STOP_SETTINGS)
+    with pointed_at(app, url) as queue, contextlib.ExitStack() as stack:
+        fleet = Fleet(stack, url, STOP_SETTINGS)
         worker, jobs = _stop_during_outage(private_pg, queue, fleet)
         forced_at = time.monotonic()
-        worker.process.proc.send_signal(signal.SIGTERM)
-        code = worker.exit_code(timeout=FORCED_FLUSH_TIMEOUT + 10)
+        worker.send_signal(signal.SIGTERM)
+        code = worker.wait(FORCED_FLUSH_TIMEOUT + 10)
         exit_s = time.monotonic() - forced_at
         private_pg.start()
-        rescuer = _Fleet(stack, url, STOP_SETTINGS)
-        _wait_all(queue, [job.id for job in jobs], timeout=20)
+        rescuer = Fleet(stack, url, STOP_SETTINGS)
+        wait_all(queue, [job.id for job in jobs], timeout=20)
         statuses = [queue.get_job(job.id).status for job in jobs]
         codes = rescuer.stop()
     print()  # noqa: T201 - the figures, shown with pytest -s
@@ -854,8 +773,8 @@ def test_a_failover_through_a_read_only_server_costs_no_part_of_the_worker(
     notification (polling is 60 s): the listener listens again. No side task died.
     """
     url = private_pg.url(DATABASE)
-    with _app_on(url) as queue, contextlib.ExitStack() as stack:
-        fleet = _Fleet(stack, url, FAILOVER_SETTINGS)
+    with pointed_at(app, url) as queue, contextlib.ExitStack() as stack:
+        fleet = Fleet(stack, url, FAILOVER_SETTINGS)
         worker = fleet.workers[0]
         jobs = queue.enqueue_many([JobRequest("nap", {"seconds": 0.1}) for _ in range(20)])
         fleet.wait_until("jobs completed", lambda: worker.count("job.completed") >= 2, timeout=10)
@@ -885,7 +804,7 @@ def test_a_failover_through_a_read_only_server_costs_no_part_of_the_worker(
             timeout=20,
         )
         private_pg.promote()
-        _wait_all(queue, [job.id for job in jobs], timeout=30)
+        wait_all(queue, [job.id for job in jobs], timeout=30)
         fleet.wait_until(
             "the listener listening again",
             lambda: worker.count("worker.listener_reconnected") >= 1,

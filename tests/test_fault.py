@@ -10,15 +10,13 @@ from __future__ import annotations
 import collections
 import contextlib
 import random
-import signal
 import threading
 import time
 
 import psycopg
 
-from queueing.models import JobStatus
 from queueing.queue import JobRequest, Queue
-from tests.helpers import WorkerProcess, worker_process
+from tests.helpers import WorkerProcess, wait_all, worker_process
 
 JOBS = 2000
 WORKERS = 3
@@ -38,54 +36,34 @@ SETTINGS = (
 FINISHED = {"job.completed", "job.failed", "job.retrying", "job.cancelled", "job.interrupted"}
 
 
-class _Running:
-    """A worker process whose log is read by a thread of its own until it ends, so a
-    busy worker never blocks on a full stderr pipe."""
+def _start(stack: contextlib.ExitStack, url: str) -> WorkerProcess:
+    """A worker with the short settings, killed if need be when ``stack`` closes."""
+    return stack.enter_context(worker_process(url, *SETTINGS))
 
-    def __init__(self, stack: contextlib.ExitStack, url: str) -> None:
-        self.url = url
-        self.worker: WorkerProcess = stack.enter_context(worker_process(url, *SETTINGS))
-        self.worker_id = self.worker.wait_for_log("worker.started")["worker_id"]
-        self.reader = threading.Thread(target=self._read, daemon=True)
-        self.reader.start()
 
-    def _read(self) -> None:
-        # AssertionError: the process ended without "worker.stopped" (it was killed).
-        with contextlib.suppress(AssertionError):
-            self.worker.wait_for_log("worker.stopped", timeout=600)
+def _ids(worker: WorkerProcess) -> list[int]:
+    """Every worker id the process had: the first, and any it registered again under
+    after being taken for dead (a heartbeat starved past the stall timeout)."""
+    again = worker.events("worker.registration_lost")
+    return [worker.id, *(int(str(line["worker_id"])) for line in again)]
 
-    def ids(self) -> list[int]:
-        """Every worker id this process had: the first, and any it registered again under
-        after being taken for dead (a heartbeat starved past the stall timeout)."""
-        again = [ln["worker_id"] for ln in self.worker.lines
-                 if ln.get("event") == "worker.registration_lost"]  # fmt: skip
-        return [int(str(self.worker_id)), *(int(str(i)) for i in again)]
 
-    def kill(self) -> tuple[int, int]:
-        """SIGKILL; return how many jobs it had in flight: from its log (started, not
-        finished), and from the database (active under its id: this also counts jobs
-        claimed in the instant before the kill, whose "job.started" line was not
-        written yet). Read at once, long before the 2 s after which they are rescued."""
-        self.worker.proc.send_signal(signal.SIGKILL)
-        self.worker.proc.wait(timeout=10)
-        self.reader.join(timeout=30)
-        assert not self.reader.is_alive()
-        with psycopg.connect(self.url) as conn:
-            row = conn.execute(
-                "SELECT count(*) FROM procrastinate_jobs "
-                "WHERE status = 'doing' AND worker_id = ANY(%s)",
-                [self.ids()],
-            ).fetchone()
-        assert row is not None
-        started = {ln["job_id"] for ln in self.worker.lines if ln.get("event") == "job.started"}
-        ended = {ln["job_id"] for ln in self.worker.lines if ln.get("event") in FINISHED}
-        return len(started - ended), row[0]
-
-    def stop(self) -> int:
-        self.worker.proc.send_signal(signal.SIGTERM)
-        self.reader.join(timeout=60)
-        assert not self.reader.is_alive()
-        return self.worker.wait(timeout=15)
+def _kill(worker: WorkerProcess, url: str) -> tuple[int, int]:
+    """SIGKILL; return how many jobs it had in flight: from its log (started, not
+    finished), and from the database (active under its id: this also counts jobs
+    claimed in the instant before the kill, whose "job.started" line was not
+    written yet). Read at once, long before the 2 s after which they are rescued."""
+    worker.kill()
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT count(*) FROM procrastinate_jobs "
+            "WHERE status = 'doing' AND worker_id = ANY(%s)",
+            [_ids(worker)],
+        ).fetchone()
+    assert row is not None
+    started = {line["job_id"] for line in worker.events("job.started")}
+    ended = {line["job_id"] for line in worker.lines if line.get("event") in FINISHED}
+    return len(started - ended), row[0]
 
 
 def test_no_job_lost_when_a_worker_is_killed_every_two_seconds(
@@ -99,10 +77,10 @@ def test_no_job_lost_when_a_worker_is_killed_every_two_seconds(
 
     in_flight_at_kills: list[int] = []  # from the killed worker's log
     active_at_kills: list[int] = []  # from the database
-    killed_ids: set[object] = set()
-    all_workers: list[_Running] = []
+    killed_ids: set[int] = set()
+    all_workers: list[WorkerProcess] = []
     with contextlib.ExitStack() as stack:
-        workers = [_Running(stack, queueing_database_url) for _ in range(WORKERS)]
+        workers = [_start(stack, queueing_database_url) for _ in range(WORKERS)]
         all_workers += workers
         pacing = threading.Event()  # never set: waits below are the injector's pacing
         faults_from = time.monotonic()
@@ -111,21 +89,19 @@ def test_no_job_lost_when_a_worker_is_killed_every_two_seconds(
             next_kill = faults_from + kill * KILL_EVERY_S
             until_kill = max(0.0, next_kill - time.monotonic())
             pacing.wait(until_kill)  # allowed-sleep: fault-injection pacing
-            logged, active = workers[0].kill()
+            logged, active = _kill(workers[0], queueing_database_url)
             in_flight_at_kills.append(logged)
             active_at_kills.append(active)
-            killed_ids.update(workers[0].ids())
-            workers[0] = _Running(stack, queueing_database_url)
+            killed_ids.update(_ids(workers[0]))
+            workers[0] = _start(stack, queueing_database_url)
             all_workers.append(workers[0])
         faults_s = time.monotonic() - began
 
         # Let the survivors and the last restart finish: oldest first, so once the
         # last is done, few (if any) are left; wait for those one by one.
-        queue.wait_for(ids[-1], timeout=120)
-        for job in queue.list_jobs(statuses=[JobStatus.PENDING, JobStatus.ACTIVE], limit=JOBS):
-            queue.wait_for(job.id, timeout=60)
+        wait_all(queue, ids, timeout=180)
         total_s = time.monotonic() - began
-        codes = [w.stop() for w in workers]
+        codes = [w.stop(timeout=60) for w in workers]
 
     assert codes == [0] * WORKERS
     with psycopg.connect(queueing_database_url) as conn:
@@ -145,12 +121,10 @@ def test_no_job_lost_when_a_worker_is_killed_every_two_seconds(
     started = collections.Counter(
         line["job_id"]
         for w in all_workers
-        for line in w.worker.lines
+        for line in w.lines
         if line.get("event") == "job.started"
     )
-    rescued = sum(
-        1 for w in all_workers for line in w.worker.lines if line.get("event") == "job.rescued"
-    )
+    rescued = sum(1 for w in all_workers for line in w.lines if line.get("event") == "job.rescued")
     re_executed = sum(n - 1 for n in started.values() if n > 1)
     # Per kill, the larger of the two counts: the log misses jobs claimed an instant
     # before the kill; the database misses jobs whose finish committed but not logged.
@@ -161,7 +135,7 @@ def test_no_job_lost_when_a_worker_is_killed_every_two_seconds(
     taken_for_dead = {
         int(str(line["old_worker_id"]))
         for w in all_workers
-        for line in w.worker.lines
+        for line in w.lines
         if line.get("event") == "worker.registration_lost"
     }
     lost_while_alive = sum(n for wid, n in lost_workers.items() if wid in taken_for_dead)

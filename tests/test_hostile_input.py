@@ -27,11 +27,8 @@ from __future__ import annotations
 
 import asyncio
 import json
-import os
-import subprocess
-import sys
 import uuid
-from collections.abc import Iterator, Sequence
+from collections.abc import Sequence
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -47,7 +44,7 @@ from queueing.models import JobStatus
 from queueing.queue import QUEUE_NAME, JobRequest, Queue
 from queueing.testing import drain
 from tests.apps import tasks_app
-from tests.helpers import APP, ROOT, capture_raw_stderr, worker_process
+from tests.helpers import APP, NO_DATABASE_ENV, run_cli, worker_process
 
 MARK = "SECRET-" + uuid.uuid4().hex[:8]
 """Put into refused values: an error message must name the problem, not echo the value."""
@@ -59,7 +56,6 @@ EXOTIC = (
 """Emoji (a ZWJ sequence with a skin tone), Arabic and Hebrew, bidi overrides and marks,
 a combining accent, a BOM, line/paragraph separators, control characters, and
 noncharacters / the last plane: all valid text, all must round-trip as is."""
-NO_DATABASE_ENV: dict[str, str | None] = {"QUEUEING_DATABASE_URL": None, "DATABASE_URL": None}
 
 
 def nested(levels: int) -> dict[str, Any]:
@@ -501,24 +497,6 @@ CLI_REFUSED = [
 ]
 
 
-def _run_cli(url: str, argv: Sequence[str | bytes]) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if k not in NO_DATABASE_ENV}
-    env.pop("QUEUEING_DEBUG", None)
-    env["PYTHONPATH"] = str(ROOT)
-    return subprocess.run(
-        [sys.executable, "-m", "queueing", "enqueue", *argv, "--database-url", url],
-        cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
-    )  # fmt: skip
-
-
-@pytest.fixture
-def app_queue(queueing_database_url: str, queue: Queue) -> Iterator[Queue]:
-    """The sample app's Queue (what --app loads) on this test's (emptied) database."""
-    tasks_app.queue.database_url = queueing_database_url
-    yield tasks_app.queue
-    tasks_app.queue.close()
-
-
 @pytest.mark.parametrize("case", CLI_REFUSED)
 def test_cli_refuses_in_one_line_and_writes_nothing(
     queueing_database_url: str, app_queue: Queue, case: CliRefused
@@ -535,7 +513,7 @@ def test_cli_refuses_in_one_line_and_writes_nothing(
             assert case.fragment in str(result.exception)
         assert rows_written(url) == (0, 0)
     if not case.in_process_only:
-        proc = _run_cli(url, case.argv)
+        proc = run_cli("enqueue", *case.argv, "--database-url", url)
         assert proc.returncode != 0, (proc.stdout, proc.stderr)
         assert "Traceback" not in proc.stderr + proc.stdout
         assert proc.stdout == ""
@@ -687,13 +665,10 @@ def test_exotic_text_round_trips_through_a_real_worker_and_never_reaches_the_log
     unknown = queue.enqueue("not.declared.αβγ", {"text": name})
 
     with worker_process(url) as worker:
-        raw = capture_raw_stderr(worker)
         done = queue.wait_for(job.id, timeout=20)
         failed = queue.wait_for(failing.id, timeout=20)
         unrun = queue.wait_for(unknown.id, timeout=20)
-        worker.proc.terminate()
-        worker.wait_for_log("worker.stopped")
-        assert worker.wait(timeout=20) == 0
+        assert worker.stop() == 0
 
     # Everything came back exactly as it went in...
     assert done.status is JobStatus.COMPLETED
@@ -719,7 +694,7 @@ def test_exotic_text_round_trips_through_a_real_worker_and_never_reaches_the_log
     logged = json.dumps(worker.lines, ensure_ascii=False)
     for value in (MARK, "مرحبا", "שלום", "🎉", "מרחב", "用户", "مفتاح"):
         assert value not in logged, value
-    assert MARK not in raw.text
+    assert MARK not in worker.stderr_text
     by_job = {line.get("job_id"): line for line in worker.events("job.failed")}
     assert by_job[failing.id]["error"] == "ValueError"
     assert by_job[unknown.id]["error"] == "UnknownTask"

@@ -138,7 +138,7 @@ def test_the_database_refuses_records_that_break_the_invariant(
         psycopg.connect(queue.database_url) as conn,
         pytest.raises(psycopg.errors.CheckViolation) as err,
     ):
-        conn.execute(f"UPDATE procrastinate_jobs SET {assignment} WHERE id = %s", [job.id])  # type: ignore[arg-type]
+        conn.execute(f"UPDATE procrastinate_jobs SET {assignment} WHERE id = %s", [job.id])
     assert err.value.diag.constraint_name == constraint
     assert queue.get_job(job.id).status is JobStatus.PENDING
 

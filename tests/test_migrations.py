@@ -3,27 +3,13 @@
 from __future__ import annotations
 
 import asyncio
-import os
 import threading
-from collections.abc import Iterator
 
 import psycopg
 import pytest
 
 from queueing import Queue, SchemaNotMigrated, sql
-from queueing.testing import databases
 from queueing.worker import Worker
-
-
-@pytest.fixture
-def empty_database() -> Iterator[str]:
-    admin = databases.server_url()
-    name = f"queueing_empty_{os.environ.get('PYTEST_XDIST_WORKER', 'main')}_{os.getpid()}"
-    databases.drop_database(admin, name)
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.query("create_database").format(name=psycopg.sql.Identifier(name)))
-    yield databases.with_database(admin, name)
-    databases.drop_database(admin, name)
 
 
 def test_migrate_is_idempotent_and_records_the_version(empty_database: str) -> None:

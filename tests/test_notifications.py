@@ -21,9 +21,7 @@ or on a polled condition with a deadline.
 from __future__ import annotations
 
 import json
-import os
 import threading
-import time
 import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
@@ -41,7 +39,7 @@ from queueing.queue import Queue
 from queueing.testing import databases
 from queueing.worker.listener import ANY_QUEUE_CHANNEL, MAX_HINT_LENGTH, Listener, hint_kind
 from tests.apps import tasks_app
-from tests.helpers import WorkerProcess, capture_raw_stderr, worker_process
+from tests.helpers import WorkerProcess, unique_name, worker_process
 
 DEFAULT_QUEUE_CHANNEL = "procrastinate_queue_v1#default"
 # Long enough that nothing but a NOTIFY can explain a prompt reaction: the worker polls
@@ -93,8 +91,7 @@ def notifier(queueing_database_url: str, queue: Queue) -> Iterator[Notifier]:
     and the role is dropped afterwards whatever happened.
     """
     admin = databases.server_url()
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    role = f"queueing_notifier_{worker}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
+    role = unique_name("queueing_notifier")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(
             pgsql.SQL("CREATE ROLE {} LOGIN NOSUPERUSER NOBYPASSRLS").format(pgsql.Identifier(role))
@@ -133,29 +130,6 @@ def _assert_unprivileged(url: str, role: str) -> None:
 # --- helpers --------------------------------------------------------------------------
 
 
-def _wait_for_job_log(
-    worker: WorkerProcess, event: str, job_id: int, timeout: float = PROMPT_S
-) -> dict[str, object]:
-    """Block until the worker logs ``event`` for ``job_id`` (reading its stderr)."""
-    deadline = time.monotonic() + timeout
-    while True:
-        for line in worker.events(event):
-            if line.get("job_id") == job_id:
-                return line
-        remaining = deadline - time.monotonic()
-        if remaining <= 0 or not worker._read(remaining):
-            raise AssertionError(
-                f"worker did not log {event!r} for job {job_id} within {timeout}s; "
-                f"it logged: {worker.lines[-20:]}"
-            )
-
-
-def _stop(worker: WorkerProcess) -> int:
-    worker.proc.terminate()
-    worker.wait_for_log("worker.stopped", timeout=PROMPT_S)
-    return worker.wait(timeout=PROMPT_S)
-
-
 def _trouble(worker: WorkerProcess) -> list[dict[str, object]]:
     """Log lines that say a part of the worker failed or lost its connection."""
     return [
@@ -185,7 +159,7 @@ def test_a_forged_abort_from_a_low_privilege_role_aborts_nothing(
     with worker_process(url, *HINTS_ONLY) as worker:
         # Long enough to still run through everything below on a busy machine.
         victim = queue.enqueue(tasks_app.work, {"seconds": 4.0})
-        _wait_for_job_log(worker, "job.started", victim.id)
+        worker.wait_for_job_log("job.started", victim.id, timeout=PROMPT_S)
         for channel in (ANY_QUEUE_CHANNEL, DEFAULT_QUEUE_CHANNEL):
             notifier.forge_abort(channel, victim.id)
 
@@ -194,9 +168,9 @@ def test_a_forged_abort_from_a_low_privilege_role_aborts_nothing(
         # Its job_inserted hint arrives after the forgeries (notifications are delivered
         # in commit order), so once it started the forgeries had been dispatched.
         control = queue.enqueue(tasks_app.work, {"seconds": 60.0})
-        _wait_for_job_log(worker, "job.started", control.id)
+        worker.wait_for_job_log("job.started", control.id, timeout=PROMPT_S)
         queue.cancel(control.id)
-        _wait_for_job_log(worker, "job.cancelled", control.id)
+        worker.wait_for_job_log("job.cancelled", control.id, timeout=PROMPT_S)
         # Both abort hints were handled while the victim still ran.
         status = queue.get_job(victim.id).status
         assert status is not JobStatus.CANCELLED, "a forged abort cancelled the job"
@@ -205,8 +179,8 @@ def test_a_forged_abort_from_a_low_privilege_role_aborts_nothing(
             "proves nothing on a machine this slow"
         )
 
-        _wait_for_job_log(worker, "job.completed", victim.id)
-        code = _stop(worker)
+        worker.wait_for_job_log("job.completed", victim.id, timeout=PROMPT_S)
+        code = worker.stop(timeout=PROMPT_S)
     assert _trouble(worker) == []
 
     done = queue.get_job(victim.id)
@@ -303,21 +277,20 @@ def test_garbage_does_not_kill_the_listener(
     channel: str,
 ) -> None:
     with worker_process(queueing_database_url, *HINTS_ONLY, *queues) as worker:
-        raw = capture_raw_stderr(worker)
         # A running job, so that the abort hints (garbage takes both looks) query too.
         running = queue.enqueue(tasks_app.work, {"seconds": 60.0})
-        _wait_for_job_log(worker, "job.started", running.id)
+        worker.wait_for_job_log("job.started", running.id, timeout=PROMPT_S)
         notifier.notify_many([channel], GARBAGE_PAYLOADS)
         # Delivered after all the garbage: only a living listener can start it promptly.
         job = queue.enqueue(tasks_app.add, {"a": 20, "b": 22})
-        _wait_for_job_log(worker, "job.completed", job.id)
+        worker.wait_for_job_log("job.completed", job.id, timeout=PROMPT_S)
         warnings = worker.events("worker.notification_unrecognized")
         # The garbage aborted nothing: the running job still runs.
         assert queue.get_job(running.id).status is JobStatus.ACTIVE
-        assert worker.proc.poll() is None
+        assert worker.running
         queue.cancel(running.id)
-        _wait_for_job_log(worker, "job.cancelled", running.id)
-        code = _stop(worker)
+        worker.wait_for_job_log("job.cancelled", running.id, timeout=PROMPT_S)
+        code = worker.stop(timeout=PROMPT_S)
 
     assert queue.get_job(job.id).result == 42
     # The listener never died, nor was it restarted or reconnected (a supervisor that
@@ -329,9 +302,9 @@ def test_garbage_does_not_kill_the_listener(
     assert set(warnings[0]) == {"ts", "level", "event", "payload_length", "unrecognized"}
     assert warnings[0]["unrecognized"] == 1
     # ... and never by content.
-    assert MARKER not in raw.text
+    assert MARKER not in worker.stderr_text
     assert MARKER not in json.dumps(worker.lines)
-    assert "[[[[" not in raw.text
+    assert "[[[[" not in worker.stderr_text
     assert code == 0
 
 
@@ -343,9 +316,9 @@ def test_repeated_garbage_is_logged_once_and_every_round_still_wakes(
         for round_ in range(3):
             notifier.notify_many([ANY_QUEUE_CHANNEL], GARBAGE_PAYLOADS)
             job = queue.enqueue(tasks_app.noop)
-            _wait_for_job_log(worker, "job.completed", job.id)
-            assert worker.proc.poll() is None, f"round {round_}"
-        code = _stop(worker)
+            worker.wait_for_job_log("job.completed", job.id, timeout=PROMPT_S)
+            assert worker.running, f"round {round_}"
+        code = worker.stop(timeout=PROMPT_S)
     assert _trouble(worker) == []
     assert len(worker.events("worker.notification_unrecognized")) == 1
     assert code == 0

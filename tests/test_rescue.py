@@ -38,11 +38,6 @@ def _active(queue: Queue, seconds: float) -> Job:
     return active
 
 
-def _kill(worker: WorkerProcess) -> None:
-    worker.proc.send_signal(signal.SIGKILL)
-    worker.proc.wait(timeout=10)
-
-
 def _late_finish(url: str, job: Job) -> list[Any]:
     """What the dead worker would write for its attempt if it came back: must change nothing."""
     with psycopg.connect(url, autocommit=True) as conn:
@@ -65,8 +60,8 @@ def test_killed_workers_job_is_rescued_and_completed_by_another(
 ) -> None:
     with _worker(queueing_database_url) as first:
         running = _active(queue, 4.0)
-        assert running.worker_id == first.wait_for_log("worker.started")["worker_id"]
-        _kill(first)
+        assert running.worker_id == first.id
+        first.kill()
 
     with _worker(queueing_database_url) as second:
         rescued = second.wait_for_log("job.rescued")
@@ -79,7 +74,7 @@ def test_killed_workers_job_is_rescued_and_completed_by_another(
         assert _late_finish(queueing_database_url, running) == []
         done = queue.wait_for(running.id, timeout=30)
         assert _late_finish(queueing_database_url, running) == []
-        second_id = second.wait_for_log("worker.started")["worker_id"]
+        second_id = second.id
 
     assert done.status is JobStatus.COMPLETED
     assert done.result == "done"
@@ -108,7 +103,7 @@ def test_rescued_job_with_its_attempts_spent_ends_failed(
         conn.execute("UPDATE procrastinate_jobs SET max_attempts = 1 WHERE id = %s", [job.id])
     with _worker(queueing_database_url) as first:
         running = queue.wait_for(job.id, [JobStatus.ACTIVE], timeout=20)
-        _kill(first)
+        first.kill()
     with _worker(queueing_database_url) as second:
         rescued = second.wait_for_log("job.rescued")
         failed = queue.wait_for(job.id, timeout=20)
@@ -130,16 +125,13 @@ def test_a_draining_worker_keeps_heartbeating_and_is_not_rescued(
     with _worker(queueing_database_url) as draining, _worker(queueing_database_url) as rescuer:
         running = _active(queue, 3.0)
         owner, other = (
-            (draining, rescuer)
-            if running.worker_id == draining.wait_for_log("worker.started")["worker_id"]
-            else (rescuer, draining)
+            (draining, rescuer) if running.worker_id == draining.id else (rescuer, draining)
         )
-        owner.proc.send_signal(signal.SIGTERM)
+        owner.send_signal(signal.SIGTERM)
         owner.wait_for_log("worker.draining")
         done = queue.wait_for(running.id, timeout=30)
-        owner.wait_for_log("worker.stopped", timeout=15)
-        assert owner.wait(timeout=15) == 0
-        other.proc.send_signal(signal.SIGTERM)
+        assert owner.wait_stopped(timeout=15) == 0
+        other.send_signal(signal.SIGTERM)
         other.wait_for_log("worker.stopped", timeout=15)
 
     assert done.status is JobStatus.COMPLETED
@@ -164,7 +156,7 @@ def test_a_worker_whose_row_is_gone_registers_again_and_is_fenced(
         done = queue.wait_for(running.id, timeout=20)
         follower = queue.enqueue("noop")
         followed = queue.wait_for(follower.id, timeout=20)
-        worker.proc.send_signal(signal.SIGTERM)
+        worker.send_signal(signal.SIGTERM)
         worker.wait_for_log("worker.stopped", timeout=15)
 
     assert (lost["old_worker_id"], lost["level"]) == (running.worker_id, "warning")

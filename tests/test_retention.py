@@ -21,6 +21,7 @@ from queueing.cli.prune import prune as prune_command
 from queueing.queue import JobRequest, Queue
 from queueing.retention import DAY, Retention, RetentionPolicy, prune, prune_async
 from queueing.worker import Worker
+from tests.helpers import NO_DATABASE_ENV
 
 HOUR = 3600.0
 KEEP_ALL = RetentionPolicy(completed_age=None, completed_keep=None, failed_age=None)
@@ -246,7 +247,7 @@ def test_retention_policy_is_a_frozen_validated_model() -> None:
         7 * DAY,
     )
     with pytest.raises(ValueError, match="frozen"):
-        policy.completed_keep = 3  # type: ignore[misc]
+        policy.completed_keep = 3
     with pytest.raises(ValueError, match="greater than or equal to 0"):
         RetentionPolicy(completed_keep=-1)
     assert Retention(per_queue={"x": KEEP_ALL}).for_queue("x") is KEEP_ALL
@@ -269,7 +270,7 @@ def test_cli_prune_prints_how_many_it_deleted(queue: Queue, cli: typer.Typer) ->
     _make(queue, "succeeded", [2 * DAY, 3 * HOUR, 10.0])
     _make(queue, "succeeded", [3 * HOUR], queue_name="reports")
     _make(queue, "failed", [2 * DAY])
-    runner = CliRunner(env={"QUEUEING_DATABASE_URL": None, "DATABASE_URL": None})
+    runner = CliRunner(env=NO_DATABASE_ENV)
     url = ["--database-url", queue.database_url]
 
     result = runner.invoke(cli, ["prune", *url])
@@ -289,24 +290,14 @@ def test_cli_prune_prints_how_many_it_deleted(queue: Queue, cli: typer.Typer) ->
 
 
 def test_cli_prune_rejects_bad_options(queue: Queue, cli: typer.Typer) -> None:
-    runner = CliRunner(env={"QUEUEING_DATABASE_URL": None, "DATABASE_URL": None})
+    runner = CliRunner(env=NO_DATABASE_ENV)
     result = runner.invoke(cli, ["prune", "--keep", "-1", "--database-url", queue.database_url])
     assert result.exit_code != 0
     assert "--keep" in result.output
 
 
-def test_cli_prune_on_a_database_without_the_schema_is_one_line(
-    queueing_database_url: str,
-) -> None:
+def test_cli_prune_on_a_database_without_the_schema_is_one_line(empty_database: str) -> None:
     from queueing.errors import SchemaNotMigrated
-    from queueing.testing import databases
 
-    with contextlib.ExitStack() as stack:
-        admin = databases.server_url()
-        name = f"queueing_prune_noschema_{id(stack)}"
-        with psycopg.connect(admin, autocommit=True) as conn:
-            conn.execute(sql.query("drop_database").format(name=psycopg.sql.Identifier(name)))
-            conn.execute(sql.query("create_database").format(name=psycopg.sql.Identifier(name)))
-        stack.callback(databases.drop_database, admin, name)
-        with pytest.raises(SchemaNotMigrated, match="queueing db migrate"):
-            prune(databases.with_database(admin, name))
+    with pytest.raises(SchemaNotMigrated, match="queueing db migrate"):
+        prune(empty_database)

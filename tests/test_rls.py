@@ -8,8 +8,6 @@ suite's superuser) only seeds rows and checks what changed.
 from __future__ import annotations
 
 import contextlib
-import os
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from typing import Any
@@ -23,6 +21,7 @@ from psycopg_pool import ConnectionPool
 from queueing import Actor, ConfigurationError, InvalidPayload, JobStatus, Queue
 from queueing.rls import set_actor, set_actor_async
 from queueing.testing import databases, drain
+from tests.helpers import unique_name
 
 API_ROLE = "queueing_api"
 APP_ROLE = "queueing_app"
@@ -62,11 +61,6 @@ def seeded(queue: Queue) -> Seeded:
     )
 
 
-def _unique(prefix: str) -> str:
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    return f"{prefix}_{worker}_{uuid.uuid4().hex[:10]}"
-
-
 def _as_user(url: str, role: str) -> str:
     return make_conninfo(url, user=role)
 
@@ -74,7 +68,7 @@ def _as_user(url: str, role: str) -> str:
 @contextlib.contextmanager
 def _login_role(admin_url: str, *grants: str) -> Iterator[str]:
     """A fresh LOGIN NOSUPERUSER NOBYPASSRLS role, member of ``grants``; dropped after."""
-    role = _unique("queueing_rls_test")
+    role = unique_name("queueing_rls_test")
     ident = pgsql.Identifier(role)
     with psycopg.connect(admin_url, autocommit=True) as conn:
         conn.execute(
@@ -418,8 +412,8 @@ def test_a_non_superuser_owner_migrates_and_runs_the_queue_under_forced_rls() ->
     what lets the library and the workers see every job. (Superusers bypass RLS, so
     this is the only test that would notice that policy missing.)"""
     admin = databases.server_url()
-    owner = _unique("queueing_rls_owner")
-    name = _unique("queueing_rls_db")
+    owner = unique_name("queueing_rls_owner")
+    name = unique_name("queueing_rls_db")
     with psycopg.connect(admin, autocommit=True) as conn:
         conn.execute(pgsql.SQL("CREATE ROLE {} LOGIN CREATEROLE").format(pgsql.Identifier(owner)))
         # queueing_api exists (the suite's template made it): from PostgreSQL 16 on only

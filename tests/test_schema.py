@@ -329,7 +329,7 @@ def test_each_migration_keeps_what_the_previous_release_calls() -> None:
         conn.execute(sql.query("ensure_migrations_table"))
         before = _functions(conn)
         for migration in sql.migrations():
-            conn.execute(migration.statement())
+            conn.execute(pgsql.SQL(migration.text))
             after = _functions(conn)
             names_before = {name for name, _, _ in before.values()}
             names_after = {name for name, _, _ in after.values()}

@@ -9,16 +9,10 @@ process, a database without the schema. Nothing sleeps: the tests wait on LISTEN
 from __future__ import annotations
 
 import collections
-import contextlib
 import json
-import os
 import signal
-import subprocess
-import sys
-import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import cast
+from collections.abc import Callable
 
 import psycopg
 import pytest
@@ -28,9 +22,8 @@ from psycopg import sql as pgsql
 from queueing import sql
 from queueing.models import Job, JobStatus
 from queueing.queue import JobRequest, Queue
-from queueing.testing import databases
 from tests.apps import tasks_app
-from tests.helpers import APP, ROOT, WorkerProcess, capture_raw_stderr, worker_process
+from tests.helpers import APP, run_cli, wait_all, worker_process
 
 # A worker that needs more than this to exit after its grace period is broken.
 PROMPT_EXIT_S = 15.0
@@ -39,23 +32,6 @@ SECRET = "SECRET-123"
 
 
 # --- helpers ----------------------------------------------------------------------------
-
-
-def _job_lines(worker: WorkerProcess, job_id: int) -> list[dict[str, object]]:
-    return [line for line in worker.lines if line.get("job_id") == job_id]
-
-
-def _stop(worker: WorkerProcess, signum: signal.Signals = signal.SIGTERM) -> int:
-    """Signal the worker, read its log up to ``worker.stopped``, return its exit code."""
-    worker.proc.send_signal(signum)
-    return _exit_code(worker)
-
-
-def _exit_code(worker: WorkerProcess) -> int:
-    # wait_for_log reads every line up to the last one (WorkerProcess.wait may stop
-    # reading during a silent grace period), then the process must exit.
-    worker.wait_for_log("worker.stopped", timeout=PROMPT_EXIT_S)
-    return worker.wait(timeout=PROMPT_EXIT_S)
 
 
 def _start_active(queue: Queue, task: str, seconds: float) -> Job:
@@ -91,12 +67,12 @@ def test_signal_stops_claiming_and_lets_the_running_job_finish(
     with worker_process(queueing_database_url) as worker:
         running = _start_active(queue, "work", 2.0)
         signalled = time.monotonic()
-        worker.proc.send_signal(signum)
+        worker.send_signal(signum)
         draining = worker.wait_for_log("worker.draining")
         # The claim loop has ended: a job enqueued now must not be claimed.
         late = queue.enqueue("noop")
         done = queue.wait_for(running.id, timeout=20)
-        code = _exit_code(worker)
+        code = worker.wait_stopped(timeout=PROMPT_EXIT_S)
         elapsed = time.monotonic() - signalled
 
     assert code == 0
@@ -116,7 +92,7 @@ def test_signal_stops_claiming_and_lets_the_running_job_finish(
     assert left.status is JobStatus.PENDING
     assert left.attempts == 0
     assert left.started_at is None
-    assert _job_lines(worker, late.id) == []
+    assert worker.job_lines(late.id) == []
     assert worker.lines[-1]["event"] == "worker.stopped"
 
 
@@ -132,7 +108,7 @@ def test_grace_period_exceeded_puts_the_job_back_and_exits_zero(
     with worker_process(queueing_database_url, "--shutdown-timeout", "0.5") as worker:
         running = _start_active(queue, task, 60)
         signalled = time.monotonic()
-        code = _stop(worker, signum)
+        code = worker.stop(signum, timeout=PROMPT_EXIT_S)
         elapsed = time.monotonic() - signalled
 
     assert code == 0
@@ -143,7 +119,7 @@ def test_grace_period_exceeded_puts_the_job_back_and_exits_zero(
     assert (sig["signal"], sig["graceful"]) == (signum.name, True)
     assert worker.events("worker.draining")[0]["grace_s"] == 0.5
     # One line for the start, one for the interruption (written only after its commit).
-    started, ended = _job_lines(worker, running.id)
+    started, ended = worker.job_lines(running.id)
     assert started["event"] == "job.started"
     assert ended["status"] == "pending"
     assert ended["error"] == "Interrupted"
@@ -164,11 +140,11 @@ def test_second_signal_skips_the_rest_of_the_grace_period(
     # A 120 s grace period that the second signal must cut short.
     with worker_process(queueing_database_url, "--shutdown-timeout", "120") as worker:
         running = _start_active(queue, "work", 60)
-        worker.proc.send_signal(first)
+        worker.send_signal(first)
         worker.wait_for_log("worker.draining")
-        assert worker.proc.poll() is None  # still within its grace period
+        assert worker.running  # still within its grace period
         forced = time.monotonic()
-        code = _stop(worker, second)
+        code = worker.stop(second, timeout=PROMPT_EXIT_S)
         elapsed = time.monotonic() - forced
 
     assert code == 0
@@ -185,13 +161,12 @@ def test_one_json_line_per_transition_and_never_a_payload(
     queueing_database_url: str, queue: Queue
 ) -> None:
     with worker_process(queueing_database_url) as worker:
-        raw = capture_raw_stderr(worker)
         # Task objects, so the jobs get the app's retry policy (fail: one attempt).
         ok = queue.enqueue(tasks_app.greet, tasks_app.Greeting(name=SECRET, times=2))
         bad = queue.enqueue(tasks_app.fail, {"message": SECRET})
         completed = queue.wait_for(ok.id, timeout=20)
         failed = queue.wait_for(bad.id, timeout=20)
-        code = _stop(worker)
+        code = worker.stop(timeout=PROMPT_EXIT_S)
 
     assert code == 0
     # The secret did reach the handlers and the database...
@@ -202,14 +177,14 @@ def test_one_json_line_per_transition_and_never_a_payload(
     assert failed.error.type == "ValueError"
     assert SECRET in failed.error.message
     # ...and never the logs: no argument, result or error message in any line.
-    assert SECRET not in raw.text
-    for text in raw.text.splitlines():
+    assert SECRET not in worker.stderr_text
+    for text in worker.stderr_text.splitlines():
         line = json.loads(text)  # every line is one JSON object
         assert isinstance(line, dict)
         assert {"ts", "level", "event"} <= line.keys()
 
     def transitions(job: Job) -> list[dict[str, object]]:
-        lines = _job_lines(worker, job.id)
+        lines = worker.job_lines(job.id)
         for line in lines:
             assert (line["task"], line["queue"], line["attempt"]) == (job.task_name, "default", 1)
             assert "args" not in line
@@ -250,21 +225,6 @@ def _nothing(url: str) -> None:
     pass
 
 
-@pytest.fixture
-def scratch_database() -> Iterator[tuple[str, str]]:
-    """An empty database of this test's own, dropped afterwards: (name, url)."""
-    admin = databases.server_url()
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    name = f"queueing_noschema_{worker}_{os.getpid()}"
-    with psycopg.connect(admin, autocommit=True) as conn:
-        conn.execute(sql.query("drop_database").format(name=pgsql.Identifier(name)))
-        conn.execute(sql.query("create_database").format(name=pgsql.Identifier(name)))
-    try:
-        yield name, databases.with_database(admin, name)
-    finally:
-        databases.drop_database(admin, name)
-
-
 @pytest.mark.parametrize(
     ("prepare", "expected"),
     [
@@ -274,22 +234,11 @@ def scratch_database() -> Iterator[tuple[str, str]]:
     ],
 )
 def test_worker_refuses_a_database_without_the_current_schema(
-    scratch_database: tuple[str, str], prepare: Callable[[str], None], expected: str
+    empty_database: str, prepare: Callable[[str], None], expected: str
 ) -> None:
-    _, url = scratch_database
+    url = empty_database
     prepare(url)
-    unset = ("QUEUEING_DATABASE_URL", "DATABASE_URL")
-    env = {k: v for k, v in os.environ.items() if k not in unset}
-    env["PYTHONPATH"] = str(ROOT)
-    result = subprocess.run(
-        [sys.executable, "-m", "queueing", "worker", "--app", APP, "--database-url", url],
-        cwd=ROOT,
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=60,
-        check=False,
-    )
+    result = run_cli("worker", "--app", APP, "--database-url", url)
 
     assert result.returncode != 0
     lines = result.stderr.splitlines()
@@ -317,8 +266,8 @@ def test_cancel_stops_an_active_job_and_the_worker_keeps_going(
 
         follower = queue.enqueue("noop")
         followed = queue.wait_for(follower.id, timeout=20)
-        assert worker.proc.poll() is None
-        code = _stop(worker)
+        assert worker.running
+        code = worker.stop(timeout=PROMPT_EXIT_S)
 
     assert cancelled.status is JobStatus.CANCELLED
     assert cancelled.error is not None
@@ -334,20 +283,6 @@ def test_cancel_stops_an_active_job_and_the_worker_keeps_going(
 # --- 8. two workers drain a backlog ------------------------------------------------------
 
 
-def _keep_reading(worker: WorkerProcess) -> threading.Thread:
-    """Read the worker's log in the background until it stops: a busy worker must never
-    block on a full stderr pipe while the test waits elsewhere."""
-
-    def read() -> None:
-        # AssertionError: the process died or was killed; the test's assertions tell why.
-        with contextlib.suppress(AssertionError):
-            worker.wait_for_log("worker.stopped", timeout=600)
-
-    thread = threading.Thread(target=read, name=f"read-worker-{worker.proc.pid}", daemon=True)
-    thread.start()
-    return thread
-
-
 def test_two_workers_run_every_job_exactly_once(queueing_database_url: str, queue: Queue) -> None:
     count = 2000
     with (
@@ -355,26 +290,20 @@ def test_two_workers_run_every_job_exactly_once(queueing_database_url: str, queu
         worker_process(queueing_database_url, "--concurrency", "10") as second,
     ):
         workers = [first, second]
-        worker_ids = [cast(int, w.wait_for_log("worker.started")["worker_id"]) for w in workers]
-        readers = [_keep_reading(w) for w in workers]
+        worker_ids = [w.id for w in workers]
 
         jobs = queue.enqueue_many(JobRequest("noop") for _ in range(count))
         ids = [job.id for job in jobs]
         assert len(set(ids)) == count
         # Jobs are claimed oldest first: once the last is finished, few (if any) are
         # left; wait for those one by one.
-        queue.wait_for(ids[-1], timeout=120)
-        for job in queue.list_jobs(statuses=[JobStatus.PENDING, JobStatus.ACTIVE], limit=count):
-            queue.wait_for(job.id, timeout=60)
+        wait_all(queue, ids, timeout=180)
 
         # worker_id is cleared when a worker unregisters: read it while both run.
         finished = queue.list_jobs(limit=count + 1)
         for w in workers:
-            w.proc.send_signal(signal.SIGTERM)
-        for reader in readers:
-            reader.join(timeout=60)
-            assert not reader.is_alive()
-        codes = [w.wait(timeout=PROMPT_EXIT_S) for w in workers]
+            w.send_signal(signal.SIGTERM)
+        codes = [w.wait_stopped(timeout=60) for w in workers]
 
     assert codes == [0, 0]
     assert len(finished) == count
