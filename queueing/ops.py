@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from procrastinate.schema import SchemaManager
 
-from queueing import sql
+from queueing import models, sql
 from queueing.errors import (
     InvalidTransition,
     JobNotFound,
@@ -33,15 +33,7 @@ from queueing.errors import (
     SchemaNotMigrated,
     WaitTimeout,
 )
-from queueing.models import (
-    TERMINAL_STATUSES,
-    Actor,
-    Attempt,
-    Job,
-    JobStatus,
-    MigrationState,
-    QueueCount,
-)
+from queueing.models import Actor, Job, JobStatus
 
 Row = dict[str, Any]
 
@@ -181,9 +173,9 @@ def list_jobs(filters: JobFilter) -> Op[list[Job]]:
     return [_job(r) for r in rows]
 
 
-def stats() -> Op[list[QueueCount]]:
+def stats() -> Op[list[models.QueueCount]]:
     rows = yield Query("stats")
-    return [QueueCount.model_validate(r) for r in rows]
+    return [models.QueueCount.model_validate(r) for r in rows]
 
 
 def _changed_or_explain(rows: list[Row], job_id: int, action: str) -> Op[Job]:
@@ -236,11 +228,11 @@ def set_actor(actor: Actor) -> Op[None]:
     yield Query("set_actor", params)
 
 
-def attempts(job_id: int) -> Op[list[Attempt]]:
+def attempts(job_id: int) -> Op[list[models.Attempt]]:
     """The job's attempt history, oldest first (JobNotFound if there is no such job)."""
     yield from get_job(job_id)
     rows = yield Query("job_attempts", {"id": job_id})
-    return [Attempt.model_validate(r) for r in rows]
+    return [models.Attempt.model_validate(r) for r in rows]
 
 
 def run_now(job_id: int) -> Op[Job]:
@@ -255,7 +247,7 @@ def wait_for(job_id: int, statuses: Collection[JobStatus], timeout: float) -> Op
     Notifications are only hints: the row is re-read after each one, and it is read
     after LISTEN took effect, so a change between the two cannot be missed.
     """
-    wanted = frozenset(statuses) or TERMINAL_STATUSES
+    wanted = frozenset(statuses) or models.TERMINAL_STATUSES
     deadline = time.monotonic() + timeout
     yield Listen(JOB_CHANGED_CHANNEL)
     expected = str(job_id)
@@ -298,14 +290,14 @@ def wait_for_change(job_id: int, seen: Job, timeout: float) -> Op[Job]:
 # --- schema -----------------------------------------------------------------
 
 
-def schema_state() -> Op[MigrationState]:
+def schema_state() -> Op[models.MigrationState]:
     """What of the queue's schema the database holds."""
     state = (yield Query("schema_state"))[0]
     applied: list[tuple[int, str, dt.datetime]] = []
     if state["has_migrations_table"]:
         rows = yield Query("applied_migrations")
         applied = [(r["version"], r["name"], r["applied_at"]) for r in rows]
-    return MigrationState(
+    return models.MigrationState(
         has_procrastinate_schema=state["has_procrastinate"],
         current_version=max((v for v, _, _ in applied), default=0),
         expected_version=sql.latest_version(),
@@ -313,7 +305,7 @@ def schema_state() -> Op[MigrationState]:
     )
 
 
-def check_schema() -> Op[MigrationState]:
+def check_schema() -> Op[models.MigrationState]:
     """Raise SchemaNotMigrated, with the command that fixes it, unless the schema is current."""
     state = yield from schema_state()
     if state.current_version > state.expected_version:

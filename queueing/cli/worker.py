@@ -17,6 +17,16 @@ def _seconds(help: str, *, minimum: float = 0.01) -> Any:
     return typer.Option(min=minimum, help=help)
 
 
+#: The worker's durations. Only the grace period and the prune interval may be 0 (an
+#: interval of 0 would spin; a prune interval of 0 means this worker never prunes).
+ShutdownTimeout = Annotated[float, _seconds("Grace for running jobs after SIGTERM.", minimum=0)]
+PollInterval = Annotated[float, _seconds("Seconds between polls when no notification comes.")]
+HeartbeatInterval = Annotated[float, _seconds("Seconds between this worker's heartbeats.")]
+StallTimeout = Annotated[float, _seconds("Silence after which a worker is lost (> heartbeat).")]
+RescueInterval = Annotated[float, _seconds("Seconds between looks for lost workers' jobs.")]
+PruneInterval = Annotated[float, _seconds("Seconds between prunes (0: never).", minimum=0)]
+
+
 def worker(
     app: Annotated[str, typer.Option("--app", help="module:attribute of your Queue.")],
     concurrency: Annotated[int, typer.Option(min=1, max=10_000, help="Jobs run at once.")] = 10,
@@ -24,29 +34,12 @@ def worker(
         list[str] | None,
         typer.Option("--queue", "-q", help="Serve only these queues (repeatable)."),
     ] = None,
-    shutdown_timeout: Annotated[
-        float, _seconds("Seconds running jobs get to finish after SIGTERM.", minimum=0)
-    ] = 30.0,
-    poll_interval: Annotated[
-        float, _seconds("Seconds between polls when no notification comes.")
-    ] = 1.0,
-    heartbeat_interval: Annotated[
-        float, _seconds("Seconds between this worker's heartbeats.")
-    ] = 5.0,
-    stall_timeout: Annotated[
-        float,
-        _seconds(
-            "A worker silent this many seconds is lost: its jobs are given back "
-            "(must exceed --heartbeat-interval)."
-        ),
-    ] = 30.0,
-    rescue_interval: Annotated[
-        float, _seconds("Seconds between looks for lost workers' jobs.")
-    ] = 10.0,
-    prune_interval: Annotated[
-        float,
-        _seconds("Seconds between retention rounds (0: this worker never prunes).", minimum=0),
-    ] = 60.0,
+    shutdown_timeout: ShutdownTimeout = 30.0,
+    poll_interval: PollInterval = 1.0,
+    heartbeat_interval: HeartbeatInterval = 5.0,
+    stall_timeout: StallTimeout = 30.0,
+    rescue_interval: RescueInterval = 10.0,
+    prune_interval: PruneInterval = 60.0,
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     database_url: DatabaseUrl = None,
 ) -> None:
