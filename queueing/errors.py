@@ -1,26 +1,55 @@
-"""Typed exceptions: everything the library raises on purpose derives from QueueingError."""
+"""Typed exceptions: everything the library raises on purpose derives from QueueingError.
+
+Each class says what it means and carries ``http_status``, the status a web application
+would answer a request with when that error reaches it (the README's error table is
+generated from these classes):
+
+- 403 NotAllowed: the caller may see the job but not change it;
+- 404 JobNotFound: no such job, or the caller may not see it (another tenant's);
+- 409 InvalidTransition: the job's status does not allow the change (cancel a completed job);
+- 422 InvalidPayload, InvalidProgress, UnknownTask: the request itself is wrong;
+- 503 DatabaseUnavailable, SchemaNotMigrated: try again later / an operator must act;
+- 504 WaitTimeout: the job did not get there in time;
+- 500 ConfigurationError (and QueueingError itself): the application is set up wrongly.
+"""
 
 from __future__ import annotations
+
+from typing import ClassVar
 
 
 class QueueingError(Exception):
     """Base class. ``str(error)`` is one line meant for a human."""
 
+    #: The HTTP status a web app would answer with when this error reaches a request.
+    http_status: ClassVar[int] = 500
+
 
 class ConfigurationError(QueueingError):
-    """The queue is configured wrongly (bad URL, unknown app path, duplicate task...)."""
+    """The queue is configured wrongly (bad URL, unknown app path, duplicate task...):
+    a bug in the application's setup, not in the request (HTTP 500)."""
+
+    http_status: ClassVar[int] = 500
 
 
 class DatabaseUnavailable(QueueingError):
-    """PostgreSQL could not be reached."""
+    """PostgreSQL could not be reached; nothing was done. Retry later (HTTP 503)."""
+
+    http_status: ClassVar[int] = 503
 
 
 class SchemaNotMigrated(QueueingError):
-    """The database lacks the queue's schema, or has an older or newer one."""
+    """The database lacks the queue's schema, or has an older or newer one: an operator
+    must run ``queueing db migrate`` or upgrade queueing (HTTP 503)."""
+
+    http_status: ClassVar[int] = 503
 
 
 class JobNotFound(QueueingError):
-    """No job has this id (or the caller may not see it)."""
+    """No job has this id, or the caller may not see it: another tenant's job is reported
+    as not found, never as forbidden, so its existence does not leak (HTTP 404)."""
+
+    http_status: ClassVar[int] = 404
 
     def __init__(self, job_id: int) -> None:
         super().__init__(f"job {job_id} not found")
@@ -28,7 +57,10 @@ class JobNotFound(QueueingError):
 
 
 class InvalidTransition(QueueingError):
-    """The job is not in a status that allows the requested change."""
+    """The job is not in a status that allows the requested change, e.g. cancelling a
+    completed job or retrying a pending one; nothing changed (HTTP 409)."""
+
+    http_status: ClassVar[int] = 409
 
     def __init__(self, job_id: int, status: str, action: str) -> None:
         super().__init__(f"job {job_id} is {status}: it cannot be {action}")
@@ -38,7 +70,10 @@ class InvalidTransition(QueueingError):
 
 
 class NotAllowed(QueueingError):
-    """The actor may see the job but not make this change (e.g. another user's job)."""
+    """The actor may see the job but not make this change (e.g. a user cancelling another
+    user's job of the same tenant, or a user retrying); nothing changed (HTTP 403)."""
+
+    http_status: ClassVar[int] = 403
 
     def __init__(self, job_id: int, action: str) -> None:
         super().__init__(f"not allowed to {action} job {job_id}")
@@ -47,18 +82,27 @@ class NotAllowed(QueueingError):
 
 
 class UnknownTask(QueueingError):
-    """No task of this name is registered."""
+    """No task of this name is registered; nothing was enqueued (HTTP 422)."""
+
+    http_status: ClassVar[int] = 422
 
 
 class InvalidPayload(QueueingError):
-    """A job's arguments failed validation; nothing was enqueued."""
+    """A job's arguments (or options: queue name, priority, delay, ids) failed validation
+    or the limits; nothing was enqueued (HTTP 422)."""
+
+    http_status: ClassVar[int] = 422
 
 
 class InvalidProgress(QueueingError, ValueError):
     """A progress report was refused before it was written: a percent that is not an
     integer from 0 to 100, or a detail that is not storable JSON within the payload
-    limits (``queueing.limits``). A ValueError too, for handlers that catch that."""
+    limits (``queueing.limits``). A ValueError too, for handlers that catch that (HTTP 422)."""
+
+    http_status: ClassVar[int] = 422
 
 
 class WaitTimeout(QueueingError, TimeoutError):
-    """The job did not reach the awaited status in time."""
+    """The job did not reach the awaited status in time; it goes on (HTTP 504)."""
+
+    http_status: ClassVar[int] = 504
