@@ -10,7 +10,9 @@ generated from these classes):
 - 422 InvalidPayload, InvalidProgress, UnknownTask: the request itself is wrong;
 - 503 DatabaseUnavailable, SchemaNotMigrated: try again later / an operator must act;
 - 504 WaitTimeout: the job did not get there in time;
-- 500 ConfigurationError (and QueueingError itself): the application is set up wrongly.
+- 500 ConfigurationError (and QueueingError itself): the application is set up wrongly;
+- 500 InvalidResult: a handler returned a value a job record cannot hold (a bug in the
+  handler; it is recorded as the job's error, a request only meets it through that).
 """
 
 from __future__ import annotations
@@ -106,3 +108,14 @@ class WaitTimeout(QueueingError, TimeoutError):
     """The job did not reach the awaited status in time; it goes on (HTTP 504)."""
 
     http_status: ClassVar[int] = 504
+
+
+class InvalidResult(QueueingError):
+    """A handler returned a value that cannot be stored as its job's result: a type that
+    has no JSON form (see ``queueing.worker.execute.result_json`` for the types converted
+    on purpose), or a value over the limits of ``queueing.limits``. The attempt ends
+    ``failed`` with this error, never retried: the handler's work is done (its side
+    effects happened) and the same code would return the same value again. A bug in the
+    handler, not in a request (HTTP 500)."""
+
+    http_status: ClassVar[int] = 500

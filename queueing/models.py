@@ -40,7 +40,13 @@ class JobError(BaseModel):
 
 
 class Job(BaseModel):
-    """A job's status record, exactly as stored (the ``queueing_jobs`` view)."""
+    """A job's status record, exactly as stored (the ``queueing_jobs`` view).
+
+    ``created`` is not part of the stored record: it says what one ``enqueue`` call did,
+    so only the records enqueue returns carry it (``EnqueuedJob``, where it is a bool).
+    On every record read back (``get_job``, ``list_jobs``, ``wait_for``, ``cancel``...)
+    it is None, and the CLI's JSON leaves it out.
+    """
 
     model_config = ConfigDict(frozen=True)
 
@@ -67,10 +73,51 @@ class Job(BaseModel):
     updated_at: dt.datetime
     dedupe_key: str | None = None
     cancelled_by: str | None = None
+    """Who asked for the cancel, as the database stores it (``queueing_cancel_v2``):
+
+    - ``"system"``: the system actor (the CLI without ``--as-user``/``--admin``, an
+      operator, ``queue.cancel(id)`` with the default actor);
+    - ``"admin:<tenant_id>"``: an admin of that tenant (always the job's own tenant);
+    - ``"user:<user_id>"``: that user (always the job's owner, the only user allowed).
+
+    The kind is everything before the first ``:``; the id is everything after it and may
+    itself hold ``:``. None while nobody asked, again after a ``retry``, for a job
+    cancelled another way (procrastinate's own API), and when an Actor built without its
+    tenant or user id cancelled a job that has none (the SQL's concatenation with NULL).
+    Set as soon as the cancel is asked for, so also while an active job is being
+    stopped (``cancel_requested``), and kept once the job ends cancelled.
+    ``cancelled_by_actor`` gives it back as an ``Actor``.
+    """
     cancelled_at: dt.datetime | None = None
+    """When the cancel was asked for (not when an active job actually stopped)."""
     created: bool | None = None
-    """Set on records returned by enqueue: True if that call created the job, False if it
-    returned an existing job with the same dedupe key. None on records read otherwise."""
+    """None on every record read back; see ``EnqueuedJob.created`` and the class doc."""
+
+    @property
+    def cancelled_by_actor(self) -> Actor | None:
+        """``cancelled_by`` as the Actor who cancelled (None if nobody did).
+
+        A user or an admin could only cancel a job of their own tenant, so the job's
+        ``tenant_id`` is theirs. ValueError for a value queueing never writes.
+        """
+        if self.cancelled_by is None:
+            return None
+        kind, sep, ident = self.cancelled_by.partition(":")
+        if kind == "system" and not sep:
+            return Actor.system()
+        if kind == "admin" and ident:
+            return Actor.admin(ident)
+        if kind == "user" and ident:
+            return Actor.user(ident, tenant_id=self.tenant_id)
+        raise ValueError(f"job {self.id}: cancelled_by {self.cancelled_by!r} is not an actor")
+
+
+class EnqueuedJob(Job):
+    """The record ``enqueue`` returns: the job's record and what this call did."""
+
+    created: bool
+    """True if this call created the job; False if it returned the job that already
+    held its dedupe key (pending or active, or completed within ``dedupe_for``)."""
 
 
 class Attempt(BaseModel):

@@ -29,12 +29,14 @@ from queueing.models import (
     TERMINAL_STATUSES,
     Actor,
     Attempt,
+    EnqueuedJob,
     Job,
     JobStatus,
     MigrationState,
     QueueCount,
 )
 from queueing.ops import JobFilter, NewJob, Op
+from queueing.retention import Retention, RetentionPolicy
 from queueing.retry import DEFAULT_RETRY, RetryPolicy
 from queueing.tasks import Task, build_task
 
@@ -92,11 +94,24 @@ class Queue:
     ``pool_timeout`` seconds for one (all busy, or the database away), then raises
     DatabaseUnavailable. A pooled connection that died while idle (the server
     restarted) is replaced before use, so the first call after an outage succeeds.
+
+    ``retention``: how long this queue's finished jobs are kept (a ``Retention``, with
+    per-queue overrides, or one ``RetentionPolicy`` for every queue; default
+    ``Retention()``: completed 24 h / newest 1,000 per queue, failed and cancelled 7 days).
+    Workers of this queue (``queueing worker --app``, ``run_worker``) prune with it, and
+    so does ``queueing prune --app``; a retention given to those explicitly wins.
+    ConfigurationError for anything else, or a per-queue name no queue can have.
     """
 
     def __init__(
-        self, database_url: str | None = None, *, pool_size: int = 10, pool_timeout: float = 30.0
+        self,
+        database_url: str | None = None,
+        *,
+        pool_size: int = 10,
+        pool_timeout: float = 30.0,
+        retention: Retention | RetentionPolicy | None = None,
     ) -> None:
+        self.retention = retention
         self._database_url = database_url
         self._pool_size = pool_size
         self._pool_timeout = pool_timeout
@@ -123,6 +138,15 @@ class Queue:
         """Point the queue at another database (before first use, e.g. from the CLI)."""
         self.close()
         self._database_url = url
+
+    @property
+    def retention(self) -> Retention:
+        """The retention this queue's workers and ``queueing prune --app`` apply."""
+        return self._retention
+
+    @retention.setter
+    def retention(self, retention: Retention | RetentionPolicy | None) -> None:
+        self._retention = _checked_retention(retention)
 
     @overload
     def task(self, handler: F, /) -> Task: ...
@@ -293,26 +317,31 @@ class Queue:
         *,
         connection: psycopg.Connection[Any] | None = None,
         **options: Unpack[JobOptions],
-    ) -> Job:
+    ) -> EnqueuedJob:
         """Enqueue one job; its status record exists once this (or ``connection``'s
         transaction) commits. Bad arguments raise before anything is written.
 
         With ``dedupe_key``: while a job with that key (in the same tenant) is pending or
         active, that job is returned (``created=False``) instead of a second one; with
         ``dedupe_for`` (seconds or timedelta) also one completed within that window.
-        The options are ``JobOptions``' (``JobRequest``'s fields).
+        The options are ``JobOptions``' (``JobRequest``'s fields). The record returned is
+        an ``EnqueuedJob``: ``created`` says what this call did.
         """
         request = JobRequest(task, args, **options)
-        return self._run(ops.enqueue(self.prepare([request])), connection)[0]
+        return _enqueued(self._run(ops.enqueue(self.prepare([request])), connection))[0]
 
     def enqueue_many(
         self, requests: Iterable[JobRequest], *, connection: psycopg.Connection[Any] | None = None
     ) -> list[Job]:
-        """Enqueue many jobs in one round trip; all or none."""
+        """Enqueue many jobs in one round trip; all or none.
+
+        Each record is an ``EnqueuedJob`` (``created`` is a bool), in request order.
+        (Typed ``list[Job]``: a list is invariant, and callers annotate ``list[Job]``.)
+        """
         rows = self.prepare(requests)
         if not rows:
             return []
-        return self._run(ops.enqueue(rows), connection)
+        return list(_enqueued(self._run(ops.enqueue(rows), connection)))
 
     def get_job(self, job_id: int, *, connection: psycopg.Connection[Any] | None = None) -> Job:
         """The job's record; JobNotFound if there is none."""
@@ -366,6 +395,32 @@ class Queue:
     def schema_status(self) -> MigrationState:
         """Which schema version the database has, and which this code needs."""
         return drivers.run_sync_at(self.database_url, ops.schema_state())
+
+
+def _enqueued(jobs: list[Job]) -> list[EnqueuedJob]:
+    """Enqueue's records as EnqueuedJobs (ops sets ``created`` on each; no re-validation:
+    a bulk enqueue of 10,000 jobs must not pay for validating every record twice)."""
+    return [EnqueuedJob.model_construct(job.model_fields_set, **dict(job)) for job in jobs]
+
+
+def _checked_retention(retention: object) -> Retention:
+    """A Queue's retention: a Retention, one RetentionPolicy for every queue, or None for
+    the default. ConfigurationError otherwise, or for a per-queue name no queue can have
+    (its policy would never apply)."""
+    if retention is None:
+        return Retention()
+    if isinstance(retention, RetentionPolicy):
+        return Retention(default=retention)
+    if not isinstance(retention, Retention):
+        raise ConfigurationError(
+            f"retention must be a Retention or a RetentionPolicy, got {type(retention).__name__}"
+        )
+    for name in retention.per_queue:
+        try:
+            check_queue_name(name)
+        except InvalidPayload as exc:
+            raise ConfigurationError(f"retention per_queue: {exc}") from None
+    return retention
 
 
 def check_queue_name(name: str) -> str:
@@ -501,10 +556,11 @@ class AsyncQueue:
         *,
         connection: psycopg.AsyncConnection[Any] | None = None,
         **options: Unpack[JobOptions],
-    ) -> Job:
+    ) -> EnqueuedJob:
         """See ``Queue.enqueue``."""
         request = JobRequest(task, args, **options)
-        return (await self._run(ops.enqueue(self._queue.prepare([request])), connection))[0]
+        op = ops.enqueue(self._queue.prepare([request]))
+        return _enqueued(await self._run(op, connection))[0]
 
     async def enqueue_many(
         self,
@@ -516,7 +572,7 @@ class AsyncQueue:
         rows = self._queue.prepare(requests)
         if not rows:
             return []
-        return await self._run(ops.enqueue(rows), connection)
+        return list(_enqueued(await self._run(ops.enqueue(rows), connection)))
 
     async def get_job(
         self, job_id: int, *, connection: psycopg.AsyncConnection[Any] | None = None

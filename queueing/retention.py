@@ -7,10 +7,17 @@ are never touched (``queueing_prune_v1`` deletes finished jobs only).
 
 ``prune()`` is what ``queueing prune`` runs; the worker runs the same operation,
 ``prune_op()``, every ``prune_interval`` seconds, one worker at a time (``exclusive``).
+
+Where the policy comes from: a ``Queue`` declares one (``Queue(retention=...)``,
+default ``Retention()``); its workers (``run_worker``, ``queueing worker``) and
+``queueing prune --app`` apply it. An explicit policy wins: ``run_worker(retention=)``
+replaces it, and each ``queueing prune`` rule option replaces that rule in every queue's
+policy (``Retention.with_rules``).
 """
 
 from __future__ import annotations
 
+import enum
 from collections.abc import Mapping
 from typing import Any
 
@@ -19,6 +26,14 @@ from pydantic import BaseModel, ConfigDict, Field
 
 from queueing import drivers, ops
 from queueing.ops import Op, Query, Transaction
+
+
+class _Keep(enum.Enum):
+    KEEP = "keep"
+
+
+#: ``Retention.with_rules``: leave this rule as it is.
+KEEP = _Keep.KEEP
 
 DAY = 24 * 3600.0
 #: Jobs deleted per statement (and per transaction): bounds lock time and WAL bursts.
@@ -62,6 +77,38 @@ class Retention(BaseModel):
 
     def for_queue(self, queue: str) -> RetentionPolicy:
         return self.per_queue.get(queue, self.default)
+
+    def with_rules(
+        self,
+        *,
+        completed_age: float | _Keep | None = KEEP,
+        completed_keep: int | _Keep | None = KEEP,
+        failed_age: float | _Keep | None = KEEP,
+    ) -> Retention:
+        """This retention with the given rules replaced in the default policy *and* in
+        every per-queue one (what ``queueing prune --completed-age ...`` means: the
+        operator's rule, everywhere; the rules not given stay each queue's own).
+        ``None`` disables a rule; ``KEEP`` (the default) leaves it. ValidationError for
+        a negative value."""
+        given = {
+            name: value
+            for name, value in (
+                ("completed_age", completed_age),
+                ("completed_keep", completed_keep),
+                ("failed_age", failed_age),
+            )
+            if value is not KEEP
+        }
+        if not given:
+            return self
+
+        def replaced(policy: RetentionPolicy) -> RetentionPolicy:
+            return RetentionPolicy.model_validate({**policy.model_dump(), **given})
+
+        return Retention(
+            default=replaced(self.default),
+            per_queue={queue: replaced(p) for queue, p in self.per_queue.items()},
+        )
 
 
 def _as_retention(retention: Retention | RetentionPolicy | None) -> Retention:

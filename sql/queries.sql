@@ -250,3 +250,17 @@ SELECT CASE WHEN pg_try_advisory_xact_lock(hashtext('queueing_maintenance'), %(s
                 %(queue)s, make_interval(secs => %(completed_age)s), %(completed_keep)s,
                 make_interval(secs => %(failed_age)s), %(limit)s)
        END AS deleted;
+
+-- name: other_templates
+-- Test template databases (queueing.testing.databases) of every schema but the current
+-- one, and leftovers of interrupted builds: the plugin drops those no session uses.
+-- In the pattern, a backslash makes "_" literal for LIKE, and psycopg reads the doubled
+-- percent sign as one.
+SELECT datname FROM pg_database
+ WHERE datname LIKE 'queueing\_template\_%%' AND datname <> %(current)s
+ ORDER BY datname;
+
+-- name: drop_unused_database
+-- Without FORCE: refused (object_in_use) while any session is connected to it, as one
+-- cloning a template is. {name} is a quoted identifier.
+DROP DATABASE IF EXISTS {name};

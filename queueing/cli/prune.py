@@ -9,7 +9,7 @@ import typer
 from queueing.cli.options import DatabaseUrl
 from queueing.cli.render import console
 from queueing.queue import Queue, check_queue_name
-from queueing.retention import DAY, RetentionPolicy
+from queueing.retention import DAY, KEEP
 from queueing.retention import prune as prune_jobs
 
 
@@ -18,30 +18,59 @@ def prune(
         str | None, typer.Option("--queue", "-q", help="Only this queue (default: every queue).")
     ] = None,
     completed_age: Annotated[
-        float,
-        typer.Option(min=0, help="Delete completed jobs finished more than this many seconds ago."),
-    ] = DAY,
+        float | None,
+        typer.Option(
+            min=0,
+            help="Delete completed jobs finished more than this many seconds ago "
+            f"(default: the --app Queue's retention, else {DAY:g}).",
+            show_default=False,
+        ),
+    ] = None,
     keep: Annotated[
-        int,
+        int | None,
         typer.Option(
-            min=0, help="Delete completed jobs beyond the newest this many of their queue."
+            min=0,
+            help="Delete completed jobs beyond the newest this many of their queue "
+            "(default: the --app Queue's retention, else 1000).",
+            show_default=False,
         ),
-    ] = 1000,
+    ] = None,
     failed_age: Annotated[
-        float,
+        float | None,
         typer.Option(
-            min=0, help="Delete failed and cancelled jobs finished more than this many seconds ago."
+            min=0,
+            help="Delete failed and cancelled jobs finished more than this many seconds ago "
+            f"(default: the --app Queue's retention, else {7 * DAY:g}).",
+            show_default=False,
         ),
-    ] = 7 * DAY,
+    ] = None,
+    app_path: Annotated[
+        str | None,
+        typer.Option(
+            "--app",
+            help="module:attribute of your Queue: prune with the retention it declares "
+            "(per queue); a rule option given here replaces that rule for every queue.",
+        ),
+    ] = None,
     database_url: DatabaseUrl = None,
 ) -> None:
     """Delete finished jobs past their keep (pending and active jobs are never touched)."""
     if queue is not None:
         queue = check_queue_name(queue)
-    policy = RetentionPolicy(
-        completed_age=completed_age, completed_keep=keep, failed_age=failed_age
+    if app_path:
+        # Imported here: only this option needs the worker package (CLI start-up time).
+        from queueing.worker.daemon import load_queue
+
+        q = load_queue(app_path)
+        if database_url:
+            q.database_url = database_url
+    else:
+        q = Queue(database_url)
+    retention = q.retention.with_rules(
+        completed_age=KEEP if completed_age is None else completed_age,
+        completed_keep=KEEP if keep is None else keep,
+        failed_age=KEEP if failed_age is None else failed_age,
     )
-    q = Queue(database_url)
-    deleted = prune_jobs(q.database_url, policy, queue=queue)
+    deleted = prune_jobs(q.database_url, retention, queue=queue)
     where = f" from queue {queue!r}" if queue else ""
     console.print(f"deleted {deleted} finished job{'' if deleted == 1 else 's'}{where}")

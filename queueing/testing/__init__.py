@@ -5,6 +5,8 @@ installing queueing is enough) gives each session and each pytest-xdist worker a
 throwaway database and these fixtures: ``queue``, ``aqueue``, ``queueing_worker``,
 ``queue_clock`` and ``queueing_database_url``. This module holds the helpers tests
 call: ``wait_for``, ``assert_job_status`` (and their ``_async`` twins), ``drain``.
+``wait_for`` times out with ``JobWaitTimeout``, both a ``WaitTimeout`` (like
+``Queue.wait_for``) and an ``AssertionError`` (a test failure).
 """
 
 from __future__ import annotations
@@ -15,6 +17,7 @@ from typing import Any
 from queueing.queue import Queue
 from queueing.testing.assertions import (
     JobRef,
+    JobWaitTimeout,
     assert_job_status,
     assert_job_status_async,
     describe_job,
@@ -30,6 +33,7 @@ __all__ = [
     "BackgroundWorker",
     "Drained",
     "JobRef",
+    "JobWaitTimeout",
     "QueueClock",
     "QueueWorker",
     "Run",

@@ -15,6 +15,22 @@ JobRef = Job | int
 DEFAULT_TIMEOUT = 10.0
 
 
+class JobWaitTimeout(WaitTimeout, AssertionError):
+    """``wait_for``'s timeout: the job did not reach the awaited status in time.
+
+    Both a ``WaitTimeout`` (what ``Queue.wait_for`` raises, so ``except WaitTimeout``
+    and ``pytest.raises(WaitTimeout)`` catch both alike) and an ``AssertionError`` (so
+    pytest reports a test failure, not an error in the code under test). Its message
+    is the job's record and attempt history; ``job`` is that record, ``history`` the
+    attempts.
+    """
+
+    def __init__(self, message: str, job: Job, history: Collection[Attempt]) -> None:
+        super().__init__(message)
+        self.job = job
+        self.history = tuple(history)
+
+
 def job_id_of(job: JobRef) -> int:
     """The id of a job record, or the id itself."""
     return job.id if isinstance(job, Job) else job
@@ -96,27 +112,37 @@ def wait_for(
     """Block until the job is in one of ``statuses`` (default: any terminal one).
 
     Woken by the database's notifications (LISTEN/NOTIFY), never by polling or sleeping.
-    After ``timeout`` seconds it fails the test with the job's record and history.
+    After ``timeout`` seconds it raises ``JobWaitTimeout`` (a ``WaitTimeout`` and an
+    ``AssertionError``: the test fails) whose message shows the job's record and
+    history. A job that does not exist raises ``JobNotFound`` at once.
     """
     wanted = _wanted(statuses)
     job_id = job_id_of(job)
     try:
         return queue.wait_for(job_id, wanted, timeout=timeout)
     except WaitTimeout:
-        current = queue.get_job(job_id)
-        message = f"waited {timeout:g}s: {_mismatch(current, queue.attempts(job_id), wanted)}"
-    raise AssertionError(message)
+        pass
+    # Raised outside the `except`: the library's WaitTimeout is the same news, and
+    # chaining it would print the failure twice.
+    current = queue.get_job(job_id)
+    raise _timed_out(timeout, current, queue.attempts(job_id), wanted)
 
 
 async def wait_for_async(
     queue: AsyncQueue, job: JobRef, *statuses: JobStatus, timeout: float = DEFAULT_TIMEOUT
 ) -> Job:
-    """``wait_for`` for ``queue.aio``."""
+    """``wait_for`` for ``queue.aio`` (``JobWaitTimeout`` likewise)."""
     wanted = _wanted(statuses)
     job_id = job_id_of(job)
     try:
         return await queue.wait_for(job_id, wanted, timeout=timeout)
     except WaitTimeout:
-        current = await queue.get_job(job_id)
-        message = f"waited {timeout:g}s: {_mismatch(current, await queue.attempts(job_id), wanted)}"
-    raise AssertionError(message)
+        pass
+    current = await queue.get_job(job_id)
+    raise _timed_out(timeout, current, await queue.attempts(job_id), wanted)
+
+
+def _timed_out(
+    timeout: float, job: Job, history: Collection[Attempt], wanted: Collection[JobStatus]
+) -> JobWaitTimeout:
+    return JobWaitTimeout(f"waited {timeout:g}s: {_mismatch(job, history, wanted)}", job, history)

@@ -25,7 +25,14 @@ class QueueClock:
         """How far this clock has been moved in total."""
 
     def advance(self, seconds: float | dt.timedelta) -> list[int]:
-        """Move the clock forward; returns the ids of the jobs that became due."""
+        """Move the clock forward by ``seconds`` (ValueError if negative).
+
+        Returns the ids, ascending, of the pending jobs this move made due: those whose
+        run time (a delay, ``run_at``, a retry backoff) was still ahead and now is not.
+        Jobs already due before the call, jobs still not due after it, and active or
+        finished jobs are not listed (they moved all the same); ``advance(0)`` returns
+        ``[]``. The workers of the listed jobs' queues are woken.
+        """
         return drivers.run_sync_at(self.queue.database_url, self._advance(seconds), autocommit=True)
 
     async def advance_async(self, seconds: float | dt.timedelta) -> list[int]:

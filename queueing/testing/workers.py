@@ -101,9 +101,21 @@ class QueueWorker:
     def drain(self, **options: Any) -> Drained:
         """Run a worker until no job is due now and none is running; what it ran.
 
-        Jobs scheduled later (a delay, a retry backoff) are not waited for: move the
-        clock (``queue_clock.advance``) and drain again. From an async test, use
-        ``await drain_async()``.
+        ``options`` are ``Worker``'s, over this object's defaults and
+        ``TEST_WORKER_DEFAULTS`` (no pruning, a 5 s shutdown grace). ``concurrency=N``
+        (default 10, as ``Worker``): at most N handlers run at once, and each claim takes
+        at most as many due jobs as slots are free, highest priority first, then oldest.
+        With ``concurrency=1`` jobs run one at a time in that order.
+
+        Jobs that fall due while it drains run in the same drain: a retry without a
+        backoff, a job a handler enqueued. Jobs scheduled later (a delay, a retry
+        backoff) are not waited for: move the clock (``queue_clock.advance``) and drain
+        again. An empty queue returns at once with no runs.
+
+        Returns a ``Drained``: one ``Run`` per attempt this drain finished, in the order
+        their outcomes were written (with ``concurrency`` above 1, the order they ended,
+        not the order they started), and the worker's ``WorkerStats`` as ``stats``.
+        From an async test, use ``await drain_async()``.
         """
         try:
             asyncio.get_running_loop()
@@ -202,7 +214,17 @@ class BackgroundWorker:
         return self.worker.worker_id
 
     def ran(self) -> Drained:
-        """What this worker has run so far (complete once the ``with`` block exited)."""
+        """What this worker has run so far, read from the attempt history: a ``Drained``
+        with one ``Run`` per attempt recorded under this worker's registration id(s),
+        in the order they were recorded.
+
+        An attempt is there once its outcome is written, a moment after its handler
+        returned (outcomes are written in batches): wait for the job (``wait_for``)
+        before asserting on its run. Once the ``with`` block has exited every outcome
+        is written (jobs still running at the stop show as ``interrupted``) and the
+        list is complete. ``stats`` is None while the worker runs, its ``WorkerStats``
+        once it stopped.
+        """
         runs = drivers.run_sync_at(self.queue.database_url, _runs(self.worker), autocommit=True)
         return Drained(runs, self.stats)
 

@@ -51,7 +51,8 @@ def run_worker(
     """Run until SIGTERM or SIGINT: the first stops gracefully, a second skips the grace period.
 
     ``prune_interval`` ``None`` (or 0): this worker never prunes; ``retention``: the
-    policy it prunes with (default: ``Retention()``).
+    policy it prunes with, given explicitly (it wins); by default the one the Queue
+    declares (``Queue(retention=...)``, itself ``Retention()`` by default).
     """
     try:
         worker = Worker(
@@ -63,7 +64,9 @@ def run_worker(
             heartbeat_interval=heartbeat_interval,
             stall_timeout=stall_timeout,
             rescue_interval=rescue_interval,
-            retention=(retention or Retention()) if prune_interval else None,
+            retention=(queue.retention if retention is None else retention)
+            if prune_interval
+            else None,
             prune_interval=prune_interval or 60.0,
         )
     except ValueError as exc:

@@ -5,21 +5,32 @@ own, started for that attempt. Not a fixed pool: Python cannot stop a thread, so
 function that overruns its ``timeout=`` keeps its thread until it returns, and with a pool
 of ``concurrency`` threads every later plain-function job waited for a thread until its
 own timeout fired, failing without ever running. A thread per attempt costs ~0.1 ms.
+
+What a handler returns is stored as its job's result, JSON in a jsonb column; see
+``result_json`` for what may be returned and what is refused (``InvalidResult``).
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
+import datetime as dt
+import decimal
+import enum
+import json
 import threading
 import time
-from collections.abc import Awaitable, Callable
+import uuid
+from collections.abc import Awaitable, Callable, Mapping
 from typing import Any
 
 import pydantic_core
+from pydantic import BaseModel
 
+from queueing import limits
 from queueing.context import JobContext
-from queueing.errors import UnknownTask
+from queueing.errors import InvalidPayload, InvalidResult, UnknownTask
 from queueing.tasks import Task
 from queueing.worker.outcome import Cancelled, Claimed, Outcome, OutcomeKind, error_json
 
@@ -42,7 +53,6 @@ async def execute(
         if task.context_param:
             kwargs[task.context_param] = ctx
         result = await _call(task, kwargs, job.id)
-        result_json = pydantic_core.to_json(result).decode()
     except asyncio.CancelledError:
         reason = stop_reason()
         if reason is None:
@@ -50,8 +60,117 @@ async def execute(
         return _stopped(job, reason, time.perf_counter() - started)
     except Exception as exc:
         return _failed(job, task, exc, time.perf_counter() - started)
+    try:
+        stored = result_json(result, task_name=job.task_name)
+    except InvalidResult as exc:
+        # Failed, whatever the task's retry policy: the work is done (its side effects
+        # happened) and the same code would return the same value again.
+        return Outcome(
+            job,
+            OutcomeKind.FAILED,
+            error_json=error_json(exc),
+            error_type=type(exc).__qualname__,
+            duration=time.perf_counter() - started,
+        )
     return Outcome(
-        job, OutcomeKind.SUCCEEDED, result_json=result_json, duration=time.perf_counter() - started
+        job, OutcomeKind.SUCCEEDED, result_json=stored, duration=time.perf_counter() - started
+    )
+
+
+#: A result's size limit, as JSON in UTF-8 bytes: a job's arguments' (256 KB). A result
+#: lives in the job's row and comes with every read of it (``get_job``, ``list_jobs``,
+#: ``jobs show``); a large output belongs in the application's storage, and its
+#: reference in the result.
+MAX_RESULT_BYTES = limits.MAX_PAYLOAD_BYTES
+
+#: Stored as the ISO 8601 string pydantic writes (``2024-05-01T12:00:00Z``, ``PT1H30M``),
+#: or as text (UUID; Decimal exactly as written, ``"1.10"``).
+_AS_TEXT = (dt.datetime, dt.date, dt.time, dt.timedelta, uuid.UUID, decimal.Decimal)
+
+_SUPPORTED = (
+    "JSON values, datetime/date/time/timedelta, UUID, Decimal, Enum, "
+    "tuple/set/frozenset, pydantic models and dataclasses are stored"
+)
+
+
+def result_json(value: Any, *, task_name: str) -> str:
+    """The JSON text a handler's return value is stored as; InvalidResult if it has none.
+
+    Stored as they are: ``None``, ``bool``, ``int``, finite ``float``, ``str``, lists, and
+    dicts (any Mapping) with ``str`` keys. Converted on purpose:
+
+    - ``datetime``, ``date``, ``time`` -> ISO 8601 string (UTC as ``Z``), ``timedelta`` ->
+      ISO 8601 duration (``"PT1H30M"``);
+    - ``uuid.UUID`` -> its string; ``decimal.Decimal`` -> its exact string (``"1.10"``);
+    - an ``enum.Enum`` member -> its value (converted in turn);
+    - ``tuple`` -> list; ``set`` and ``frozenset`` -> list, in iteration order (sort
+      it yourself if the order matters);
+    - a pydantic model -> ``model_dump(mode="json")`` (its own serializers apply);
+      a dataclass instance -> an object of its fields (converted in turn).
+
+    Refused with InvalidResult: anything else (bytes, paths, arbitrary objects...),
+    NaN and Infinity, keys that are not strings (JSON would turn ``{1: x}`` into
+    ``{"1": x}``), strings holding NUL or lone surrogates (jsonb and UTF-8 cannot hold
+    them), nesting deeper than ``limits.MAX_NESTING``, and over ``MAX_RESULT_BYTES``.
+    A value of a refused type anywhere inside the result refuses the whole result.
+    """
+    try:
+        plain = _plain(value, (), 1)
+        limits.check_json("result", plain, MAX_RESULT_BYTES)
+        return json.dumps(plain, ensure_ascii=False, allow_nan=False)
+    except (_NoJSON, InvalidPayload) as exc:  # both name the problem, never the value
+        raise InvalidResult(f"task {task_name!r} returned an unstorable {exc}") from None
+    except Exception as exc:  # a model's own serializer failed
+        raise InvalidResult(
+            f"task {task_name!r} returned an unstorable result: converting it raised "
+            f"{type(exc).__name__}: {exc}"
+        ) from exc
+
+
+class _NoJSON(Exception):
+    """A value of a type ``result_json`` refuses; the message says where and which."""
+
+
+def _plain(value: Any, path: tuple[str | int, ...], depth: int) -> Any:
+    """``value`` as plain JSON values (see ``result_json``). Recursion is bounded: past
+    ``MAX_NESTING`` levels (or a self-referential value) it stops."""
+    if depth > limits.MAX_NESTING:
+        raise InvalidPayload(
+            f"result: nested deeper than {limits.MAX_NESTING} levels (or self-referential)"
+        )
+    if isinstance(value, enum.Enum):
+        return _plain(value.value, path, depth)
+    if value is None or isinstance(value, str | int | float):  # bool is an int
+        return value
+    if isinstance(value, Mapping):
+        plain: dict[str, Any] = {}
+        for key, child in value.items():
+            if not isinstance(key, str):
+                raise _NoJSON(
+                    f"{_where(path)} has a key of type {type(key).__name__}: "
+                    "JSON object keys are strings"
+                )
+            plain[key] = _plain(child, (*path, key), depth + 1)
+        return plain
+    if isinstance(value, list | tuple | set | frozenset):
+        return [_plain(child, (*path, i), depth + 1) for i, child in enumerate(value)]
+    if isinstance(value, _AS_TEXT):
+        return pydantic_core.to_jsonable_python(value)
+    if isinstance(value, BaseModel):
+        return _plain(value.model_dump(mode="json"), path, depth)
+    if dataclasses.is_dataclass(value) and not isinstance(value, type):
+        return {
+            f.name: _plain(getattr(value, f.name), (*path, f.name), depth + 1)
+            for f in dataclasses.fields(value)
+        }
+    raise _NoJSON(f"{_where(path)} is of type {type(value).__qualname__}; {_SUPPORTED}")
+
+
+def _where(path: tuple[str | int, ...]) -> str:
+    """``result: result['items'][2]``: where in the result a refused value is (keys cut
+    at 40 characters; the message is stored with the job, as the result would have been)."""
+    return "result: result" + "".join(
+        f"[{part}]" if isinstance(part, int) else f"[{part[:40]!r}]" for part in path
     )
 
 
