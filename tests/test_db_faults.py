@@ -115,8 +115,24 @@ async def nap(seconds: float) -> str:
 
 @app.task(name="nul", retry=1)
 async def nul() -> str:
-    """A result the database cannot store: jsonb refuses ``\\u0000``."""
-    return "before\x00after"
+    """A result the database refuses (the test's trigger, ``REFUSE_RESULT``). The worker
+    refuses unstorable results itself now (``InvalidResult``), so the database's refusal
+    of a result it was sent is made by a trigger."""
+    return "refuse me"
+
+
+#: A data error (22023) for the result "refuse me", as jsonb raises for ``\\u0000``.
+REFUSE_RESULT = """
+CREATE FUNCTION test_refuse_result() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    IF NEW.result = '"refuse me"'::jsonb THEN
+        RAISE EXCEPTION 'refused' USING ERRCODE = '22023';
+    END IF;
+    RETURN NEW;
+END $$;
+CREATE TRIGGER test_refuse_result BEFORE UPDATE ON procrastinate_jobs
+    FOR EACH ROW EXECUTE FUNCTION test_refuse_result();
+"""
 
 
 # --- helpers -----------------------------------------------------------------------
@@ -631,12 +647,15 @@ def test_sixteen_jobs_reporting_and_enqueueing_through_small_pools_do_not_deadlo
 def test_an_outcome_the_database_refuses_does_not_wedge_the_others(
     queueing_database_url: str, faults_app: Queue
 ) -> None:
-    """A job whose result jsonb cannot store (``\\u0000``) finishes in the same batch as
-    others: it ends failed with an OutcomeRejected error, every other job completes,
+    """A job whose result the database refuses (a data error) finishes in the same batch
+    as others: it ends failed with an OutcomeRejected error, every other job completes,
     later jobs too, and the worker stops cleanly (nothing left unwritten)."""
     queue = faults_app
     url = queueing_database_url
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute(REFUSE_RESULT)
     with contextlib.ExitStack() as stack:
+        stack.callback(_drop_refusal, url)
         fleet = Fleet(stack, url, ("--app", APP, "--concurrency", "20"))
         first = queue.enqueue_many(
             [*(JobRequest("noop") for _ in range(10)), JobRequest("nul")]
@@ -656,6 +675,11 @@ def test_an_outcome_the_database_refuses_does_not_wedge_the_others(
     assert fleet.count("worker.finish_rejected") == 1
     assert fleet.count("worker.side_task_failed") == 0
     assert all(QUEUE_STATUS[state] == status for _, status, state, _ in _status_rows(url))
+
+
+def _drop_refusal(url: str) -> None:
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("DROP FUNCTION test_refuse_result() CASCADE")
 
 
 # --- 5. a worker stopped while the database is away ----------------------------------

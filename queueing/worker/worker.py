@@ -11,6 +11,7 @@ import contextlib
 import logging
 from collections.abc import Sequence
 from dataclasses import dataclass, field
+from types import EllipsisType
 
 import psycopg
 
@@ -77,7 +78,8 @@ class Worker:
     It heartbeats every ``heartbeat_interval`` seconds. Every ``rescue_interval``
     seconds it gives back the active jobs of workers silent for ``stall_timeout``
     seconds (one worker at a time does a round). Every ``prune_interval`` seconds it
-    applies ``retention`` (``None``: this worker never prunes). Raises ValueError for
+    applies ``retention`` (default: the Queue's, ``Queue(retention=...)``; ``None``: this
+    worker never prunes). Raises ValueError for
     settings that cannot work (see ``WorkerSettings``).
     """
 
@@ -92,14 +94,15 @@ class Worker:
         heartbeat_interval: float = 5.0,
         stall_timeout: float = 30.0,
         rescue_interval: float = 10.0,
-        retention: Retention | None = Retention(),  # frozen: one shared default is safe
+        retention: Retention | EllipsisType | None = ...,
         prune_interval: float = 60.0,
         batch_size: int = 100,
     ) -> None:
         self.queue = queue
+        kept = queue.retention if retention is ... else retention
         self.settings = WorkerSettings(
             concurrency, queues, poll_interval, shutdown_timeout, heartbeat_interval,
-            stall_timeout, rescue_interval, retention, prune_interval, batch_size,
+            stall_timeout, rescue_interval, kept, prune_interval, batch_size,
         )  # fmt: skip
         self.stats = WorkerStats()
         self.started = asyncio.Event()
