@@ -153,13 +153,13 @@ class WorkerProcess:
             f"it logged: {self.lines[-20:]}"
         )
 
-    def wait_for_log(self, event: str, timeout: float = 20.0) -> Line:
+    def wait_for_log(self, event: str, timeout: float = 60.0) -> Line:
         """The first line it logged for ``event``, once there is one."""
         return self._wait_for_line(
             event, lambda line: True, f"worker did not log {event!r}", timeout
         )
 
-    def wait_for_job_log(self, event: str, job_id: int, timeout: float = 20.0) -> Line:
+    def wait_for_job_log(self, event: str, job_id: int, timeout: float = 60.0) -> Line:
         """The first line it logged for ``event`` about ``job_id``, once there is one."""
         return self._wait_for_line(
             event,
@@ -196,12 +196,12 @@ class WorkerProcess:
         assert not self._reader.is_alive(), "the worker's stderr is still open"
         return code
 
-    def wait_stopped(self, timeout: float = 20.0) -> int:
+    def wait_stopped(self, timeout: float = 60.0) -> int:
         """Wait for its ``worker.stopped`` line, then for it to exit: the exit code."""
         self.wait_for_log("worker.stopped", timeout)
         return self.wait(timeout)
 
-    def stop(self, signum: signal.Signals = signal.SIGTERM, timeout: float = 20.0) -> int:
+    def stop(self, signum: signal.Signals = signal.SIGTERM, timeout: float = 60.0) -> int:
         """Signal it, read its log up to ``worker.stopped``: the exit code."""
         self.send_signal(signum)
         return self.wait_stopped(timeout)
@@ -268,7 +268,7 @@ class Fleet:
     def count(self, event: str) -> int:
         return sum(w.count(event) for w in self.workers)
 
-    def stop(self, timeout: float = 20.0) -> list[int]:
+    def stop(self, timeout: float = 60.0) -> list[int]:
         """SIGTERM every worker at once (one signal each: a second one forces); their
         exit codes."""
         for w in self.workers:
