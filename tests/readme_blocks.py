@@ -167,7 +167,8 @@ class Session:
                 lines.put(raw)
             lines.put(None)
 
-        threading.Thread(target=read, daemon=True).start()
+        reader = threading.Thread(target=read, daemon=True)
+        reader.start()
         log: list[str] = []
         deadline = time.monotonic() + TIMEOUT
         ended = 0
@@ -184,6 +185,8 @@ class Session:
             if proc.poll() is None and ended < jobs:
                 proc.kill()
             proc.wait(TIMEOUT)
+            reader.join(TIMEOUT)
+            proc.stderr.close()  # type: ignore[union-attr]  # (a pipe: never None)
         return [shown(("worker", *args)), *tidy("".join(log))]
 
 
@@ -296,7 +299,7 @@ def render(text: str, blocks: dict[str, str]) -> str:
     unknown, missing = set(names) - set(blocks), set(blocks) - set(names)
     if unknown or missing or len(names) != len(set(names)):
         raise SystemExit(
-            f"README.md's generated blocks do not match scripts/readme_gen.py: unknown "
+            f"README.md's generated blocks do not match tests/readme_blocks.py: unknown "
             f"{sorted(unknown)}, missing {sorted(missing)}, in the README {names}"
         )
     return BLOCK.sub(lambda m: m["begin"] + blocks[m["name"]] + m["end"], text)
