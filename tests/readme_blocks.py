@@ -231,7 +231,11 @@ def error_table() -> str:
     for cls in classes:
         meaning = " ".join(inspect.getdoc(cls).split())  # type: ignore[union-attr]
         meaning = re.sub(r"\s*\(HTTP \d+\)", "", meaning).replace("``", "`").replace("|", "\\|")
-        builtin = [b.__name__ for b in cls.__bases__ if not issubclass(b, errors.QueueingError)]
+        builtin = [
+            b.__name__
+            for b in cls.__bases__
+            if not issubclass(b, errors.QueueingError) and b is not Exception
+        ]
         also = "".join(f" Also a `{name}`." for name in builtin if name not in meaning)
         rows.append(f"| `{cls.__name__}` | {cls.http_status} | {meaning}{also} |")
     return "\n".join(rows) + "\n"
