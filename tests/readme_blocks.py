@@ -7,7 +7,7 @@ compares. A generated block sits between two HTML comments, invisible once rende
     ...
     <!-- end generated: NAME -->
 
-Each block is made by one function of ``BLOCKS``: the code of a file the README shows
+Each block is made by ``generate()``: the code of a file the README shows
 (so the code shown is the code run), the error table read from ``queueing/errors.py``,
 or a console session: the real ``queueing`` CLI in a real process, on a throwaway
 database of its own (created and dropped with ``queueing.testing.databases``), running
@@ -15,8 +15,8 @@ database of its own (created and dropped with ``queueing.testing.databases``), r
 
 What changes from run to run (timestamps, durations, the elapsed time of a progress bar)
 is masked before comparing, so the check is not flaky while the README shows the real
-values of its last generation. The worker's log lines are compared as a set: two jobs
-run at once and interleave their lines differently each time.
+values of its last generation. The worker's log lines are compared in any order: two
+jobs run at once and interleave their lines differently each time.
 """
 
 from __future__ import annotations
@@ -36,7 +36,6 @@ import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
@@ -46,6 +45,7 @@ from psycopg import sql as pgsql
 
 from queueing import errors, sql
 from queueing.testing import databases
+from tests.helpers import unique_name
 
 ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
@@ -80,17 +80,11 @@ COMPARED_EVENTS = {"worker.started", "worker.signal", "worker.stopped"}
 # --- the throwaway database -----------------------------------------------------------
 
 
-def unique_database_name(prefix: str) -> str:
-    """Unique across pytest-xdist workers, processes and calls (all share one server)."""
-    worker = os.environ.get("PYTEST_XDIST_WORKER", "main")
-    return f"{prefix}_{worker}_{os.getpid()}_{uuid.uuid4().hex[:8]}"
-
-
 @contextlib.contextmanager
 def throwaway_database(*, migrated: bool = True) -> Iterator[str]:
     """A fresh database (migrated, or with no schema at all); its URL. Dropped after."""
     admin = databases.server_url()
-    name = unique_database_name("queueing_readme")
+    name = unique_name(f"queueing_readme_{os.getpid()}")  # with the xdist worker id
     if migrated:
         url = databases.create_database(admin, name)
     else:
@@ -151,8 +145,8 @@ class Session:
 
     def worker(self, *args: str, jobs: int) -> list[str]:
         """Run ``queueing worker ARGS`` until ``jobs`` jobs ended, then SIGTERM it; the
-        command and its log. Each line is read as it comes (a thread per pipe), with a
-        deadline: nothing polls or sleeps."""
+        command and its log. A thread reads each line as it comes and the loop waits on
+        them with a deadline: nothing polls or sleeps."""
         proc = subprocess.Popen(
             [sys.executable, "-m", "queueing", "worker", *args],
             cwd=ROOT,
@@ -161,11 +155,12 @@ class Session:
             stderr=subprocess.PIPE,
             text=True,
         )
+        stderr = proc.stderr
+        assert stderr is not None  # (a pipe)
         lines: queues.Queue[str | None] = queues.Queue()
 
         def read() -> None:
-            assert proc.stderr is not None
-            for raw in proc.stderr:
+            for raw in stderr:
                 lines.put(raw)
             lines.put(None)
 
@@ -188,7 +183,7 @@ class Session:
                 proc.kill()
             proc.wait(TIMEOUT)
             reader.join(TIMEOUT)
-            proc.stderr.close()  # type: ignore[union-attr]  # (a pipe: never None)
+            stderr.close()
         return [shown(("worker", *args)), *tidy("".join(log))]
 
 
@@ -231,7 +226,7 @@ def error_table() -> str:
     classes.sort(key=lambda cls: (cls is not errors.QueueingError, cls.http_status, cls.__name__))
     rows = ["| error | `http_status` | meaning |", "| --- | ---: | --- |"]
     for cls in classes:
-        meaning = " ".join(inspect.getdoc(cls).split())  # type: ignore[union-attr]
+        meaning = " ".join((inspect.getdoc(cls) or "").split())
         meaning = re.sub(r"\s*\(HTTP \d+\)", "", meaning).replace("``", "`").replace("|", "\\|")
         builtin = [
             b.__name__

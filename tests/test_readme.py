@@ -8,7 +8,9 @@ naming that command, when one differs beyond the values that change from run to 
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
+import json
 import os
 import re
 import subprocess
@@ -17,12 +19,13 @@ import types
 from collections.abc import Iterator
 from dataclasses import dataclass
 from pathlib import Path
+from typing import Any
 
 import psycopg
 import pytest
 
 import examples.readme_app
-from queueing import Queue
+from queueing import JobNotFound, Queue
 from tests import readme_blocks
 from tests.helpers import pointed_at, worker_process
 
@@ -136,6 +139,17 @@ def test_a_python_block_runs(block: Block, readme_database: str) -> None:
         for value in list(vars(module).values()):
             if isinstance(value, Queue):
                 value.close()
+
+
+def test_the_readmes_exception_handler_answers_with_the_errors_http_status() -> None:
+    (block,) = [b for b in PYTHON if "exception_handler" in b.code]
+    namespace: dict[str, Any] = {}
+    exec(compile(block.code, f"README.md:{block.line}", "exec"), namespace)
+    answer = asyncio.run(namespace["queueing_error"](None, JobNotFound(7)))
+    assert (answer.status_code, json.loads(answer.body)) == (
+        404,
+        {"error": "JobNotFound", "detail": "job 7 not found"},
+    )
 
 
 def test_few_python_blocks_are_skipped_and_each_says_why() -> None:
