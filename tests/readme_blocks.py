@@ -133,6 +133,7 @@ class Session:
             [sys.executable, "-m", "queueing", *args],
             cwd=ROOT,
             env=cli_env(self.url),
+            stdin=subprocess.DEVNULL,
             capture_output=True,
             text=True,
             timeout=TIMEOUT,
@@ -151,6 +152,7 @@ class Session:
             [sys.executable, "-m", "queueing", "worker", *args],
             cwd=ROOT,
             env=cli_env(self.url),
+            stdin=subprocess.DEVNULL,
             stdout=subprocess.DEVNULL,
             stderr=subprocess.PIPE,
             text=True,
@@ -266,6 +268,7 @@ def cli_session(s: Session) -> dict[str, str]:
         ("enqueue", "send_email", "--args", '{"to": '),
         ("enqueue", "generate_report", "--app", APP, "--args", '{"report": {"pages": "many"}}'),
     )
+    # jobs=: how many jobs the commands above enqueued (the worker is stopped once they end).
     worker = fenced("console", s.worker("--app", APP, "--concurrency", "4", jobs=2))
     inspect_ = s.console(
         ("jobs", "watch", "1"),
