@@ -103,19 +103,24 @@ def status() -> EmbeddedServer:
     """
     pgdata = data_dir()
     initialized = (pgdata / "PG_VERSION").is_file()
-    lines = _postmaster_lines(pgdata)
-    if len(lines) < 5 or not lines[0].strip().isdigit() or not _alive(int(lines[0])):
-        return EmbeddedServer(data_dir=pgdata, initialized=initialized, running=False)
     # postmaster.pid: pid, data directory, start time, port, first socket directory, ...
-    pid, port, socket_dir = int(lines[0]), int(lines[3]), Path(lines[4].strip())
+    # (a server still starting up may not have written all of them yet).
+    lines = [line.strip() for line in _postmaster_lines(pgdata)] + [""] * 5
+    if not lines[0].isdigit() or not _alive(int(lines[0])):
+        return EmbeddedServer(data_dir=pgdata, initialized=initialized, running=False)
+    port = int(lines[3]) if lines[3].isdigit() else None
+    socket_dir = Path(lines[4]) if lines[4] else None
+    url = None
+    if port is not None and socket_dir is not None:
+        url = f"postgresql://postgres@/{DATABASE}?host={socket_dir}&port={port}"
     return EmbeddedServer(
         data_dir=pgdata,
         initialized=initialized,
         running=True,
-        pid=pid,
+        pid=int(lines[0]),
         port=port,
         socket_dir=socket_dir,
-        url=f"postgresql://postgres@/{DATABASE}?host={socket_dir}&port={port}",
+        url=url,
     )
 
 
