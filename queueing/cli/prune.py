@@ -8,9 +8,10 @@ import typer
 
 from queueing.cli.options import DatabaseUrl
 from queueing.cli.render import console
-from queueing.queue import Queue, check_queue_name
-from queueing.retention import DAY, KEEP
-from queueing.retention import prune as prune_jobs
+
+#: ``queueing.retention.DAY``, repeated here because importing queueing.retention (psycopg,
+#: procrastinate) would cost every command's start-up for the sake of two help defaults.
+DAY = 24 * 3600.0
 
 
 def prune(
@@ -55,6 +56,10 @@ def prune(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Delete finished jobs past their keep (pending and active jobs are never touched)."""
+    from queueing.queue import Queue, check_queue_name
+    from queueing.retention import KEEP
+    from queueing.retention import prune as prune_jobs
+
     if queue is not None:
         queue = check_queue_name(queue)
     if app_path:
@@ -73,4 +78,4 @@ def prune(
     )
     deleted = prune_jobs(q.database_url, retention, queue=queue)
     where = f" from queue {queue!r}" if queue else ""
-    console.print(f"deleted {deleted} finished job{'' if deleted == 1 else 's'}{where}")
+    console().print(f"deleted {deleted} finished job{'' if deleted == 1 else 's'}{where}")

@@ -2,19 +2,35 @@
 
 from __future__ import annotations
 
+import functools
 import json
 from collections.abc import Iterable
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
-from rich.console import Console
-from rich.table import Table
+if TYPE_CHECKING:  # rich and the models are imported when something is printed
+    from rich.console import Console
+    from rich.table import Table
 
-from queueing.models import Attempt, Job, QueueCount
+    from queueing.models import Attempt, Job, QueueCount
 
-# Piped output keeps full lines (rich would wrap at 80 columns).
-console = Console(highlight=False, soft_wrap=True)
-if not console.is_terminal:
-    console = Console(highlight=False, soft_wrap=True, width=200)
+
+@functools.cache
+def console() -> Console:
+    """The console every command prints through, made on first use (importing rich costs
+    tens of milliseconds that ``--json`` output does not need)."""
+    from rich.console import Console
+
+    made = Console(highlight=False, soft_wrap=True)
+    if not made.is_terminal:  # piped output keeps full lines (rich would wrap at 80 columns)
+        made = Console(highlight=False, soft_wrap=True, width=200)
+    return made
+
+
+def _table(**options: Any) -> Table:
+    from rich.table import Table
+
+    return Table(box=None, pad_edge=False, **options)
+
 
 _STYLE = {
     "pending": "yellow",
@@ -42,7 +58,7 @@ def _when(value: Any) -> str:
 
 
 def jobs_table(jobs: Iterable[Job]) -> None:
-    table = Table(box=None, pad_edge=False)
+    table = _table()
     for column in (
         "id",
         "task",
@@ -67,7 +83,7 @@ def jobs_table(jobs: Iterable[Job]) -> None:
             job.user_id or "-",
             _when(job.created_at),
         )
-    console.print(table)
+    console().print(table)
 
 
 def job_details(job: Job) -> None:
@@ -75,18 +91,18 @@ def job_details(job: Job) -> None:
     width = max(len(k) for k in data)
     for key, value in data.items():
         if key == "error" and value:
-            console.print(f"{key:<{width}}  {value['type']}: {value['message']}")
+            console().print(f"{key:<{width}}  {value['type']}: {value['message']}")
             continue
         if key == "status":
             value = f"[{_STYLE[job.status]}]{value}[/]"
         elif isinstance(value, dict | list):
             value = json.dumps(value, ensure_ascii=False)
-        console.print(f"{key:<{width}}  {'-' if value is None else value}")
+        console().print(f"{key:<{width}}  {'-' if value is None else value}")
 
 
 def job_line(job: Job) -> None:
     note = {True: " (created)", False: " (existing job with this dedupe key)", None: ""}
-    console.print(
+    console().print(
         f"job {job.id} {job.task_name} on {job.queue}: "
         f"[{_STYLE[job.status]}]{job.status}[/]{note[job.created]}"
     )
@@ -95,9 +111,9 @@ def job_line(job: Job) -> None:
 def attempts_table(history: Iterable[Attempt]) -> None:
     rows = list(history)
     if not rows:
-        console.print("history           -")
+        console().print("history           -")
         return
-    table = Table(title="history", title_justify="left", box=None, pad_edge=False)
+    table = _table(title="history", title_justify="left")
     for column in ("run", "attempt", "worker", "started", "finished", "outcome", "error"):
         table.add_column(column)
     for a in rows:
@@ -110,13 +126,13 @@ def attempts_table(history: Iterable[Attempt]) -> None:
             a.outcome,
             f"{a.error.type}: {a.error.message}" if a.error else "-",
         )
-    console.print(table)
+    console().print(table)
 
 
 def stats_table(counts: Iterable[QueueCount]) -> None:
-    table = Table(box=None, pad_edge=False)
+    table = _table()
     for column in ("queue", "status", "count"):
         table.add_column(column, justify="right" if column == "count" else "left")
     for c in counts:
         table.add_row(c.queue, f"[{_STYLE[c.status]}]{c.status}[/]", str(c.count))
-    console.print(table)
+    console().print(table)

@@ -8,7 +8,6 @@ import typer
 
 from queueing import logs
 from queueing.cli.options import DatabaseUrl
-from queueing.worker.daemon import load_queue, run_worker
 
 
 def _seconds(help: str, *, minimum: float = 0.01) -> Any:
@@ -44,6 +43,8 @@ def worker(
     database_url: DatabaseUrl = None,
 ) -> None:
     """Run jobs until SIGTERM/SIGINT; then stop claiming, let running jobs finish, exit 0."""
+    from queueing.worker.daemon import load_queue, run_worker
+
     logs.configure(log_level)
     q = load_queue(app)
     if database_url:
