@@ -23,8 +23,6 @@ from collections.abc import Collection, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from procrastinate.schema import SchemaManager
-
 from queueing import models, sql
 from queueing.errors import (
     InvalidTransition,
@@ -329,6 +327,8 @@ def migrate() -> Op[list[int]]:
     Idempotent, and safe to run from several processes at once (advisory lock).
     Returns the versions applied by this call.
     """
+    from procrastinate.schema import SchemaManager  # only migrating needs it
+
     yield Query("lock_migrations")
     state = (yield Query("schema_state"))[0]
     if not state["has_procrastinate"]:

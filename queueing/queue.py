@@ -10,13 +10,13 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import datetime as dt
+import functools
 import re
 import threading
 from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
-from typing import Any, TypedDict, TypeVar, Unpack, overload
+from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack, overload
 
-import procrastinate
 import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from pydantic import BaseModel
@@ -39,6 +39,9 @@ from queueing.ops import JobFilter, NewJob, Op
 from queueing.retention import Retention, RetentionPolicy
 from queueing.retry import DEFAULT_RETRY, RetryPolicy
 from queueing.tasks import Task, build_task
+
+if TYPE_CHECKING:  # annotations only: see Queue.blueprint
+    import procrastinate
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -119,12 +122,20 @@ class Queue:
         # Threads making their first call at once must share one pool, not open one each.
         self._pool_lock = threading.Lock()
         self._schema_checked = False
-        #: procrastinate's task registry; add it to a procrastinate App to interoperate.
-        self.blueprint = procrastinate.Blueprint()
         self.tasks: dict[str, Task] = {}
         self.aio = AsyncQueue(self)
 
     # --- configuration --------------------------------------------------------
+
+    @functools.cached_property
+    def blueprint(self) -> procrastinate.Blueprint:
+        """procrastinate's task registry; add it to a procrastinate App to interoperate.
+
+        Made on first use (the first task declared): a process that only reads jobs, like
+        ``queueing jobs show``, never imports procrastinate (CLI start-up time)."""
+        import procrastinate
+
+        return procrastinate.Blueprint()
 
     @property
     def database_url(self) -> str:

@@ -5,14 +5,16 @@ from __future__ import annotations
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
-from typing import Any, get_type_hints
+from typing import TYPE_CHECKING, Any, get_type_hints
 
-import procrastinate
 import pydantic
 from pydantic import BaseModel, ConfigDict
 
 from queueing.context import JobContext
 from queueing.errors import InvalidPayload
+
+if TYPE_CHECKING:  # annotations only: procrastinate is imported when a task is declared
+    import procrastinate
 from queueing.models import JSON
 from queueing.retry import RetryPolicy
 
