@@ -47,11 +47,14 @@ def run_worker(
     rescue_interval: float = 10.0,
     prune_interval: float | None = 60.0,
     retention: Retention | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str = "0.0.0.0",
 ) -> None:
     """Run until SIGTERM or SIGINT: the first stops gracefully, a second skips the grace period.
 
     ``prune_interval`` ``None`` (or 0): this worker never prunes; ``retention``: the
-    policy it prunes with (default: ``Retention()``).
+    policy it prunes with (default: ``Retention()``). ``metrics_port``: serve the
+    worker's metrics and probes there (see ``Worker``).
     """
     try:
         worker = Worker(
@@ -65,6 +68,8 @@ def run_worker(
             rescue_interval=rescue_interval,
             retention=(retention or Retention()) if prune_interval else None,
             prune_interval=prune_interval or 60.0,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
         )
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from exc
