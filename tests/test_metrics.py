@@ -8,17 +8,32 @@ counted) or on a probe's answer, each with a deadline.
 
 from __future__ import annotations
 
+import contextlib
+import os
+import signal
+import subprocess
+import sys
 import urllib.error
 import urllib.request
 from collections.abc import Iterator
 
+import psycopg
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from queueing import Queue
+from queueing.metrics import QueueMetrics
+from queueing.models import JobStatus
 from queueing.queue import JobRequest
 from tests.apps import observed_app
-from tests.helpers import WorkerProcess, pointed_at, wait_all, worker_process
+from tests.helpers import (
+    NO_DATABASE_ENV,
+    ROOT,
+    WorkerProcess,
+    pointed_at,
+    wait_all,
+    worker_process,
+)
 
 APP = "tests.apps.observed_app:queue"
 
@@ -107,3 +122,87 @@ def test_worker_counters_and_histograms_equal_the_outcomes(observed: Queue) -> N
     # No job, tenant or user id among the labels.
     labels = {k for (_, pairs) in samples for k, _ in pairs}
     assert labels <= {"queue", "task", "status", "le"}, labels
+
+
+# --- queue-level gauges: `queueing metrics serve` -------------------------------------
+
+
+@contextlib.contextmanager
+def metrics_server(database_url: str, *args: str) -> Iterator[tuple[str, WorkerProcess]]:
+    """``queueing metrics serve --port 0 ARGS`` in a real process: its base URL (from its
+    ``metrics.serving`` line) and the process, whose JSON log lines can be awaited."""
+    env = {k: v for k, v in os.environ.items() if k not in NO_DATABASE_ENV}
+    env["PYTHONPATH"] = str(ROOT)
+    proc = subprocess.Popen(
+        [sys.executable, "-m", "queueing", "metrics", "serve", "--port", "0",
+         "--database-url", database_url, *args],
+        cwd=ROOT, env=env, stdout=subprocess.DEVNULL, stderr=subprocess.PIPE, text=True,
+    )  # fmt: skip
+    server = WorkerProcess(proc)
+    try:
+        port = server.wait_for_log("metrics.serving")["port"]
+        yield f"http://127.0.0.1:{port}", server
+    finally:
+        if proc.poll() is None:
+            proc.send_signal(signal.SIGTERM)
+        server.wait(20)
+        assert proc.stderr is not None
+        proc.stderr.close()
+
+
+def test_metrics_serve_gauges_equal_the_tables_counts(observed: Queue) -> None:
+    """Jobs in every status and two queues: queueing_jobs equals what the table holds,
+    zeros included, and the oldest pending age is that of the oldest due pending job."""
+    observed.enqueue_many(
+        [JobRequest("ok") for _ in range(4)]
+        + [JobRequest("ok", queue="emails") for _ in range(2)]
+        + [JobRequest("ok", queue="emails", delay=3600)]  # not due: not late
+    )
+    done = observed.enqueue_many([JobRequest("ok") for _ in range(3)])
+    with psycopg.connect(observed.database_url, autocommit=True) as conn:
+        # States and ages set in SQL, not waited for: two completed, one failed, one
+        # pending job of "default" created an hour ago, one of "emails" ten minutes ago.
+        ids = [j.id for j in done]
+        conn.execute(
+            "UPDATE procrastinate_jobs SET status = CASE WHEN id = %s THEN 'failed'"
+            " ELSE 'succeeded' END::procrastinate_job_status WHERE id = ANY(%s)",
+            [ids[0], ids],
+        )
+        conn.execute(
+            "UPDATE procrastinate_jobs SET created_at = now() - interval '1 hour'"
+            " WHERE id = (SELECT min(id) FROM procrastinate_jobs WHERE queue_name = 'default')"
+        )
+        conn.execute(
+            "UPDATE procrastinate_jobs SET created_at = now() - interval '10 minutes'"
+            " WHERE id = (SELECT min(id) FROM procrastinate_jobs WHERE queue_name = 'emails')"
+        )
+    expected = {(c.queue, str(c.status)): c.count for c in observed.stats()}
+    with metrics_server(observed.database_url, "--cache-seconds", "0") as (url, _):
+        samples = scrape(f"{url}/metrics")
+
+    for queue in ("default", "emails"):
+        for status in JobStatus:
+            got = value(samples, "queueing_jobs", queue=queue, status=status.value)
+            assert got == expected.get((queue, status.value), 0), (queue, status)
+    assert value(samples, "queueing_jobs", queue="default", status="pending") == 4
+    assert value(samples, "queueing_jobs", queue="default", status="completed") == 2
+    assert value(samples, "queueing_jobs", queue="emails", status="active") == 0
+    age = "queueing_oldest_pending_age_seconds"
+    assert 3600 <= value(samples, age, queue="default") < 3600 + 60
+    assert 600 <= value(samples, age, queue="emails") < 600 + 60
+    assert value(samples, "queueing_metrics_database_up") == 1
+
+
+def test_queue_metrics_query_once_per_cache_period(queue: Queue) -> None:
+    """Scrapes within the cache period cost one query; once it has passed, one more."""
+    clock = [1000.0]
+    collector = QueueMetrics(queue.database_url, cache_seconds=5.0, clock=lambda: clock[0])
+    try:
+        for _ in range(3):
+            list(collector.collect())
+        assert collector.queries == 1
+        clock[0] += 5.0
+        list(collector.collect())
+        assert collector.queries == 2
+    finally:
+        collector.close()

@@ -11,7 +11,7 @@ import psycopg
 import typer
 
 from queueing import limits
-from queueing.cli import db, jobs
+from queueing.cli import db, jobs, metrics
 from queueing.cli.options import App, DatabaseUrl, Json
 from queueing.cli.prune import prune
 from queueing.cli.render import job_json, job_line, print_json, stats_table
@@ -30,6 +30,7 @@ app = typer.Typer(
 )
 app.add_typer(db.app, name="db")
 app.add_typer(jobs.app, name="jobs")
+app.add_typer(metrics.app, name="metrics")
 app.command()(worker)
 app.command()(prune)
 
