@@ -34,6 +34,7 @@ from tests.helpers import (
     wait_all,
     worker_process,
 )
+from tests.private_server import PrivateServer, private_server
 
 APP = "tests.apps.observed_app:queue"
 
@@ -206,3 +207,64 @@ def test_queue_metrics_query_once_per_cache_period(queue: Queue) -> None:
         assert collector.queries == 2
     finally:
         collector.close()
+
+
+# --- probes: /healthz and /readyz -----------------------------------------------------
+
+
+def test_healthz_is_503_while_a_handler_blocks_the_event_loop(observed: Queue) -> None:
+    """An async handler that calls time.sleep stops the loop: /healthz says so (503)
+    while it blocks, and 200 again after; /metrics is answered all along (its thread)."""
+    with worker_process(observed.database_url, "--app", APP, "--metrics-port", "0") as worker:
+        url = base_url(worker)
+        assert get(f"{url}/healthz")[0] == 200
+        job = observed.enqueue("block_loop", {"seconds": 3.0})
+        worker.wait_for_job_log("worker.loop_blocked", job.id)
+        status, why = get(f"{url}/healthz")
+        assert (status, why.split(" for ")[0]) == (503, "event loop blocked"), why
+        assert get(f"{url}/metrics")[0] == 200
+        worker.wait_for_log("worker.loop_unblocked")
+        status, why = get(f"{url}/healthz")
+        assert status == 200, why
+        observed.wait_for(job.id, timeout=10)
+        assert worker.stop() == 0
+
+
+@pytest.fixture
+def private_pg() -> Iterator[PrivateServer]:
+    """A private server with a migrated database, which a test may stop."""
+    with private_server() as server:
+        Queue(server.create_database("queueing")).migrate()
+        yield server
+
+
+def test_readyz_is_503_while_the_database_is_stopped(private_pg: PrivateServer) -> None:
+    """Ready with the database up; unready (503) while it is stopped, though alive
+    (/healthz 200: a restart would not help); ready again once it is back."""
+    with worker_process(private_pg.url("queueing"), "--metrics-port", "0") as worker:
+        url = base_url(worker)
+        status, why = get(f"{url}/readyz")
+        assert status == 200, why
+        private_pg.stop("fast")
+        status, why = get(f"{url}/readyz")
+        assert (status, why.split(":")[0]) == (503, "database"), why
+        assert get(f"{url}/healthz")[0] == 200
+        private_pg.start()
+        status, why = get(f"{url}/readyz")
+        assert status == 200, why
+        worker.stop()
+
+
+def test_readyz_is_503_while_the_worker_drains(observed: Queue) -> None:
+    """After SIGTERM the worker claims nothing more: unready while its job finishes."""
+    with worker_process(observed.database_url, "--app", APP, "--metrics-port", "0") as worker:
+        url = base_url(worker)
+        job = observed.enqueue("hold", {"seconds": 60.0})
+        worker.wait_for_job_log("job.started", job.id)
+        assert get(f"{url}/readyz")[0] == 200
+        worker.send_signal(signal.SIGTERM)
+        worker.wait_for_log("worker.draining")
+        status, why = get(f"{url}/readyz")
+        assert (status, why.split(":")[0]) == (503, "draining"), why
+        worker.send_signal(signal.SIGTERM)  # the second one skips the grace period
+        assert worker.wait_stopped() == 0

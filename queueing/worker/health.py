@@ -43,14 +43,16 @@ class Health:
         self._heartbeat = heartbeat
         self._stall_timeout = stall_timeout
         self._draining = draining
+        # Until the first beat, the heartbeat is as fresh as the worker.
+        self._started = time.monotonic()
 
     def live(self) -> tuple[bool, str]:
         waited = self._watchdog.waited()
         if waited >= self._watchdog.blocked_after:
             return False, f"event loop blocked for {waited:.1f}s"
         beat = self._heartbeat.last_success
-        age = time.monotonic() - beat if beat is not None else None
-        if age is None or age >= self._stall_timeout:
+        age = time.monotonic() - (beat if beat is not None else self._started)
+        if age >= self._stall_timeout:
             return False, f"no successful heartbeat for {self._stall_timeout:g}s or more"
         return True, f"ok: loop answered {waited:.3f}s ago, heartbeat {age:.1f}s ago"
 

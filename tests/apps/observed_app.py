@@ -42,6 +42,15 @@ async def block_loop(seconds: float) -> str:
     return "unblocked"
 
 
+@queue.task(name="hold", retry=RetryPolicy(max_attempts=1))
+def hold(ctx: JobContext, seconds: float) -> str:
+    """Run until cancelled (or ``seconds`` pass)."""
+    deadline = time.monotonic() + seconds
+    while time.monotonic() < deadline and not ctx.cancelled:
+        time.sleep(0.01)  # allowed-sleep: simulates work, checking for cancellation
+    return "stopped" if ctx.cancelled else "done"
+
+
 def _export_spans_to(path: str) -> None:
     from opentelemetry import trace
     from opentelemetry.sdk.trace import TracerProvider
