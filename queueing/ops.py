@@ -25,7 +25,7 @@ from typing import Any, TypeVar
 
 from procrastinate.schema import SchemaManager
 
-from queueing import models, sql
+from queueing import models, sql, tracing
 from queueing.errors import (
     InvalidTransition,
     JobNotFound,
@@ -113,7 +113,8 @@ def enqueue(jobs: Sequence[NewJob]) -> Op[list[Job]]:
                 "queue_name": j.queue,
                 "task_name": j.task_name,
                 "priority": j.priority,
-                "args": j.args,
+                # With the enqueuer's trace context, if a span is active (tracing.py).
+                "args": tracing.with_trace_context(j.args),
                 "scheduled_at": j.scheduled_at.isoformat() if j.scheduled_at else None,
                 "tenant_id": j.tenant_id,
                 "user_id": j.user_id,

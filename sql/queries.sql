@@ -95,9 +95,9 @@ SELECT * FROM queueing_run_now_v1(%(id)s);
 
 -- name: claim_jobs
 -- idle: the worker runs nothing, so it may take a job that must run alone. due_at: when
--- the job fell due (the pickup latency metric).
+-- the job fell due (the pickup latency metric); trace_context: the enqueuer's span.
 SELECT id, task_name, queue_name, args, attempts, max_attempts, tenant_id, user_id, run_alone,
-       due_at
+       due_at, trace_context
   FROM queueing_claim_v3(%(queues)s::character varying[], %(worker_id)s, %(limit)s, %(idle)s);
 
 -- name: claimed_by_worker

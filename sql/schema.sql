@@ -266,6 +266,7 @@ CREATE TABLE public.procrastinate_jobs (
     cancelled_by text,
     cancelled_at timestamp with time zone,
     run_alone boolean DEFAULT false NOT NULL,
+    trace_context jsonb,
     CONSTRAINT check_not_todo_abort_requested CHECK ((NOT ((status = 'todo'::public.procrastinate_job_status) AND (abort_requested = true)))),
     CONSTRAINT queueing_dedupe_key_length CHECK ((length(dedupe_key) <= 256)),
     CONSTRAINT queueing_finished_after_started CHECK (((finished_at IS NULL) OR ((created_at <= finished_at) AND ((started_at IS NULL) OR (started_at <= finished_at))))),
@@ -836,7 +837,7 @@ $$;
 -- Name: queueing_claim_v3(character varying[], bigint, integer, boolean); Type: FUNCTION; Schema: public
 --
 
-CREATE FUNCTION public.queueing_claim_v3(p_queues character varying[], p_worker_id bigint, p_limit integer, p_idle boolean) RETURNS TABLE(id bigint, task_name character varying, queue_name character varying, args jsonb, attempts integer, max_attempts integer, tenant_id text, user_id text, run_alone boolean, due_at timestamp with time zone)
+CREATE FUNCTION public.queueing_claim_v3(p_queues character varying[], p_worker_id bigint, p_limit integer, p_idle boolean) RETURNS TABLE(id bigint, task_name character varying, queue_name character varying, args jsonb, attempts integer, max_attempts integer, tenant_id text, user_id text, run_alone boolean, due_at timestamp with time zone, trace_context jsonb)
     LANGUAGE plpgsql
     SET enable_seqscan TO 'off'
     SET enable_bitmapscan TO 'off'
@@ -859,7 +860,8 @@ BEGIN
           FROM candidate
          WHERE j.id = candidate.id
         RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
-                  j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at);
+                  j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at),
+                  j.trace_context;
         IF FOUND THEN
             RETURN;
         END IF;
@@ -880,7 +882,8 @@ BEGIN
       FROM candidate
      WHERE j.id = candidate.id
     RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
-              j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at);
+              j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at),
+                  j.trace_context;
 END;
 $$;
 
@@ -1530,6 +1533,20 @@ END;
 $$;
 
 --
+-- Name: queueing_take_trace_context_v1(); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_take_trace_context_v1() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    NEW.trace_context := NEW.args -> '_queueing_trace';
+    NEW.args := NEW.args - '_queueing_trace';
+    RETURN NEW;
+END;
+$$;
+
+--
 -- Name: queueing_wake_workers_v1(character varying, bigint); Type: FUNCTION; Schema: public
 --
 
@@ -1911,6 +1928,12 @@ CREATE TRIGGER queueing_notify_jobs_inserted_v1 AFTER INSERT ON public.procrasti
 --
 
 CREATE TRIGGER queueing_stamp_job_v1 BEFORE UPDATE ON public.procrastinate_jobs FOR EACH ROW EXECUTE FUNCTION public.queueing_stamp_job_v1();
+
+--
+-- Name: procrastinate_jobs queueing_take_trace_context_v1; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER queueing_take_trace_context_v1 BEFORE INSERT ON public.procrastinate_jobs FOR EACH ROW WHEN ((new.args ? '_queueing_trace'::text)) EXECUTE FUNCTION public.queueing_take_trace_context_v1();
 
 --
 -- Name: procrastinate_events procrastinate_events_job_id_fkey; Type: FK CONSTRAINT; Schema: public

@@ -43,6 +43,8 @@ class Claimed:
     #: When the job fell due: the later of its scheduled and created times (the pickup
     #: latency metric). None from ``claimed_by_worker``, whose jobs are given back unrun.
     due_at: dt.datetime | None = None
+    #: The W3C trace context of the span the job was enqueued in (``queueing.tracing``).
+    trace_context: dict[str, str] | None = None
 
 
 class OutcomeKind(enum.StrEnum):

@@ -1,8 +1,16 @@
 -- Migration 0007: what the worker's metrics need from the claim and the rescue.
 --
+-- * trace_context: the W3C trace context (traceparent, tracestate) of the span a job was
+--   enqueued in, NULL when none was active (or OpenTelemetry is not installed). The
+--   client sends it inside the job's args under the reserved key '_queueing_trace', and a
+--   trigger moves it into this column before the row is written: so the enqueue
+--   functions (queueing_enqueue_v1, _v2, which the previous release calls too) stay as
+--   they are, and the handler's arguments never show the key. The trigger's WHEN is
+--   evaluated without calling plpgsql, so an untraced insert pays nothing measurable.
 -- * queueing_claim_v3: as queueing_claim_v2, plus each job's due time (due_at: the later
 --   of scheduled_at and created_at; scheduled_at is NULL for a job due at once), so the
---   worker reports the pickup latency (handler start minus due time) with no second query.
+--   worker reports the pickup latency (handler start minus due time) with no second
+--   query, and its trace_context, which its attempt's span is parented and linked to.
 -- * queueing_rescue_v3: as queueing_rescue_v2, plus each rescued job's queue and task, so
 --   the worker counts rescues per queue and task from the rows the rescue committed.
 --
@@ -15,6 +23,25 @@
 -- previous release (schema 6) calls, stay for its workers still running during a rolling
 -- deploy.
 
+ALTER TABLE procrastinate_jobs ADD COLUMN trace_context jsonb;
+
+CREATE FUNCTION queueing_take_trace_context_v1()
+    RETURNS trigger
+    LANGUAGE plpgsql
+AS $$
+BEGIN
+    NEW.trace_context := NEW.args -> '_queueing_trace';
+    NEW.args := NEW.args - '_queueing_trace';
+    RETURN NEW;
+END;
+$$;
+
+CREATE TRIGGER queueing_take_trace_context_v1
+    BEFORE INSERT ON procrastinate_jobs
+    FOR EACH ROW
+    WHEN (NEW.args ? '_queueing_trace')
+    EXECUTE FUNCTION queueing_take_trace_context_v1();
+
 CREATE FUNCTION queueing_claim_v3(
     p_queues    character varying[],
     p_worker_id bigint,
@@ -24,7 +51,7 @@ CREATE FUNCTION queueing_claim_v3(
     RETURNS TABLE (id bigint, task_name character varying, queue_name character varying,
                    args jsonb, attempts integer, max_attempts integer,
                    tenant_id text, user_id text, run_alone boolean,
-                   due_at timestamptz)
+                   due_at timestamptz, trace_context jsonb)
     LANGUAGE plpgsql
     -- See queueing_claim_v1: walk the (priority DESC, id) partial indexes in order.
     SET enable_seqscan = off
@@ -48,7 +75,8 @@ BEGIN
           FROM candidate
          WHERE j.id = candidate.id
         RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
-                  j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at);
+                  j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at),
+                  j.trace_context;
         IF FOUND THEN
             RETURN;
         END IF;
@@ -69,7 +97,8 @@ BEGIN
       FROM candidate
      WHERE j.id = candidate.id
     RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
-              j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at);
+              j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at),
+                  j.trace_context;
 END;
 $$;
 

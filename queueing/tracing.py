@@ -1,0 +1,118 @@
+"""OpenTelemetry tracing, when the ``otel`` extra is installed; nothing at all otherwise.
+
+- Enqueue: inside an active span, each job carries that span's W3C trace context
+  (``traceparent``, ``tracestate``). The client puts it in the job's args under the
+  reserved key ``TRACE_KEY``; the database moves it to the ``trace_context`` column as
+  the row is written (migration 0007), so the handler's arguments never see it.
+- Worker: each attempt runs in a span ``process <task>`` (kind CONSUMER), a child of the
+  enqueuer's span and linked to it, with the messaging semantic conventions'
+  attributes, the attempt number and the outcome; a handler's exception is recorded on
+  it.
+
+Without OpenTelemetry installed, ``ENABLED`` is False, nothing here imports it and every
+function returns at once. With it installed but no SDK configured, its API's no-op
+tracer makes the spans cost next to nothing, and no context is sent (no span is valid).
+"""
+
+from __future__ import annotations
+
+import contextlib
+import importlib.util
+from collections.abc import Iterator, Mapping
+from typing import TYPE_CHECKING, Any
+
+if TYPE_CHECKING:
+    from opentelemetry.trace import Span
+
+    from queueing.worker.outcome import Claimed, Outcome
+
+#: find_spec looks for the package without importing it.
+ENABLED = importlib.util.find_spec("opentelemetry") is not None
+#: The args key that carries the trace context to the database (which removes it).
+TRACE_KEY = "_queueing_trace"
+#: The instrumentation scope of our spans.
+TRACER_NAME = "queueing"
+
+
+def with_trace_context(args: Mapping[str, Any]) -> Mapping[str, Any]:
+    """``args``, plus the current span's trace context under ``TRACE_KEY`` if a span is
+    active (else ``args`` itself)."""
+    if not ENABLED:
+        return args
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    if not trace.get_current_span().get_span_context().is_valid:
+        return args
+    carrier: dict[str, str] = {}
+    # W3C Trace Context explicitly, whatever global propagator the app configured: the
+    # worker reads it back with the same one.
+    TraceContextTextMapPropagator().inject(carrier)
+    return {**args, TRACE_KEY: carrier}
+
+
+@contextlib.contextmanager
+def attempt_span(job: Claimed) -> Iterator[Span | None]:
+    """The current span for one attempt of ``job`` (None without OpenTelemetry)."""
+    if not ENABLED:
+        yield None
+        return
+    from opentelemetry import trace
+    from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
+
+    parent = TraceContextTextMapPropagator().extract(job.trace_context or {})
+    enqueued = trace.get_current_span(parent).get_span_context()
+    links = [trace.Link(enqueued)] if enqueued.is_valid else []
+    tracer = trace.get_tracer(TRACER_NAME)
+    with tracer.start_as_current_span(
+        f"process {job.task_name}",
+        context=parent,
+        kind=trace.SpanKind.CONSUMER,
+        links=links,
+        attributes={
+            "messaging.system": "queueing",
+            "messaging.destination.name": job.queue_name,
+            "messaging.operation": "process",
+            "messaging.operation.type": "process",
+            "messaging.message.id": str(job.id),
+            "queueing.task": job.task_name,
+            "queueing.attempt": job.attempts,
+            "queueing.max_attempts": job.max_attempts,
+        },
+        # execute() turns exceptions into outcomes; record_exception records them.
+        record_exception=False,
+        set_status_on_exception=False,
+    ) as span:
+        yield span
+
+
+def record_outcome(span: Span | None, outcome: Outcome) -> None:
+    """Mark the attempt's span with how it ended (failures as errors)."""
+    if span is None:
+        return
+    from opentelemetry.trace import Status, StatusCode
+
+    span.set_attribute("queueing.outcome", outcome.kind.value)
+    if outcome.error_type and outcome.kind.value in ("failed", "retry"):
+        span.set_status(Status(StatusCode.ERROR, outcome.error_type))
+
+
+def record_exception(exc: BaseException) -> None:
+    """Record a handler's exception on the current span (the attempt's)."""
+    if not ENABLED:
+        return
+    from opentelemetry import trace
+
+    trace.get_current_span().record_exception(exc)
+
+
+def log_ids() -> dict[str, str]:
+    """The current span's trace_id and span_id, for a log line ({} when none is active)."""
+    if not ENABLED:
+        return {}
+    from opentelemetry import trace
+
+    context = trace.get_current_span().get_span_context()
+    if not context.is_valid:
+        return {}
+    return {"trace_id": f"{context.trace_id:032x}", "span_id": f"{context.span_id:016x}"}
