@@ -11,6 +11,7 @@ from __future__ import annotations
 import contextlib
 import os
 import signal
+import socket
 import subprocess
 import sys
 import urllib.error
@@ -31,6 +32,7 @@ from tests.helpers import (
     ROOT,
     WorkerProcess,
     pointed_at,
+    run_cli,
     wait_all,
     worker_process,
 )
@@ -268,3 +270,18 @@ def test_readyz_is_503_while_the_worker_drains(observed: Queue) -> None:
         assert (status, why.split(":")[0]) == (503, "draining"), why
         worker.send_signal(signal.SIGTERM)  # the second one skips the grace period
         assert worker.wait_stopped() == 0
+
+
+def test_a_taken_metrics_port_is_a_one_line_error(observed: Queue) -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run_cli(
+            "worker", "--app", APP, "--database-url", observed.database_url,
+            "--metrics-host", "127.0.0.1", "--metrics-port", str(port),
+        )  # fmt: skip
+    assert result.returncode == 1
+    assert result.stderr.splitlines()[-1].startswith(
+        f"error: cannot serve metrics on 127.0.0.1:{port}: "
+    ), result.stderr

@@ -15,6 +15,7 @@ from dataclasses import dataclass, field
 import psycopg
 
 from queueing import drivers, logs, ops
+from queueing.errors import ConfigurationError
 from queueing.queue import Queue, check_queue_name
 from queueing.retention import Retention
 from queueing.worker.abort_watch import AbortWatch
@@ -278,7 +279,12 @@ class _Parts:
             stall_timeout=s.stall_timeout, draining=stopping.is_set,
         )  # fmt: skip
         probes = {"/healthz": health.live, "/readyz": health.ready}
-        self.status = StatusServer(s.metrics_host, s.metrics_port, metrics.registry, probes)
+        try:
+            self.status = StatusServer(s.metrics_host, s.metrics_port, metrics.registry, probes)
+        except OSError as exc:  # the port is taken, or the address is not this host's
+            raise ConfigurationError(
+                f"cannot serve metrics on {s.metrics_host}:{s.metrics_port}: {exc.strerror}"
+            ) from exc
         self.status.start()
 
     async def stop(self, force: asyncio.Event) -> None:
