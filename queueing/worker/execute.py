@@ -37,6 +37,8 @@ async def execute(
 ) -> Outcome:
     """Run the handler, in the attempt's span if tracing is on (``queueing.tracing``);
     never raises. ``stop_reason`` tells why we were cancelled, if we were."""
+    if not tracing.tracing():
+        return await _run(job, task, ctx, stop_reason)
     with tracing.attempt_span(job) as span:
         outcome = await _run(job, task, ctx, stop_reason)
         tracing.record_outcome(span, outcome)
