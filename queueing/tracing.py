@@ -23,6 +23,8 @@ import time
 from collections.abc import Iterator, Mapping
 from typing import TYPE_CHECKING, Any
 
+from queueing.errors import InvalidPayload
+
 if TYPE_CHECKING:
     from opentelemetry.trace import Span, Tracer
     from opentelemetry.trace.propagation.tracecontext import TraceContextTextMapPropagator
@@ -39,7 +41,10 @@ TRACER_NAME = "queueing"
 
 def with_trace_context(args: Mapping[str, Any]) -> Mapping[str, Any]:
     """``args``, plus the current span's trace context under ``TRACE_KEY`` if a span is
-    active (else ``args`` itself)."""
+    active (else ``args`` itself). Raises InvalidPayload for args that hold ``TRACE_KEY``
+    themselves: the database would take it for a trace context and remove it."""
+    if TRACE_KEY in args:
+        raise InvalidPayload(f"{TRACE_KEY!r} is reserved for queueing's trace context")
     if not ENABLED:
         return args
     from opentelemetry import trace

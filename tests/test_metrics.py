@@ -23,6 +23,7 @@ import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
 from queueing import Queue
+from queueing.errors import InvalidPayload
 from queueing.metrics import QueueMetrics
 from queueing.models import JobStatus
 from queueing.queue import JobRequest
@@ -285,3 +286,41 @@ def test_a_taken_metrics_port_is_a_one_line_error(observed: Queue) -> None:
     assert result.stderr.splitlines()[-1].startswith(
         f"error: cannot serve metrics on 127.0.0.1:{port}: "
     ), result.stderr
+
+
+def test_jobs_rescued_from_a_killed_worker_are_counted_by_the_rescuer(
+    observed: Queue,
+) -> None:
+    """Worker A is killed while it runs a job; worker B's rescuer gives the job back and
+    counts it once, as rescued, under its queue and task."""
+    fast_rescue = (
+        "--heartbeat-interval",
+        "0.2",
+        "--stall-timeout",
+        "1",
+        "--rescue-interval",
+        "0.2",
+    )
+    with worker_process(observed.database_url, "--app", APP) as doomed:
+        job = observed.enqueue("hold", {"seconds": 60.0})
+        doomed.wait_for_job_log("job.started", job.id)
+        doomed.kill()
+    args = ("--app", APP, "--metrics-port", "0", *fast_rescue)
+    with worker_process(observed.database_url, *args) as rescuer:
+        url = base_url(rescuer)
+        rescuer.wait_for_job_log("job.rescued", job.id)
+        samples = scrape(f"{url}/metrics")
+        rescuer.stop(signal.SIGTERM)
+    rescued = {
+        labels: v
+        for (name, labels), v in samples.items()
+        if name == "queueing_jobs_finished_total" and ("status", "rescued") in labels
+    }
+    assert rescued == {(("queue", "default"), ("status", "rescued"), ("task", "hold")): 1}
+
+
+def test_the_trace_key_is_reserved_in_args(queue: Queue) -> None:
+    """Even for a task the Queue does not know (its args are not validated): the database
+    would take the key for a trace context and remove it from the args."""
+    with pytest.raises(InvalidPayload, match="reserved"):
+        queue.enqueue("unknown_here", {"_queueing_trace": {"traceparent": "00-x"}})

@@ -62,9 +62,9 @@ class Rescuer(Periodic):
             # One autocommitted statement, lock included (see periodic.py).
             rescued = await conn.fetch("rescue_stalled", params)
             # Logged after the commit: a line never claims what the database does not hold.
-            for row in rescued:
-                logs.event("job.rescued", logging.WARNING, job_id=row["id"], status=row["status"])
             if self._metrics is not None:
                 self._metrics.rescued(rescued)
+            for row in rescued:
+                logs.event("job.rescued", logging.WARNING, job_id=row["id"], status=row["status"])
             if len(rescued) < RESCUE_BATCH:
                 return
