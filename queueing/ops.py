@@ -107,6 +107,7 @@ def _job(row: Row) -> Job:
 
 def enqueue(jobs: Sequence[NewJob]) -> Op[list[Job]]:
     """Insert the jobs in one statement; their records, in order."""
+    trace_context = tracing.current_context()
     payload = json.dumps(
         [
             {
@@ -114,7 +115,7 @@ def enqueue(jobs: Sequence[NewJob]) -> Op[list[Job]]:
                 "task_name": j.task_name,
                 "priority": j.priority,
                 # With the enqueuer's trace context, if a span is active (tracing.py).
-                "args": tracing.with_trace_context(j.args),
+                "args": tracing.with_trace_context(j.args, trace_context),
                 "scheduled_at": j.scheduled_at.isoformat() if j.scheduled_at else None,
                 "tenant_id": j.tenant_id,
                 "user_id": j.user_id,

@@ -10,8 +10,8 @@
   it.
 
 Without OpenTelemetry installed, ``ENABLED`` is False, nothing here imports it and every
-function returns at once. With it installed but no SDK configured, its API's no-op
-tracer makes the spans cost next to nothing, and no context is sent (no span is valid).
+function returns at once. With it installed but no tracer provider set, the worker makes
+no span (``tracing()``), and enqueue sends no context (no span is valid).
 """
 
 from __future__ import annotations
@@ -39,21 +39,29 @@ TRACE_KEY = "_queueing_trace"
 TRACER_NAME = "queueing"
 
 
-def with_trace_context(args: Mapping[str, Any]) -> Mapping[str, Any]:
-    """``args``, plus the current span's trace context under ``TRACE_KEY`` if a span is
-    active (else ``args`` itself). Raises InvalidPayload for args that hold ``TRACE_KEY``
-    themselves: the database would take it for a trace context and remove it."""
-    if TRACE_KEY in args:
-        raise InvalidPayload(f"{TRACE_KEY!r} is reserved for queueing's trace context")
+def current_context() -> dict[str, str] | None:
+    """The active span's W3C trace context (``traceparent``, ``tracestate``), or None when
+    no span is active; read once per enqueued batch."""
     if not ENABLED:
-        return args
+        return None
     from opentelemetry import trace
 
     if not trace.get_current_span().get_span_context().is_valid:
-        return args
+        return None
     carrier: dict[str, str] = {}
     _propagator().inject(carrier)
-    return {**args, TRACE_KEY: carrier}
+    return carrier
+
+
+def with_trace_context(
+    args: Mapping[str, Any], context: dict[str, str] | None
+) -> Mapping[str, Any]:
+    """``args``, plus ``context`` (``current_context()``) under ``TRACE_KEY`` if there is
+    one. Raises InvalidPayload for args that hold ``TRACE_KEY`` themselves: the database
+    would take it for a trace context and remove it."""
+    if TRACE_KEY in args:
+        raise InvalidPayload(f"{TRACE_KEY!r} is reserved for queueing's trace context")
+    return args if context is None else {**args, TRACE_KEY: context}
 
 
 class _ProviderSet:

@@ -158,7 +158,8 @@ def test_without_opentelemetry_nothing_imports_it() -> None:
         "import importlib; importlib.reload(t)\n"
         "assert not t.ENABLED\n"
         "args = {'a': 1}\n"
-        "assert t.with_trace_context(args) is args and t.log_ids() == {}\n"
+        "assert t.current_context() is None and t.log_ids() == {} and not t.tracing()\n"
+        "assert t.with_trace_context(args, t.current_context()) is args\n"
     )
     result = subprocess.run(
         [sys.executable, "-c", code], cwd=ROOT, capture_output=True, text=True, check=False
