@@ -55,13 +55,13 @@ import time
 from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from pathlib import Path
-from typing import TYPE_CHECKING, Any, Protocol
+from typing import TYPE_CHECKING, Any, Protocol, TypeVar
 
 import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from bench.queueing_system import QUEUEING_CONCURRENCY
+from bench.queueing_system import METRICS_SYSTEM, QUEUEING_CONCURRENCY
 
 if TYPE_CHECKING:
     from pgqueuer import Queries
@@ -325,18 +325,22 @@ def _worker_main(system: str, conninfo: str, setting: int, stamp_file: str) -> N
     try:
         if system == "procrastinate":
             asyncio.run(_procrastinate_worker(conninfo, setting, stamp))
-        elif system == "queueing":
+        elif system in ("queueing", METRICS_SYSTEM):
             from bench.queueing_system import queueing_worker
 
-            asyncio.run(queueing_worker(conninfo, setting, stamp, _ready_then_go, _until_stop))
+            coro = queueing_worker(
+                conninfo, setting, stamp, _ready_then_go, _until_stop,
+                metrics=system == METRICS_SYSTEM,
+            )  # fmt: skip
+            asyncio.run(coro)
         elif system == "pgqueuer":
-            coro = _pgqueuer_worker(conninfo, setting, stamp)
+            pgq = _pgqueuer_worker(conninfo, setting, stamp)
             if _has_uvloop():
                 import uvloop
 
-                uvloop.run(coro)
+                uvloop.run(pgq)
             else:
-                asyncio.run(coro)
+                asyncio.run(pgq)
         else:
             raise SystemExit(f"unknown system {system!r}")
     finally:
@@ -570,9 +574,10 @@ async def _bench(
     return Figures(system.name, bulk, single, drain1, drain2, p50, p99)
 
 
-def _with_database(
-    admin_url: str, system: str, run: Callable[[str], Coroutine[Any, Any, Figures]]
-) -> Figures:
+T = TypeVar("T")
+
+
+def _with_database(admin_url: str, system: str, run: Callable[[str], Coroutine[Any, Any, T]]) -> T:
     """Run ``run(conninfo)`` against a fresh database that is dropped afterwards."""
     dbname = f"bench_{system}_{os.getpid()}"
     with psycopg.connect(admin_url, autocommit=True) as admin:
@@ -646,6 +651,59 @@ def bench_pgqueuer(
     )
 
 
+async def _metrics_ab(
+    conninfo: str, n_drain: int, rounds: int, concurrency: int
+) -> dict[str, list[float]]:
+    """Drain ``n_drain`` jobs with one worker process, metrics off then on, ``rounds``
+    times each, in the order off-on, on-off, off-on...: so that a drift of the machine's
+    load weighs on both alike. The drain figures (jobs/s) of each."""
+    from bench.queueing_system import QueueingSystem
+
+    off = QueueingSystem(conninfo, concurrency)
+    on = QueueingSystem(conninfo, concurrency, metrics=True)
+    figures: dict[str, list[float]] = {off.name: [], on.name: []}
+    load = ", ".join(f"{x:.2f}" for x in os.getloadavg())
+    print(f"[metrics A/B] {on.settings_text}")
+    print(f"  machine: {os.cpu_count()} CPUs, load average {load} (1/5/15 min) at start")
+    with tempfile.TemporaryDirectory(prefix="bench_metrics_") as tmp:
+        stamp_file = str(Path(tmp) / "stamps")
+        _reset_file(stamp_file)
+        ctl = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+        try:
+            await off.install()
+            for round_ in range(rounds):
+                for system in (off, on) if round_ % 2 == 0 else (on, off):
+                    print(f"  round {round_ + 1}, {system.name}:")
+                    drained = await _drain(system, ctl, conninfo, n_drain, 1, stamp_file)
+                    figures[system.name].append(drained)
+        finally:
+            await off.close()
+            await on.close()
+            await ctl.close()
+    return figures
+
+
+def bench_metrics_cost(
+    admin_url: str,
+    *,
+    n_drain: int = 20000,
+    rounds: int = 3,
+    concurrency: int = QUEUEING_CONCURRENCY,
+) -> dict[str, list[float]]:
+    """What the worker's metrics cost: drain throughput with them off and on, alternated
+    (``python -m bench run --only queueing --metrics-ab ROUNDS``)."""
+    figures = _with_database(
+        admin_url, "queueing", lambda c: _metrics_ab(c, n_drain, rounds, concurrency)
+    )
+    off, on = (statistics.median(figures[k]) for k in ("queueing", METRICS_SYSTEM))
+    print()
+    for name, runs in figures.items():
+        listed = ", ".join(f"{r:,.0f}" for r in runs)
+        print(f"{name:<18} drain 1p/s: {listed} (median {statistics.median(runs):,.0f})")
+    print(f"metrics cost: {100 * (off - on) / off:+.1f} % of the median drain throughput")
+    return figures
+
+
 def format_table(rows: list[Figures]) -> str:
     """Both systems' figures as a plain-text table."""
     header = (
@@ -678,8 +736,15 @@ def main(argv: list[str] | None = None) -> None:
     run.add_argument("--queueing-concurrency", type=int, default=QUEUEING_CONCURRENCY)
     run.add_argument("--procrastinate-concurrency", type=int, default=PROCRASTINATE_CONCURRENCY)
     run.add_argument("--pgqueuer-batch-size", type=int, default=PGQUEUER_BATCH_SIZE)
+    run.add_argument(
+        "--metrics-ab",
+        type=int,
+        metavar="ROUNDS",
+        help="with --only queueing: only the drain, metrics off and on alternately, "
+        "ROUNDS times each (what the worker's metrics cost)",
+    )
     worker = sub.add_parser("worker", help="internal: one worker process of the harness")
-    worker.add_argument("system", choices=["queueing", "procrastinate", "pgqueuer"])
+    worker.add_argument("system", choices=["queueing", METRICS_SYSTEM, "procrastinate", "pgqueuer"])
     worker.add_argument("conninfo")
     worker.add_argument("--setting", type=int, required=True)
     worker.add_argument("--stamp-file", required=True)
@@ -687,6 +752,17 @@ def main(argv: list[str] | None = None) -> None:
 
     if args.command == "worker":
         _worker_main(args.system, args.conninfo, args.setting, args.stamp_file)
+        return
+
+    if args.metrics_ab:
+        if args.only != "queueing":
+            parser.error("--metrics-ab measures queueing only: add --only queueing")
+        bench_metrics_cost(
+            args.admin_url,
+            n_drain=args.n_drain,
+            rounds=args.metrics_ab,
+            concurrency=args.queueing_concurrency,
+        )
         return
 
     sizes = {

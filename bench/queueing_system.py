@@ -15,6 +15,8 @@ from queueing.worker import Worker
 
 # Worker settings: jobs run at once per process, and how many one claim may take.
 QUEUEING_CONCURRENCY = 100
+#: The harness's name for queueing workers with metrics on.
+METRICS_SYSTEM = "queueing+metrics"
 
 
 def bench_queue(conninfo: str, stamp: Any = None) -> Queue:
@@ -46,13 +48,19 @@ class QueueingSystem:
     done_sql = "SELECT count(*) FROM queueing_jobs WHERE status = 'completed'"
     analyze_sql = "ANALYZE procrastinate_jobs"
 
-    def __init__(self, conninfo: str, concurrency: int = QUEUEING_CONCURRENCY) -> None:
+    def __init__(
+        self, conninfo: str, concurrency: int = QUEUEING_CONCURRENCY, *, metrics: bool = False
+    ) -> None:
         self.conninfo = conninfo
         self.queue = bench_queue(conninfo)
         self.worker_setting = concurrency
+        # The harness spawns its workers by this name: "queueing+metrics" runs them with
+        # Prometheus metrics on and their /metrics server listening (bench --metrics-ab).
+        self.name = METRICS_SYSTEM if metrics else "queueing"
         self.settings_text = (
             f"queueing worker: concurrency={concurrency} (claims up to the free slots in one "
             "statement, finishes in batches), LISTEN on, full status tracking, asyncio loop"
+            + (", metrics on (--metrics-port 0)" if metrics else "")
         )
 
     async def open(self) -> None:
@@ -76,11 +84,25 @@ class QueueingSystem:
 
 
 async def queueing_worker(
-    conninfo: str, concurrency: int, stamp: Any, ready_then_go: Any, until_stop: Any
+    conninfo: str,
+    concurrency: int,
+    stamp: Any,
+    ready_then_go: Any,
+    until_stop: Any,
+    *,
+    metrics: bool = False,
 ) -> None:
-    """One harness worker process: ready, go, run until told to stop, stop gracefully."""
+    """One harness worker process: ready, go, run until told to stop, stop gracefully.
+    ``metrics``: with its Prometheus metrics on and served on a free port, as in
+    production (nothing scrapes it: a scrape every 15 s costs nothing a drain can see)."""
     queue = bench_queue(conninfo, stamp)
-    worker = Worker(queue, concurrency=concurrency, batch_size=concurrency)
+    worker = Worker(
+        queue,
+        concurrency=concurrency,
+        batch_size=concurrency,
+        metrics_port=0 if metrics else None,
+        metrics_host="127.0.0.1",
+    )
     await ready_then_go()
     run = asyncio.create_task(worker.run())
     await worker.started.wait()

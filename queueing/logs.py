@@ -1,7 +1,8 @@
 """Structured logs: one JSON object per line, one line per job transition.
 
 Job arguments and results never appear in these lines (they may hold personal data):
-job ids, task names, queues, attempts, durations and error types do.
+job ids, task names, queues, attempts, durations and error types do, and the trace_id
+and span_id of the OpenTelemetry span active when the line was written, if any.
 """
 
 from __future__ import annotations
@@ -11,6 +12,8 @@ import json
 import logging
 import sys
 from typing import Any
+
+from queueing import tracing
 
 logger = logging.getLogger("queueing")
 
@@ -27,6 +30,8 @@ class JsonFormatter(logging.Formatter):
         fields = getattr(record, "fields", None)
         if fields:
             line.update(fields)
+        # The active span's ids, so a log line can be found from its trace and back.
+        line.update(tracing.log_ids())
         if record.exc_info and record.levelno >= logging.ERROR:
             line["exception"] = self.formatException(record.exc_info)
         return json.dumps(line, default=str)

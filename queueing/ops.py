@@ -23,7 +23,7 @@ from collections.abc import Collection, Generator, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
-from queueing import models, sql
+from queueing import models, sql, tracing
 from queueing.errors import (
     InvalidTransition,
     JobNotFound,
@@ -105,13 +105,15 @@ def _job(row: Row) -> Job:
 
 def enqueue(jobs: Sequence[NewJob]) -> Op[list[Job]]:
     """Insert the jobs in one statement; their records, in order."""
+    trace_context = tracing.current_context()
     payload = json.dumps(
         [
             {
                 "queue_name": j.queue,
                 "task_name": j.task_name,
                 "priority": j.priority,
-                "args": j.args,
+                # With the enqueuer's trace context, if a span is active (tracing.py).
+                "args": tracing.with_trace_context(j.args, trace_context),
                 "scheduled_at": j.scheduled_at.isoformat() if j.scheduled_at else None,
                 "tenant_id": j.tenant_id,
                 "user_id": j.user_id,

@@ -77,8 +77,9 @@ SELECT row_number() OVER (ORDER BY id)::integer AS run,
 
 -- name: rescue_stalled
 -- One statement, run autocommitted: the maintenance lock it takes inside ends with it.
-SELECT id, status
-  FROM queueing_rescue_v2(make_interval(secs => %(stalled_after)s), %(limit)s);
+-- queue_name and task_name label the rescued-jobs metric.
+SELECT id, status, queue_name, task_name
+  FROM queueing_rescue_v3(make_interval(secs => %(stalled_after)s), %(limit)s);
 
 -- name: prune_jobs
 SELECT queueing_prune_v1(
@@ -93,9 +94,11 @@ SELECT pg_try_advisory_xact_lock(hashtext('queueing_maintenance'), %(service)s) 
 SELECT * FROM queueing_run_now_v1(%(id)s);
 
 -- name: claim_jobs
--- idle: the worker runs nothing, so it may take a job that must run alone.
-SELECT id, task_name, queue_name, args, attempts, max_attempts, tenant_id, user_id, run_alone
-  FROM queueing_claim_v2(%(queues)s::character varying[], %(worker_id)s, %(limit)s, %(idle)s);
+-- idle: the worker runs nothing, so it may take a job that must run alone. due_at: when
+-- the job fell due (the pickup latency metric); trace_context: the enqueuer's span.
+SELECT id, task_name, queue_name, args, attempts, max_attempts, tenant_id, user_id, run_alone,
+       due_at, trace_context
+  FROM queueing_claim_v3(%(queues)s::character varying[], %(worker_id)s, %(limit)s, %(idle)s);
 
 -- name: claimed_by_worker
 -- The jobs the database holds as claimed by this worker (columns as claim_jobs returns
@@ -264,3 +267,20 @@ SELECT datname FROM pg_database
 -- Without FORCE: refused (object_in_use) while any session is connected to it, as one
 -- cloning a template is. {name} is a quoted identifier.
 DROP DATABASE IF EXISTS {name};
+
+-- name: queue_metrics
+-- The queue-level gauges (queueing metrics serve), one statement per scrape: jobs per
+-- queue and status, and per queue the age of the oldest pending job that is due (a job
+-- delayed into the future is not late). One pass over the job table, finished jobs
+-- included (retention bounds them); the server caches the answer for a few seconds so
+-- scrapers cannot multiply it. doing and aborting both count as active.
+SELECT queue_name AS queue,
+       queueing_status_name_v1(status) AS status,
+       count(*) AS jobs,
+       EXTRACT(EPOCH FROM now() - min(GREATEST(scheduled_at, created_at))
+                             FILTER (WHERE status = 'todo'
+                                       AND (scheduled_at IS NULL OR scheduled_at <= now())
+                             ))::float8 AS oldest_due_age_seconds
+  FROM procrastinate_jobs
+ GROUP BY 1, 2
+ ORDER BY 1, 2;

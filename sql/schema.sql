@@ -1,5 +1,5 @@
--- sql/schema.sql: the whole database schema of queueing at schema version 6,
--- as procrastinate 3.10.0's base schema plus sql/migrations/0001 to 0006 leave it.
+-- sql/schema.sql: the whole database schema of queueing at schema version 7,
+-- as procrastinate 3.10.0's base schema plus sql/migrations/0001 to 0007 leave it.
 -- Every table, view, index, trigger, policy, grant and function is here in its
 -- current form.
 --
@@ -266,6 +266,7 @@ CREATE TABLE public.procrastinate_jobs (
     cancelled_by text,
     cancelled_at timestamp with time zone,
     run_alone boolean DEFAULT false NOT NULL,
+    trace_context jsonb,
     CONSTRAINT check_not_todo_abort_requested CHECK ((NOT ((status = 'todo'::public.procrastinate_job_status) AND (abort_requested = true)))),
     CONSTRAINT queueing_dedupe_key_length CHECK ((length(dedupe_key) <= 256)),
     CONSTRAINT queueing_finished_after_started CHECK (((finished_at IS NULL) OR ((created_at <= finished_at) AND ((started_at IS NULL) OR (started_at <= finished_at))))),
@@ -833,6 +834,60 @@ END;
 $$;
 
 --
+-- Name: queueing_claim_v3(character varying[], bigint, integer, boolean); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_claim_v3(p_queues character varying[], p_worker_id bigint, p_limit integer, p_idle boolean) RETURNS TABLE(id bigint, task_name character varying, queue_name character varying, args jsonb, attempts integer, max_attempts integer, tenant_id text, user_id text, run_alone boolean, due_at timestamp with time zone, trace_context jsonb)
+    LANGUAGE plpgsql
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
+    AS $$
+BEGIN
+    IF p_idle THEN
+        RETURN QUERY
+        WITH candidate AS (
+            SELECT j.id
+              FROM procrastinate_jobs AS j
+             WHERE j.status = 'todo' AND j.run_alone
+               AND (p_queues IS NULL OR j.queue_name = ANY(p_queues))
+               AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
+             ORDER BY j.priority DESC, j.id ASC
+             LIMIT 1
+               FOR UPDATE SKIP LOCKED
+        )
+        UPDATE procrastinate_jobs AS j
+           SET status = 'doing', worker_id = p_worker_id, attempts = j.attempts + 1
+          FROM candidate
+         WHERE j.id = candidate.id
+        RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
+                  j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at),
+                  j.trace_context;
+        IF FOUND THEN
+            RETURN;
+        END IF;
+    END IF;
+    RETURN QUERY
+    WITH candidate AS (
+        SELECT j.id
+          FROM procrastinate_jobs AS j
+         WHERE j.status = 'todo' AND NOT j.run_alone
+           AND (p_queues IS NULL OR j.queue_name = ANY(p_queues))
+           AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
+         ORDER BY j.priority DESC, j.id ASC
+         LIMIT p_limit
+           FOR UPDATE SKIP LOCKED
+    )
+    UPDATE procrastinate_jobs AS j
+       SET status = 'doing', worker_id = p_worker_id, attempts = j.attempts + 1
+      FROM candidate
+     WHERE j.id = candidate.id
+    RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
+              j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at),
+                  j.trace_context;
+END;
+$$;
+
+--
 -- Name: queueing_enqueue_rows_v1(json); Type: FUNCTION; Schema: public
 --
 
@@ -1329,6 +1384,75 @@ END;
 $$;
 
 --
+-- Name: queueing_rescue_v3(interval, integer); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_rescue_v3(p_stalled_after interval, p_limit integer) RETURNS TABLE(id bigint, status text, queue_name character varying, task_name character varying)
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    _dead bigint[];
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtext('queueing_maintenance'), 1) THEN
+        RETURN;
+    END IF;
+    SELECT COALESCE(array_agg(w.id), '{}') INTO _dead
+      FROM procrastinate_workers AS w
+     WHERE w.last_heartbeat < clock_timestamp() - p_stalled_after;
+    RETURN QUERY
+    WITH lost AS (
+        SELECT j.id, j.worker_id, j.attempts,
+               (j.attempts >= j.max_attempts AND NOT j.run_alone AND NOT j.abort_requested
+                -- It had neighbours: another job was active on the same worker. (Those
+                -- given back by an earlier batch of this rescue no longer count; with
+                -- batches of 500, only a worker running more than 500 jobs meets that.)
+                AND EXISTS (SELECT 1 FROM procrastinate_jobs AS n
+                             WHERE n.worker_id = j.worker_id AND n.status = 'doing'
+                               AND n.id <> j.id)) AS isolate
+          FROM procrastinate_jobs AS j
+         WHERE j.status = 'doing' AND (j.worker_id = ANY(_dead) OR j.worker_id IS NULL)
+         ORDER BY j.id
+         LIMIT p_limit
+           FOR UPDATE SKIP LOCKED
+    ), rescued AS (
+        UPDATE procrastinate_jobs AS j
+           SET status = (CASE WHEN j.abort_requested THEN 'aborted'
+                              WHEN l.isolate THEN 'todo'
+                              WHEN j.attempts >= j.max_attempts THEN 'failed'
+                              ELSE 'todo' END)::procrastinate_job_status,
+               abort_requested = false,
+               worker_id = NULL,
+               scheduled_at = NULL,
+               run_alone = j.run_alone OR l.isolate,
+               attempts = CASE WHEN l.isolate THEN j.attempts - 1 ELSE j.attempts END,
+               error = jsonb_build_object(
+                   'type', 'WorkerLost',
+                   'message', 'worker ' || COALESCE(l.worker_id::text, '?')
+                              || ' stopped heartbeating while running attempt '
+                              || l.attempts
+                              || CASE WHEN l.isolate
+                                      THEN ' (attempts spent: it runs once more, alone)'
+                                      ELSE '' END,
+                   'traceback', NULL)
+          FROM lost AS l
+         WHERE j.id = l.id
+        RETURNING j.id, j.status, j.started_at, j.updated_at, j.error, l.worker_id, l.attempts,
+                  j.queue_name, j.task_name
+    ), history AS (
+        INSERT INTO queueing_attempts
+               (job_id, attempt, worker_id, started_at, finished_at, outcome, error)
+        SELECT r.id, r.attempts, r.worker_id, r.started_at, r.updated_at, 'worker_lost', r.error
+          FROM rescued AS r
+    )
+    SELECT r.id, queueing_status_name_v1(r.status), r.queue_name, r.task_name FROM rescued AS r;
+    DELETE FROM procrastinate_workers AS w
+     WHERE w.id = ANY(_dead)
+       AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs AS j
+                        WHERE j.worker_id = w.id AND j.status = 'doing');
+END;
+$$;
+
+--
 -- Name: queueing_retry_v2(bigint, text, text); Type: FUNCTION; Schema: public
 --
 
@@ -1404,6 +1528,20 @@ BEGIN
     END IF;
     -- updated_at is never older than any other timestamp of the row.
     NEW.updated_at := GREATEST(_now, OLD.updated_at, NEW.started_at, NEW.finished_at);
+    RETURN NEW;
+END;
+$$;
+
+--
+-- Name: queueing_take_trace_context_v1(); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_take_trace_context_v1() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    NEW.trace_context := NEW.args -> '_queueing_trace';
+    NEW.args := NEW.args - '_queueing_trace';
     RETURN NEW;
 END;
 $$;
@@ -1792,6 +1930,12 @@ CREATE TRIGGER queueing_notify_jobs_inserted_v1 AFTER INSERT ON public.procrasti
 CREATE TRIGGER queueing_stamp_job_v1 BEFORE UPDATE ON public.procrastinate_jobs FOR EACH ROW EXECUTE FUNCTION public.queueing_stamp_job_v1();
 
 --
+-- Name: procrastinate_jobs queueing_take_trace_context_v1; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER queueing_take_trace_context_v1 BEFORE INSERT ON public.procrastinate_jobs FOR EACH ROW WHEN ((new.args ? '_queueing_trace'::text)) EXECUTE FUNCTION public.queueing_take_trace_context_v1();
+
+--
 -- Name: procrastinate_events procrastinate_events_job_id_fkey; Type: FK CONSTRAINT; Schema: public
 --
 
@@ -1933,4 +2077,5 @@ INSERT INTO public.queueing_migrations (version, name) VALUES
     (3, 'statement_level_insert_notify'),
     (4, 'lifecycle'),
     (5, 'row_level_security'),
-    (6, 'worker_contracts');
+    (6, 'worker_contracts'),
+    (7, 'observability');

@@ -95,6 +95,33 @@ RELEASE_CALLS: dict[int, frozenset[str]] = {
             "queueing_wake_workers_v1",
         }
     ),
+    7: frozenset(
+        {
+            "procrastinate_cancel_job_v1",
+            "procrastinate_defer_jobs_v1",
+            "procrastinate_defer_periodic_job_v2",
+            "procrastinate_fetch_job_v2",
+            "procrastinate_finish_job_v1",
+            "procrastinate_prune_stalled_workers_v1",
+            "procrastinate_register_worker_v1",
+            "procrastinate_retry_job_v2",
+            "procrastinate_unregister_worker_v1",
+            "procrastinate_update_heartbeat_v1",
+            "queueing_api_cancel_v1",
+            "queueing_api_jobs_v1",
+            "queueing_cancel_v2",
+            "queueing_claim_v3",
+            "queueing_enqueue_v1",
+            "queueing_enqueue_v2",
+            "queueing_finish_v3",
+            "queueing_prune_v1",
+            "queueing_rescue_v3",
+            "queueing_retry_v2",
+            "queueing_run_now_v1",
+            "queueing_status_name_v1",
+            "queueing_wake_workers_v1",
+        }
+    ),
 }
 
 _NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)

@@ -39,6 +39,18 @@ def worker(
     stall_timeout: StallTimeout = 30.0,
     rescue_interval: RescueInterval = 10.0,
     prune_interval: PruneInterval = 60.0,
+    metrics_port: Annotated[
+        int | None,
+        typer.Option(
+            min=0,
+            max=65535,
+            envvar="QUEUEING_METRICS_PORT",
+            help="Serve /metrics, /healthz and /readyz on this port (0: any free port).",
+        ),
+    ] = None,
+    metrics_host: Annotated[
+        str, typer.Option(help="Address the metrics server listens on.")
+    ] = "0.0.0.0",  # all interfaces: Prometheus scrapes from another host
     log_level: Annotated[str, typer.Option(help="debug, info, warning or error.")] = "info",
     database_url: DatabaseUrl = None,
 ) -> None:
@@ -59,4 +71,6 @@ def worker(
         stall_timeout=stall_timeout,
         rescue_interval=rescue_interval,
         prune_interval=prune_interval,
+        metrics_port=metrics_port,
+        metrics_host=metrics_host,
     )

@@ -22,6 +22,7 @@ import psycopg
 from queueing.worker.backoff import ReconnectBackoff
 from queueing.worker.connection import Connection
 from queueing.worker.lost_claims import give_back_lost_claims
+from queueing.worker.metrics import WorkerMetrics
 from queueing.worker.outcome import Claimed
 from queueing.worker.registration import Registration
 from queueing.worker.running import RunningJobs
@@ -42,6 +43,7 @@ class ClaimLoop:
         batch_size: int,
         poll_interval: float,
         on_database_back: Callable[[], None],
+        metrics: WorkerMetrics | None = None,
     ) -> None:
         self._conn = conn
         self._registration = registration
@@ -56,6 +58,7 @@ class ClaimLoop:
         # The shared connection's generation whose claims were all seen: a newer one
         # means a claim may have committed unseen on the connection it replaced.
         self._seen_generation = 0
+        self._metrics = metrics
 
     def wake(self) -> None:
         """Look for due jobs now (a job hint, or the listener reconnected)."""
@@ -142,6 +145,8 @@ class ClaimLoop:
         """Wait out a failed claim: the backoff's next delay, or less if the listener
         gets through (the database is back) or we are asked to stop."""
         delay = self._backoff.failed("worker.claim_failed", exc)
+        if self._metrics is not None:
+            self._metrics.claims(succeeded=False)
         await self._conn.drop_if_lost(exc)
         # _wake was cleared before the claim: set since, it is the listener reconnecting
         # (or a notification reaching it), so the database answers again.
@@ -149,6 +154,8 @@ class ClaimLoop:
 
     def _claim_succeeded(self) -> None:
         if self._backoff.failures:
+            if self._metrics is not None:
+                self._metrics.claims(succeeded=True)
             self._backoff.recovered("worker.claim_recovered")
             self._on_database_back()
 

@@ -47,12 +47,15 @@ def run_worker(
     rescue_interval: float = 10.0,
     prune_interval: float | None = 60.0,
     retention: Retention | None = None,
+    metrics_port: int | None = None,
+    metrics_host: str = "0.0.0.0",
 ) -> None:
     """Run until SIGTERM or SIGINT: the first stops gracefully, a second skips the grace period.
 
     ``prune_interval`` ``None`` (or 0): this worker never prunes; ``retention``: the
     policy it prunes with, given explicitly (it wins); by default the one the Queue
-    declares (``Queue(retention=...)``, itself ``Retention()`` by default).
+    declares (``Queue(retention=...)``, itself ``Retention()`` by default). ``metrics_port``:
+    serve the worker's metrics and probes there (see ``Worker``).
     """
     try:
         worker = Worker(
@@ -68,6 +71,8 @@ def run_worker(
             if prune_interval
             else None,
             prune_interval=prune_interval or 60.0,
+            metrics_port=metrics_port,
+            metrics_host=metrics_host,
         )
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from exc

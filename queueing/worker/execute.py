@@ -14,6 +14,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import contextvars
 import dataclasses
 import datetime as dt
 import decimal
@@ -28,7 +29,7 @@ from typing import Any
 import pydantic_core
 from pydantic import BaseModel
 
-from queueing import limits
+from queueing import limits, tracing
 from queueing.context import JobContext
 from queueing.errors import InvalidPayload, InvalidResult, UnknownTask
 from queueing.tasks import Task
@@ -44,7 +45,22 @@ async def execute(
     ctx: JobContext,
     stop_reason: Callable[[], type[Exception] | None],
 ) -> Outcome:
-    """Run the handler; never raises. ``stop_reason`` tells why we were cancelled, if we were."""
+    """Run the handler, in the attempt's span if tracing is on (``queueing.tracing``);
+    never raises. ``stop_reason`` tells why we were cancelled, if we were."""
+    if not tracing.tracing():
+        return await _run(job, task, ctx, stop_reason)
+    with tracing.attempt_span(job) as span:
+        outcome = await _run(job, task, ctx, stop_reason)
+        tracing.record_outcome(span, outcome)
+        return outcome
+
+
+async def _run(
+    job: Claimed,
+    task: Task | None,
+    ctx: JobContext,
+    stop_reason: Callable[[], type[Exception] | None],
+) -> Outcome:
     started = time.perf_counter()
     try:
         if task is None:
@@ -59,6 +75,7 @@ async def execute(
             raise
         return _stopped(job, reason, time.perf_counter() - started)
     except Exception as exc:
+        tracing.record_exception(exc)
         return _failed(job, task, exc, time.perf_counter() - started)
     try:
         stored = result_json(result, task_name=job.task_name)
@@ -244,5 +261,7 @@ def _in_thread(fn: Callable[..., Any], kwargs: dict[str, Any], name: str) -> asy
         with contextlib.suppress(RuntimeError):  # the loop is closed: nobody waits any more
             loop.call_soon_threadsafe(settle, result, exc)
 
-    threading.Thread(target=target, name=name, daemon=True).start()
+    # In a copy of this task's context: the handler sees the attempt's span as current.
+    context = contextvars.copy_context()
+    threading.Thread(target=context.run, args=(target,), name=name, daemon=True).start()
     return future

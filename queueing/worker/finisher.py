@@ -26,6 +26,7 @@ from queueing import logs
 from queueing.drivers import first_line
 from queueing.worker.backoff import ReconnectBackoff
 from queueing.worker.connection import Connection
+from queueing.worker.metrics import WorkerMetrics
 from queueing.worker.outcome import Outcome, OutcomeKind, error_json
 
 MAX_BATCH = 500
@@ -44,7 +45,9 @@ class OutcomeRejected(Exception):
 class Finisher:
     """Writes the outcomes of one worker registration's attempts (see the module doc)."""
 
-    def __init__(self, worker_id: int, database_url: str) -> None:
+    def __init__(
+        self, worker_id: int, database_url: str, metrics: WorkerMetrics | None = None
+    ) -> None:
         self.worker_id = worker_id
         self.name = f"queueing-finisher-{worker_id}"
         self._conn = Connection(database_url)
@@ -57,6 +60,7 @@ class Finisher:
         self._closing = False
         self._backoff = ReconnectBackoff()  # consecutive failed writes, and since when
         self.written = 0
+        self._metrics = metrics
 
     def submit(self, outcome: Outcome) -> None:
         self._pending.append(outcome)
@@ -158,6 +162,8 @@ class Finisher:
                 continue
             self._recovered()
             self.written += len(batch)
+            if self._metrics is not None:
+                self._metrics.committed(batch, rows)
             self._log(batch, rows)
             return
 

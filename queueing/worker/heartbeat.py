@@ -19,6 +19,7 @@ import asyncio
 import contextlib
 import logging
 import threading
+import time
 from collections.abc import Callable
 from typing import Any
 
@@ -50,6 +51,8 @@ class Heartbeat:
         self._stopping = threading.Event()
         self._conn: psycopg.Connection[Any] | None = None
         self._failures = ReconnectBackoff()  # counts failed beats; the interval stays
+        #: When the last beat succeeded (time.monotonic()); None before the first.
+        self.last_success: float | None = None
         self._thread = threading.Thread(target=self._run, name="queueing-heartbeat", daemon=True)
 
     def start(self, loop: asyncio.AbstractEventLoop) -> None:
@@ -91,6 +94,7 @@ class Heartbeat:
         except psycopg.Error as exc:
             self._failed(exc)  # the database is away; the next beat tries again
             return
+        self.last_success = time.monotonic()
         self._failures.recovered("worker.heartbeat_recovered")
         if not alive:
             with contextlib.suppress(RuntimeError):  # the loop is closed: the worker stopped

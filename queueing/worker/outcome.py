@@ -8,6 +8,7 @@ refuses any other.
 
 from __future__ import annotations
 
+import datetime as dt
 import enum
 import traceback
 from dataclasses import dataclass
@@ -39,6 +40,11 @@ class Claimed:
     #: Claimed to run alone: its worker was lost while it ran beside others with its
     #: attempts spent, and this run decides whether it is the job that kills workers.
     run_alone: bool = False
+    #: When the job fell due: the later of its scheduled and created times (the pickup
+    #: latency metric). None from ``claimed_by_worker``, whose jobs are given back unrun.
+    due_at: dt.datetime | None = None
+    #: The W3C trace context of the span the job was enqueued in (``queueing.tracing``).
+    trace_context: dict[str, str] | None = None
 
 
 class OutcomeKind(enum.StrEnum):

@@ -21,6 +21,7 @@ import psycopg
 from queueing import logs
 from queueing.worker.connection import Connection
 from queueing.worker.finisher import Finisher
+from queueing.worker.metrics import WorkerMetrics
 from queueing.worker.services import Services
 
 
@@ -35,13 +36,19 @@ class Registered:
 class Registration:
     """Owns the worker's current registration and every finisher it has had."""
 
-    def __init__(self, conn: Connection, database_url: str, services: Services) -> None:
-        self._conn = conn
-        self._url = database_url
-        self._services = services
+    def __init__(
+        self,
+        conn: Connection,
+        database_url: str,
+        services: Services,
+        *,
+        metrics: WorkerMetrics | None = None,
+    ) -> None:
+        self._conn, self._url, self._services = conn, database_url, services
         self._lock = asyncio.Lock()
         self._all: list[Registered] = []
         self._replacing: set[asyncio.Task[None]] = set()
+        self._metrics = metrics
 
     @property
     def current(self) -> Registered:
@@ -55,7 +62,7 @@ class Registration:
     async def register(self) -> Registered:
         """Register a new worker row and start its finisher."""
         rows = await self._conn.fetch("register_worker")
-        finisher = Finisher(rows[0]["worker_id"], self._url)
+        finisher = Finisher(rows[0]["worker_id"], self._url, self._metrics)
         self._services.start(finisher)
         registered = Registered(finisher.worker_id, finisher)
         self._all.append(registered)

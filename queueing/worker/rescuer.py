@@ -17,6 +17,7 @@ import logging
 
 from queueing import logs
 from queueing.worker.connection import Connection
+from queueing.worker.metrics import WorkerMetrics
 from queueing.worker.periodic import Periodic
 
 #: Jobs rescued per statement; a round repeats until fewer come back.
@@ -29,11 +30,19 @@ class Rescuer(Periodic):
     name = "queueing-rescuer"
     kind = "rescue"
 
-    def __init__(self, database_url: str, *, interval: float, stall_timeout: float) -> None:
+    def __init__(
+        self,
+        database_url: str,
+        *,
+        interval: float,
+        stall_timeout: float,
+        metrics: WorkerMetrics | None = None,
+    ) -> None:
         # The first round at once: a worker restarted after a crash gives back what
         # the crash left as soon as it is stale.
         super().__init__(database_url, interval, first_delay=0.0)
         self.stall_timeout = stall_timeout
+        self._metrics = metrics
 
     async def after_outage(self) -> None:
         """Give live workers one ``stall_timeout`` to heartbeat before judging them.
@@ -53,6 +62,8 @@ class Rescuer(Periodic):
             # One autocommitted statement, lock included (see periodic.py).
             rescued = await conn.fetch("rescue_stalled", params)
             # Logged after the commit: a line never claims what the database does not hold.
+            if self._metrics is not None:
+                self._metrics.rescued(rescued)
             for row in rescued:
                 logs.event("job.rescued", logging.WARNING, job_id=row["id"], status=row["status"])
             if len(rescued) < RESCUE_BATCH:

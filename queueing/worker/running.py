@@ -7,6 +7,7 @@ its reason to stop, if it was asked to: state of the job, kept with the job, set
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import functools
 import threading
 from dataclasses import dataclass, field
@@ -16,6 +17,7 @@ from queueing.context import JobContext
 from queueing.queue import Queue
 from queueing.worker.execute import execute
 from queueing.worker.finisher import Finisher
+from queueing.worker.metrics import WorkerMetrics
 from queueing.worker.outcome import Claimed, Outcome
 from queueing.worker.progress import ProgressWriter
 
@@ -44,13 +46,20 @@ class RunningJobs:
     """Starts claimed jobs, stops them when asked, and submits each outcome to the
     finisher of the registration that claimed the job."""
 
-    def __init__(self, queue: Queue, progress: ProgressWriter, stats: WorkerStats) -> None:
+    def __init__(
+        self,
+        queue: Queue,
+        progress: ProgressWriter,
+        stats: WorkerStats,
+        metrics: WorkerMetrics | None = None,
+    ) -> None:
         self._queue = queue
         self._progress = progress
         self._jobs: dict[int, _Running] = {}
         self.stats = stats
         #: Set whenever a job ends (a slot is free again).
         self.slot_freed = asyncio.Event()
+        self._metrics = metrics
 
     def __len__(self) -> int:
         return len(self._jobs)
@@ -84,6 +93,8 @@ class RunningJobs:
         running = _Running(job, stop, asyncio.create_task(coro, name=f"{JOB_TASK_PREFIX}{job.id}"))
         self._jobs[job.id] = running
         self.stats.claimed += 1
+        if self._metrics is not None:
+            self._metrics.started(job, dt.datetime.now(dt.UTC))
         logs.event(
             "job.started",
             job_id=job.id,

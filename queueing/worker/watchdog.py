@@ -27,7 +27,7 @@ class LoopWatchdog:
     """Watches one event loop from a thread of its own."""
 
     def __init__(self, blocked_after: float = BLOCKED_AFTER) -> None:
-        self._blocked_after = blocked_after
+        self.blocked_after = blocked_after
         self._stopping = threading.Event()
         self._answered = time.monotonic()
         self._thread = threading.Thread(target=self._run, name="queueing-watchdog", daemon=True)
@@ -40,6 +40,11 @@ class LoopWatchdog:
     def stop(self) -> None:
         self._stopping.set()
 
+    def waited(self) -> float:
+        """Seconds since the loop last answered a ping (~``PING_EVERY`` while it runs;
+        readable from any thread)."""
+        return time.monotonic() - self._answered
+
     def _pong(self) -> None:
         self._answered = time.monotonic()
 
@@ -51,10 +56,10 @@ class LoopWatchdog:
             except RuntimeError:
                 return  # the loop is closed
             waited = time.monotonic() - self._answered
-            if blocked_since is None and waited >= self._blocked_after:
+            if blocked_since is None and waited >= self.blocked_after:
                 blocked_since = self._answered
                 self._report_blocked(waited)
-            elif blocked_since is not None and waited < self._blocked_after:
+            elif blocked_since is not None and waited < self.blocked_after:
                 logs.event(
                     "worker.loop_unblocked",
                     logging.WARNING,

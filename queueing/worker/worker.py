@@ -16,13 +16,16 @@ from types import EllipsisType
 import psycopg
 
 from queueing import drivers, logs, ops
+from queueing.errors import ConfigurationError
 from queueing.queue import Queue, check_queue_name
 from queueing.retention import Retention
 from queueing.worker.abort_watch import AbortWatch
 from queueing.worker.claim_loop import ClaimLoop
 from queueing.worker.connection import Connection
+from queueing.worker.health import Health
 from queueing.worker.heartbeat import Heartbeat
 from queueing.worker.listener import Listener
+from queueing.worker.metrics import WorkerMetrics
 from queueing.worker.outcome import Interrupted
 from queueing.worker.progress import ProgressWriter
 from queueing.worker.pruner import Pruner
@@ -30,6 +33,7 @@ from queueing.worker.registration import Registration
 from queueing.worker.rescuer import Rescuer
 from queueing.worker.running import RunningJobs, WorkerStats
 from queueing.worker.services import Services, first
+from queueing.worker.status_server import StatusServer
 from queueing.worker.watchdog import LoopWatchdog
 
 #: After a forced stop, how long outcomes may still take to be written before they are
@@ -51,6 +55,9 @@ class WorkerSettings:
     retention: Retention | None = field(default_factory=Retention)
     prune_interval: float = 60.0
     batch_size: int = 100
+    #: Serve /metrics, /healthz and /readyz on this port (0: any free one; None: no server).
+    metrics_port: int | None = None
+    metrics_host: str = "0.0.0.0"  # all interfaces: Prometheus scrapes from other hosts
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
@@ -81,6 +88,10 @@ class Worker:
     applies ``retention`` (default: the Queue's, ``Queue(retention=...)``; ``None``: this
     worker never prunes). Raises ValueError for
     settings that cannot work (see ``WorkerSettings``).
+
+    ``metrics``: where it reports its Prometheus metrics (default: a ``WorkerMetrics`` of
+    its own when ``metrics_port`` is set, else none). ``metrics_port``: serve them, and
+    the ``/healthz`` and ``/readyz`` probes, over HTTP on ``metrics_host:metrics_port``.
     """
 
     def __init__(
@@ -97,13 +108,20 @@ class Worker:
         retention: Retention | EllipsisType | None = ...,
         prune_interval: float = 60.0,
         batch_size: int = 100,
+        metrics: WorkerMetrics | None = None,
+        metrics_port: int | None = None,
+        metrics_host: str = "0.0.0.0",
     ) -> None:
         self.queue = queue
         kept = queue.retention if retention is ... else retention
         self.settings = WorkerSettings(
             concurrency, queues, poll_interval, shutdown_timeout, heartbeat_interval,
             stall_timeout, rescue_interval, kept, prune_interval, batch_size,
+            metrics_port, metrics_host,
         )  # fmt: skip
+        if metrics is None and metrics_port is not None:
+            metrics = WorkerMetrics()
+        self.metrics = metrics
         self.stats = WorkerStats()
         self.started = asyncio.Event()
         self._stop = asyncio.Event()
@@ -135,7 +153,9 @@ class Worker:
     async def run(self, *, until_idle: bool = False) -> WorkerStats:
         """Run until ``stop()``; with ``until_idle``, until no job is due now and none runs."""
         self._loop = asyncio.get_running_loop()
-        self._registration, parts = await _Parts.build(self.queue, self.settings, self.stats)
+        self._registration, parts = await _Parts.build(
+            self.queue, self.settings, self.stats, self.metrics
+        )
         try:
             await parts.start(self._loop, self._stop)
             logs.event(
@@ -144,6 +164,7 @@ class Worker:
                 concurrency=self.settings.concurrency,
                 queues=self.settings.queues or "all",
                 tasks=len(self.queue.tasks),
+                metrics_port=parts.status.port if parts.status else None,
             )
             self.started.set()
             await parts.claim_loop.run(self._stop, until_idle=until_idle)
@@ -174,16 +195,18 @@ class _Parts:
     aborts: AbortWatch
     heartbeat: Heartbeat
     watchdog: LoopWatchdog
+    metrics: WorkerMetrics | None
+    status: StatusServer | None = None
 
     @classmethod
     async def build(
-        cls, queue: Queue, s: WorkerSettings, stats: WorkerStats
+        cls, queue: Queue, s: WorkerSettings, stats: WorkerStats, metrics: WorkerMetrics | None
     ) -> tuple[Registration, _Parts]:
         """Check the schema and register (raising the typed error if either fails), then
         build every service and wire who wakes whom."""
         url = queue.database_url
         conn, services = Connection(url), Services()
-        registration = Registration(conn, url, services)
+        registration = Registration(conn, url, services, metrics=metrics)
         async with drivers.async_translate_errors():
             try:
                 await drivers.run_async(ops.check_schema(), await conn.get())
@@ -192,7 +215,7 @@ class _Parts:
                 await conn.close()
                 raise
         progress = ProgressWriter(url)
-        running = RunningJobs(queue, progress, stats)
+        running = RunningJobs(queue, progress, stats, metrics)
 
         heartbeat = Heartbeat(
             url,
@@ -211,13 +234,13 @@ class _Parts:
         claim_loop = ClaimLoop(
             conn, registration, running, queues=s.queues, concurrency=s.concurrency,
             batch_size=s.batch_size, poll_interval=s.poll_interval,
-            on_database_back=database_back,
+            on_database_back=database_back, metrics=metrics,
         )  # fmt: skip
         aborts = AbortWatch(conn, running, interval=s.heartbeat_interval)
         listener = Listener(url, s.queues, claim_loop.wake, aborts.look_now)
         parts = cls(
             url, s, conn, services, registration, running, progress, claim_loop, listener,
-            aborts, heartbeat, LoopWatchdog(),
+            aborts, heartbeat, LoopWatchdog(), metrics,
         )  # fmt: skip
         return registration, parts
 
@@ -227,14 +250,45 @@ class _Parts:
         await self.progress.open()
         self.heartbeat.start(loop)
         self.watchdog.start(loop)
+        self._serve_status(stopping)
         self.services.start(self.listener)
         self.services.start(self.aborts)
         self.services.start(
-            Rescuer(self.url, interval=s.rescue_interval, stall_timeout=s.stall_timeout)
+            Rescuer(
+                self.url,
+                interval=s.rescue_interval,
+                stall_timeout=s.stall_timeout,
+                metrics=self.metrics,
+            )
         )
         if s.retention is not None:
             self.services.start(Pruner(self.url, interval=s.prune_interval, retention=s.retention))
         await first(self.listener.connected.wait(), stopping.wait())
+
+    def _serve_status(self, stopping: asyncio.Event) -> None:
+        """Start the metrics and probes server, if the settings ask for one."""
+        s, metrics = self.settings, self.metrics
+        if metrics is None:
+            return
+        metrics.watch(
+            concurrency=s.concurrency,
+            running=lambda: len(self.running),
+            pending=lambda: self.registration.pending,
+        )
+        if s.metrics_port is None:
+            return
+        health = Health(
+            self.url, self.watchdog, self.heartbeat,
+            stall_timeout=s.stall_timeout, draining=stopping.is_set,
+        )  # fmt: skip
+        probes = {"/healthz": health.live, "/readyz": health.ready}
+        try:
+            self.status = StatusServer(s.metrics_host, s.metrics_port, metrics.registry, probes)
+        except OSError as exc:  # the port is taken, or the address is not this host's
+            raise ConfigurationError(
+                f"cannot serve metrics on {s.metrics_host}:{s.metrics_port}: {exc.strerror}"
+            ) from exc
+        self.status.start()
 
     async def stop(self, force: asyncio.Event) -> None:
         """Drain the running jobs, write their outcomes, stop every service, unregister.
@@ -246,6 +300,8 @@ class _Parts:
         flushed = await self._flush(force)
         await self.heartbeat.stop()
         self.watchdog.stop()
+        if self.status is not None:
+            self.status.stop()
         if flushed:
             await self.registration.close()  # finishers end by themselves once flushed
         await self.services.stop()
