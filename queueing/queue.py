@@ -21,20 +21,10 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from pydantic import BaseModel
 
-from queueing import drivers, limits, ops
+from queueing import drivers, limits, models, ops
 from queueing.config import CONNECT_TIMEOUT, resolve_database_url
 from queueing.errors import ConfigurationError, InvalidPayload, UnknownTask
-from queueing.models import (
-    SYSTEM,
-    TERMINAL_STATUSES,
-    Actor,
-    Attempt,
-    EnqueuedJob,
-    Job,
-    JobStatus,
-    MigrationState,
-    QueueCount,
-)
+from queueing.models import SYSTEM, Actor, EnqueuedJob, Job, JobStatus
 from queueing.ops import JobFilter, NewJob, Op
 from queueing.retention import Retention, RetentionPolicy
 from queueing.retry import DEFAULT_RETRY, RetryPolicy
@@ -362,14 +352,14 @@ class Queue:
         """Newest first. Filters: a JobFilter or its fields as keywords."""
         return self._run(ops.list_jobs(filters or JobFilter(**kwargs)))
 
-    def stats(self) -> list[QueueCount]:
+    def stats(self) -> list[models.QueueCount]:
         """Job counts per queue and status."""
         return self._run(ops.stats())
 
     def wait_for(
         self,
         job_id: int,
-        statuses: Collection[JobStatus] = TERMINAL_STATUSES,
+        statuses: Collection[JobStatus] = models.TERMINAL_STATUSES,
         *,
         timeout: float = 30.0,
     ) -> Job:
@@ -391,7 +381,7 @@ class Queue:
         """Re-run a failed or cancelled job (same id, attempts continue)."""
         return self._run(ops.retry(job_id, actor))
 
-    def attempts(self, job_id: int) -> list[Attempt]:
+    def attempts(self, job_id: int) -> list[models.Attempt]:
         """The job's attempt history, oldest first."""
         return self._run(ops.attempts(job_id))
 
@@ -403,7 +393,7 @@ class Queue:
         """Apply the schema; returns the migration versions applied (none if current)."""
         return drivers.run_sync_at(self.database_url, ops.migrate())
 
-    def schema_status(self) -> MigrationState:
+    def schema_status(self) -> models.MigrationState:
         """Which schema version the database has, and which this code needs."""
         return drivers.run_sync_at(self.database_url, ops.schema_state())
 
@@ -593,13 +583,13 @@ class AsyncQueue:
     async def list_jobs(self, filters: JobFilter | None = None, /, **kwargs: Any) -> list[Job]:
         return await self._run(ops.list_jobs(filters or JobFilter(**kwargs)))
 
-    async def stats(self) -> list[QueueCount]:
+    async def stats(self) -> list[models.QueueCount]:
         return await self._run(ops.stats())
 
     async def wait_for(
         self,
         job_id: int,
-        statuses: Collection[JobStatus] = TERMINAL_STATUSES,
+        statuses: Collection[JobStatus] = models.TERMINAL_STATUSES,
         *,
         timeout: float = 30.0,
     ) -> Job:
@@ -614,7 +604,7 @@ class AsyncQueue:
     async def retry(self, job_id: int, *, actor: Actor = SYSTEM) -> Job:
         return await self._run(ops.retry(job_id, actor))
 
-    async def attempts(self, job_id: int) -> list[Attempt]:
+    async def attempts(self, job_id: int) -> list[models.Attempt]:
         return await self._run(ops.attempts(job_id))
 
     async def run_now(self, job_id: int) -> Job:
