@@ -30,12 +30,16 @@ def sql_dir() -> Path:
     raise FileNotFoundError(f"queueing's sql/ folder is missing (looked beside {here})")
 
 
-@functools.cache
-def _queries() -> dict[str, str]:
-    text = (sql_dir() / "queries.sql").read_text(encoding="utf-8")
+def named_blocks(text: str) -> dict[str, str]:
+    """The ``-- name: <name>`` blocks of a SQL file's text, by name."""
     parts = _NAME_LINE.split(text)
     # parts = [preamble, name1, body1, name2, body2, ...]
     return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+
+
+@functools.cache
+def _queries() -> dict[str, str]:
+    return named_blocks((sql_dir() / "queries.sql").read_text(encoding="utf-8"))
 
 
 def query(name: str) -> sql.SQL:

@@ -42,97 +42,53 @@ SCHEMA_SQL = sql.sql_dir() / "schema.sql"
 # database) and the end-user API granted to queueing_app. Migration N + 1 must keep
 # every one of RELEASE_CALLS[N], so that release N's running workers survive a rolling
 # deploy. test_this_release_calls_are_recorded asks for a new entry with each migration.
-RELEASE_CALLS: dict[int, frozenset[str]] = {
-    5: frozenset(
-        {
-            "procrastinate_cancel_job_v1",
-            "procrastinate_defer_jobs_v1",
-            "procrastinate_defer_periodic_job_v2",
-            "procrastinate_fetch_job_v2",
-            "procrastinate_finish_job_v1",
-            "procrastinate_prune_stalled_workers_v1",
-            "procrastinate_register_worker_v1",
-            "procrastinate_retry_job_v2",
-            "procrastinate_unregister_worker_v1",
-            "procrastinate_update_heartbeat_v1",
-            "queueing_api_cancel_v1",
-            "queueing_api_jobs_v1",
-            "queueing_cancel_v2",
-            "queueing_claim_v1",
-            "queueing_enqueue_v1",
-            "queueing_enqueue_v2",
-            "queueing_finish_v2",
-            "queueing_prune_v1",
-            "queueing_rescue_v1",
-            "queueing_retry_v2",
-            "queueing_run_now_v1",
-            "queueing_wake_workers_v1",
-        }
-    ),
-    6: frozenset(
-        {
-            "procrastinate_cancel_job_v1",
-            "procrastinate_defer_jobs_v1",
-            "procrastinate_defer_periodic_job_v2",
-            "procrastinate_fetch_job_v2",
-            "procrastinate_finish_job_v1",
-            "procrastinate_prune_stalled_workers_v1",
-            "procrastinate_register_worker_v1",
-            "procrastinate_retry_job_v2",
-            "procrastinate_unregister_worker_v1",
-            "procrastinate_update_heartbeat_v1",
-            "queueing_api_cancel_v1",
-            "queueing_api_jobs_v1",
-            "queueing_cancel_v2",
-            "queueing_claim_v2",
-            "queueing_enqueue_v1",
-            "queueing_enqueue_v2",
-            "queueing_finish_v3",
-            "queueing_prune_v1",
-            "queueing_rescue_v2",
-            "queueing_retry_v2",
-            "queueing_run_now_v1",
-            "queueing_wake_workers_v1",
-        }
-    ),
-    7: frozenset(
-        {
-            "procrastinate_cancel_job_v1",
-            "procrastinate_defer_jobs_v1",
-            "procrastinate_defer_periodic_job_v2",
-            "procrastinate_fetch_job_v2",
-            "procrastinate_finish_job_v1",
-            "procrastinate_prune_stalled_workers_v1",
-            "procrastinate_register_worker_v1",
-            "procrastinate_retry_job_v2",
-            "procrastinate_unregister_worker_v1",
-            "procrastinate_update_heartbeat_v1",
-            "queueing_api_cancel_v1",
-            "queueing_api_jobs_v1",
-            "queueing_cancel_v2",
-            "queueing_claim_v3",
-            "queueing_enqueue_v1",
-            "queueing_enqueue_v2",
-            "queueing_finish_v3",
-            "queueing_prune_v1",
-            "queueing_rescue_v3",
-            "queueing_retry_v2",
-            "queueing_run_now_v1",
-            "queueing_status_name_v1",
-            "queueing_wake_workers_v1",
-        }
-    ),
+_RELEASE_5 = frozenset(
+    {
+        "procrastinate_cancel_job_v1",
+        "procrastinate_defer_jobs_v1",
+        "procrastinate_defer_periodic_job_v2",
+        "procrastinate_fetch_job_v2",
+        "procrastinate_finish_job_v1",
+        "procrastinate_prune_stalled_workers_v1",
+        "procrastinate_register_worker_v1",
+        "procrastinate_retry_job_v2",
+        "procrastinate_unregister_worker_v1",
+        "procrastinate_update_heartbeat_v1",
+        "queueing_api_cancel_v1",
+        "queueing_api_jobs_v1",
+        "queueing_cancel_v2",
+        "queueing_claim_v1",
+        "queueing_enqueue_v1",
+        "queueing_enqueue_v2",
+        "queueing_finish_v2",
+        "queueing_prune_v1",
+        "queueing_rescue_v1",
+        "queueing_retry_v2",
+        "queueing_run_now_v1",
+        "queueing_wake_workers_v1",
+    }
+)
+
+# Each later release: what it stopped calling, and what it calls instead.
+RELEASE_CALLS: dict[int, frozenset[str]] = {5: _RELEASE_5}
+RELEASE_CALLS[6] = RELEASE_CALLS[5] - {
+    "queueing_claim_v1",
+    "queueing_finish_v2",
+    "queueing_rescue_v1",
+} | {"queueing_claim_v2", "queueing_finish_v3", "queueing_rescue_v2"}
+RELEASE_CALLS[7] = RELEASE_CALLS[6] - {"queueing_claim_v2", "queueing_rescue_v2"} | {
+    "queueing_claim_v3",
+    "queueing_rescue_v3",
+    "queueing_status_name_v1",
 }
 
-_NAME_LINE = re.compile(r"^-- name: (\w+)\s*$", re.MULTILINE)
 _CALL = re.compile(r"\b((?:queueing|procrastinate)_\w+)\s*\(")
 _VERSIONED = re.compile(r"^(\w+)_v(\d+)$")
 
 
 def _catalog_queries() -> dict[str, str]:
     text = (Path(__file__).parent / "schema_catalog.sql").read_text(encoding="utf-8")
-    parts = _NAME_LINE.split(text)
-    return {name: body.strip() for name, body in zip(parts[1::2], parts[2::2], strict=True)}
+    return sql.named_blocks(text)
 
 
 CATALOG = _catalog_queries()
