@@ -26,7 +26,7 @@ from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
 from queueing import sql
-from queueing.config import CONNECT_TIMEOUT
+from queueing.config import connect_options
 from queueing.errors import DatabaseUnavailable, QueueingError, SchemaNotMigrated
 from queueing.ops import Effect, Listen, Op, Query, Script, T, Transaction, WaitNotify
 
@@ -152,7 +152,7 @@ def run_sync_at(url: str, op: Op[T], *, autocommit: bool = False) -> T:
     first, without ``autocommit``)."""
     with (
         translate_errors(),
-        psycopg.connect(url, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT) as conn,
+        psycopg.connect(url, autocommit=autocommit, **connect_options()) as conn,
     ):
         return run_sync(op, conn)
 
@@ -161,7 +161,7 @@ async def run_async_at(url: str, op: Op[T], *, autocommit: bool = False) -> T:
     """``run_sync_at`` on an async connection."""
     with translate_errors():
         conn = await psycopg.AsyncConnection.connect(
-            url, autocommit=autocommit, connect_timeout=CONNECT_TIMEOUT
+            url, autocommit=autocommit, **connect_options()
         )
         async with conn:
             return await run_async(op, conn)

@@ -25,7 +25,7 @@ from prometheus_client.registry import Collector
 from psycopg.rows import dict_row
 
 from queueing import logs, sql
-from queueing.config import CONNECT_TIMEOUT
+from queueing.config import connect_options
 from queueing.drivers import first_line
 from queueing.models import JobStatus
 
@@ -100,9 +100,7 @@ class QueueMetrics(Collector):
                 return self._rows
             try:
                 if self._conn is None or self._conn.closed:
-                    self._conn = psycopg.connect(
-                        self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT
-                    )
+                    self._conn = psycopg.connect(self._url, autocommit=True, **connect_options())
                 with self._conn.cursor(row_factory=dict_row) as cur:
                     self._rows = cur.execute(sql.query("queue_metrics")).fetchall()
                 self.queries += 1

@@ -83,6 +83,8 @@ Op = Generator[Effect, Any, T]
 """An operation returning a ``T``: it yields effects and is sent each one's result."""
 
 JOB_CHANGED_CHANNEL = "queueing_job_changed_v1"
+#: Seconds between two reads of a waited-for job when no connection may LISTEN.
+WAIT_POLL_INTERVAL = 0.25
 
 
 @dataclass(frozen=True)
@@ -250,15 +252,20 @@ def run_now(job_id: int) -> Op[Job]:
     return (yield from _changed_or_explain(rows, job_id, "run now (only pending jobs are)"))
 
 
-def wait_for(job_id: int, statuses: Collection[JobStatus], timeout: float) -> Op[Job]:
+def wait_for(
+    job_id: int, statuses: Collection[JobStatus], timeout: float, *, listen: bool = True
+) -> Op[Job]:
     """Wait, on LISTEN/NOTIFY, until the job is in one of ``statuses``.
 
     Notifications are only hints: the row is re-read after each one, and it is read
-    after LISTEN took effect, so a change between the two cannot be missed.
+    after LISTEN took effect, so a change between the two cannot be missed. Without
+    ``listen`` (no connection can LISTEN: docs/pooling.md) the row is re-read every
+    ``WAIT_POLL_INTERVAL`` seconds instead.
     """
     wanted = frozenset(statuses) or models.TERMINAL_STATUSES
     deadline = time.monotonic() + timeout
-    yield Listen(JOB_CHANGED_CHANNEL)
+    if listen:
+        yield Listen(JOB_CHANGED_CHANNEL)
     expected = str(job_id)
     while True:
         job = yield from get_job(job_id)
@@ -271,15 +278,17 @@ def wait_for(job_id: int, statuses: Collection[JobStatus], timeout: float) -> Op
                     f"job {job_id} is still {job.status} after {timeout:g}s "
                     f"(waited for {', '.join(sorted(wanted))})"
                 )
-            payloads = yield WaitNotify(remaining)
-            if expected in payloads:
+            payloads = yield from _wait_hint(remaining, listen)
+            if not listen or expected in payloads:
                 break
 
 
-def wait_for_change(job_id: int, seen: Job, timeout: float) -> Op[Job]:
-    """Return the job's record once it differs from ``seen`` (or ``seen`` at the deadline)."""
+def wait_for_change(job_id: int, seen: Job, timeout: float, *, listen: bool = True) -> Op[Job]:
+    """Return the job's record once it differs from ``seen`` (or ``seen`` at the deadline);
+    ``listen`` as in ``wait_for``."""
     deadline = time.monotonic() + timeout
-    yield Listen(JOB_CHANGED_CHANNEL)
+    if listen:
+        yield Listen(JOB_CHANGED_CHANNEL)
     expected = str(job_id)
     while True:
         job = yield from get_job(job_id)
@@ -288,12 +297,20 @@ def wait_for_change(job_id: int, seen: Job, timeout: float) -> Op[Job]:
         remaining = deadline - time.monotonic()
         if remaining <= 0:
             return job
-        payloads = yield WaitNotify(remaining)
-        while payloads and expected not in payloads:
+        payloads = yield from _wait_hint(remaining, listen)
+        while listen and payloads and expected not in payloads:
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return job
             payloads = yield WaitNotify(remaining)
+
+
+def _wait_hint(remaining: float, listen: bool) -> Op[list[str]]:
+    """Wait for notifications up to ``remaining`` seconds; when not listening, for the
+    next poll (no notification can come: the caller re-reads the row after it)."""
+    timeout = remaining if listen else min(remaining, WAIT_POLL_INTERVAL)
+    payloads: list[str] = yield WaitNotify(timeout)
+    return payloads
 
 
 # --- schema -----------------------------------------------------------------

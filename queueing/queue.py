@@ -22,7 +22,7 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from pydantic import BaseModel
 
 from queueing import drivers, limits, models, ops
-from queueing.config import CONNECT_TIMEOUT, resolve_database_url
+from queueing.config import connect_options, listen_database_url, resolve_database_url
 from queueing.errors import ConfigurationError, InvalidPayload, UnknownTask
 from queueing.models import SYSTEM, Actor, EnqueuedJob, Job, JobStatus
 from queueing.ops import JobFilter, NewJob, Op
@@ -139,6 +139,13 @@ class Queue:
         """Point the queue at another database (before first use, e.g. from the CLI)."""
         self.close()
         self._database_url = url
+
+    @property
+    def listen_database_url(self) -> str | None:
+        """Where ``wait_for``, ``jobs watch`` and the worker LISTEN: QUEUEING_LISTEN_DATABASE_URL
+        (a direct URL past a transaction-mode pooler, docs/pooling.md), else the queue's
+        URL; None when that setting is ``off``: they poll instead."""
+        return listen_database_url(self.database_url)
 
     @property
     def retention(self) -> Retention:
@@ -275,7 +282,7 @@ class Queue:
                 check=drivers.check_pooled,
                 # Autocommit: every operation is one statement (a function call), so it is
                 # atomic on its own, and a BEGIN/COMMIT pair would triple its round trips.
-                kwargs={"connect_timeout": CONNECT_TIMEOUT, "autocommit": True},
+                kwargs={**connect_options(), "autocommit": True},
             )
         return self._pool
 
@@ -293,9 +300,13 @@ class Queue:
         with self._conn(connection) as conn:
             return drivers.run_sync(op, conn)
 
-    def _run_listening(self, op: Op[T]) -> T:
+    def _run_waiting(self, wait: Callable[[bool], Op[T]]) -> T:
+        """Run the wait ``wait(listen)`` on a connection of its own: one to the listen URL,
+        LISTENing; or, when listening is off, one to the queue's URL, polling."""
         self._get_pool()  # the schema check
-        return drivers.run_sync_at(self.database_url, op, autocommit=True)
+        listen_url = self.listen_database_url
+        op = wait(listen_url is not None)
+        return drivers.run_sync_at(listen_url or self.database_url, op, autocommit=True)
 
     def close(self) -> None:
         """Close the connection pool (the queue may be used again: it reopens)."""
@@ -365,13 +376,18 @@ class Queue:
     ) -> Job:
         """Block until the job is in one of ``statuses`` (default: any terminal one).
 
-        Woken by LISTEN/NOTIFY, never by polling; WaitTimeout after ``timeout`` seconds.
+        Woken by LISTEN/NOTIFY on ``listen_database_url``; when that is off, the job is
+        read every ``ops.WAIT_POLL_INTERVAL`` seconds. WaitTimeout after ``timeout`` seconds.
         """
-        return self._run_listening(ops.wait_for(job_id, statuses, timeout))
+        return self._run_waiting(
+            lambda listen: ops.wait_for(job_id, statuses, timeout, listen=listen)
+        )
 
     def wait_for_change(self, job: Job, *, timeout: float) -> Job:
         """The job's record once it differs from ``job`` (status, progress), or at the deadline."""
-        return self._run_listening(ops.wait_for_change(job.id, job, timeout))
+        return self._run_waiting(
+            lambda listen: ops.wait_for_change(job.id, job, timeout, listen=listen)
+        )
 
     def cancel(self, job_id: int, *, actor: Actor = SYSTEM) -> Job:
         """Cancel a pending job, or ask an active one to stop. InvalidTransition if terminal."""
@@ -514,7 +530,7 @@ class AsyncQueue:
                 check=drivers.check_pooled_async,
                 # Autocommit: every operation is one statement (a function call), so it is
                 # atomic on its own, and a BEGIN/COMMIT pair would triple its round trips.
-                kwargs={"connect_timeout": CONNECT_TIMEOUT, "autocommit": True},
+                kwargs={**connect_options(), "autocommit": True},
             )
             await self._pool.open()
             self._loop = loop
@@ -535,9 +551,13 @@ class AsyncQueue:
         async with self._conn(connection) as conn:
             return await drivers.run_async(op, conn)
 
-    async def _run_listening(self, op: Op[T]) -> T:
+    async def _run_waiting(self, wait: Callable[[bool], Op[T]]) -> T:
+        """``Queue._run_waiting``, awaited."""
         await self._get_pool()  # the schema check
-        return await drivers.run_async_at(self._queue.database_url, op, autocommit=True)
+        listen_url = self._queue.listen_database_url
+        op = wait(listen_url is not None)
+        url = listen_url or self._queue.database_url
+        return await drivers.run_async_at(url, op, autocommit=True)
 
     async def close(self) -> None:
         if self._pool is not None:
@@ -587,10 +607,14 @@ class AsyncQueue:
         *,
         timeout: float = 30.0,
     ) -> Job:
-        return await self._run_listening(ops.wait_for(job_id, statuses, timeout))
+        return await self._run_waiting(
+            lambda listen: ops.wait_for(job_id, statuses, timeout, listen=listen)
+        )
 
     async def wait_for_change(self, job: Job, *, timeout: float) -> Job:
-        return await self._run_listening(ops.wait_for_change(job.id, job, timeout))
+        return await self._run_waiting(
+            lambda listen: ops.wait_for_change(job.id, job, timeout, listen=listen)
+        )
 
     async def cancel(self, job_id: int, *, actor: Actor = SYSTEM) -> Job:
         return await self._run(ops.cancel(job_id, actor))

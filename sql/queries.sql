@@ -284,3 +284,12 @@ SELECT queue_name AS queue,
   FROM procrastinate_jobs
  GROUP BY 1, 2
  ORDER BY 1, 2;
+
+-- ---------------------------------------------------------------------------
+-- Connections per worker (tests/test_pgbouncer.py, docs/pooling.md)
+-- ---------------------------------------------------------------------------
+
+-- name: test_connections_of
+-- The server connections opened under one application_name (a worker whose URL sets
+-- it), each by the last statement it ran.
+SELECT query FROM pg_stat_activity WHERE application_name = %(application)s ORDER BY query;

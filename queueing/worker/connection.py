@@ -22,16 +22,14 @@ import psycopg
 from psycopg.rows import dict_row
 
 from queueing import drivers, sql
-from queueing.config import CONNECT_TIMEOUT
+from queueing.config import connect_options
 
 Row = dict[str, Any]
 
 
 async def connect(database_url: str) -> psycopg.AsyncConnection[Any]:
     """A new autocommit connection, as every part of the worker uses them."""
-    conn = await psycopg.AsyncConnection.connect(
-        database_url, autocommit=True, connect_timeout=CONNECT_TIMEOUT
-    )
+    conn = await psycopg.AsyncConnection.connect(database_url, autocommit=True, **connect_options())
     drivers.fast_json(conn)
     return conn
 

@@ -17,7 +17,7 @@ from collections.abc import Callable
 import psycopg
 
 from queueing import drivers, ops
-from queueing.config import CONNECT_TIMEOUT
+from queueing.config import CONNECT_TIMEOUT, connect_options
 from queueing.errors import SchemaNotMigrated
 from queueing.worker.heartbeat import Heartbeat
 from queueing.worker.watchdog import LoopWatchdog
@@ -60,9 +60,8 @@ class Health:
         if self._draining():
             return False, "draining: claims nothing more"
         try:
-            with psycopg.connect(
-                self._url, autocommit=True, connect_timeout=READY_CONNECT_TIMEOUT
-            ) as conn:
+            options = {**connect_options(), "connect_timeout": READY_CONNECT_TIMEOUT}
+            with psycopg.connect(self._url, autocommit=True, **options) as conn:
                 state = drivers.run_sync(ops.check_schema(), conn, translate=False)
         except psycopg.Error as exc:
             return False, f"database: {drivers.first_line(exc)}"

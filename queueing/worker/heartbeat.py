@@ -26,7 +26,7 @@ from typing import Any
 import psycopg
 
 from queueing import drivers, logs, sql
-from queueing.config import CONNECT_TIMEOUT
+from queueing.config import CONNECT_TIMEOUT, connect_options
 from queueing.worker.backoff import ReconnectBackoff
 
 #: How long ``stop`` waits for a beat in flight to end.
@@ -85,9 +85,7 @@ class Heartbeat:
         worker_id = self._worker_id()
         try:
             if self._conn is None or self._conn.closed:
-                self._conn = psycopg.connect(
-                    self._url, autocommit=True, connect_timeout=CONNECT_TIMEOUT
-                )
+                self._conn = psycopg.connect(self._url, autocommit=True, **connect_options())
             alive = self._conn.execute(
                 sql.query("heartbeat_alive"), {"worker_id": worker_id}
             ).fetchall()

@@ -5,8 +5,12 @@ autocommitted statement that takes the service's advisory lock inside itself and
 with it, so no client can hold the lock between statements (a worker frozen mid-round,
 by SIGSTOP or a blocked event loop, would otherwise stop every worker's maintenance).
 
+Each round opens a connection and closes it at its end: a round is a statement or a
+few every ``interval`` seconds (10 s or more), so holding a connection between rounds
+would cost every worker one server connection for nothing (docs/pooling.md counts them).
+
 A round that fails (the database is away) is logged and tried again at the next
-interval, on a new connection.
+interval.
 """
 
 from __future__ import annotations
@@ -22,8 +26,8 @@ from queueing.worker.connection import Connection
 
 
 class Periodic:
-    """Runs ``round`` every ``interval`` seconds, on a connection of its own; the first
-    round after ``first_delay`` seconds."""
+    """Runs ``round`` every ``interval`` seconds, on a connection of its own opened for
+    the round; the first round after ``first_delay`` seconds."""
 
     name = "queueing-maintenance"
     #: What its log lines call it (``worker.<kind>_failed``).
@@ -51,6 +55,7 @@ class Periodic:
         try:
             if self._failing:
                 await self._conn.get()  # the database answers again before we wait on it
+                await self._conn.drop()  # (not held through the wait)
                 await self.after_outage()
             await self.round(self._conn)
             self._failing = False
@@ -59,7 +64,8 @@ class Periodic:
             # The next round retries; a broken connection is replaced.
             self._failing = True
             logs.event(f"worker.{self.kind}_failed", logging.WARNING, error=first_line(exc))
-            await self._conn.drop()
+        finally:
+            await self._conn.drop()  # held for the round only
 
     async def after_outage(self) -> None:
         """Called before the first round on a database that answers again after failed

@@ -15,7 +15,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool
 
 from queueing import drivers, logs, sql
-from queueing.config import CONNECT_TIMEOUT
+from queueing.config import connect_options
 from queueing.models import JSON
 from queueing.worker.backoff import ReconnectBackoff
 from queueing.worker.outcome import Claimed
@@ -24,6 +24,10 @@ from queueing.worker.outcome import Claimed
 #: default wait for a connection) before the handler gets the error.
 PROGRESS_TIMEOUT = 30.0
 POOL_SIZE = 4
+#: Seconds a progress connection may stay unused before the pool closes it (one per
+#: period, down to none): a burst of reports does not hold server connections for the
+#: pool's default 10 minutes.
+POOL_MAX_IDLE = 30.0
 
 
 class ProgressWriter:
@@ -34,9 +38,10 @@ class ProgressWriter:
             database_url,
             min_size=0,
             max_size=POOL_SIZE,
+            max_idle=POOL_MAX_IDLE,
             open=False,
             name="queueing-progress",
-            kwargs={"autocommit": True, "connect_timeout": CONNECT_TIMEOUT},
+            kwargs={**connect_options(), "autocommit": True},
             check=drivers.check_pooled_async,
         )
 

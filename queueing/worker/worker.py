@@ -191,7 +191,8 @@ class _Parts:
     running: RunningJobs
     progress: ProgressWriter
     claim_loop: ClaimLoop
-    listener: Listener
+    #: None when listening is off (QUEUEING_LISTEN_DATABASE_URL=off): the loop polls.
+    listener: Listener | None
     aborts: AbortWatch
     heartbeat: Heartbeat
     watchdog: LoopWatchdog
@@ -237,7 +238,13 @@ class _Parts:
             on_database_back=database_back, metrics=metrics,
         )  # fmt: skip
         aborts = AbortWatch(conn, running, interval=s.heartbeat_interval)
-        listener = Listener(url, s.queues, claim_loop.wake, aborts.look_now)
+        # Past a transaction-mode pooler, LISTEN needs a direct URL (docs/pooling.md).
+        listen_url = queue.listen_database_url
+        listener = (
+            Listener(listen_url, s.queues, claim_loop.wake, aborts.look_now)
+            if listen_url is not None
+            else None
+        )
         parts = cls(
             url, s, conn, services, registration, running, progress, claim_loop, listener,
             aborts, heartbeat, LoopWatchdog(), metrics,
@@ -245,13 +252,13 @@ class _Parts:
         return registration, parts
 
     async def start(self, loop: asyncio.AbstractEventLoop, stopping: asyncio.Event) -> None:
-        """Start the services; return once LISTEN is active, so no hint is missed."""
+        """Start the services; return once LISTEN is active, so no hint is missed (at
+        once when listening is off: the claim loop then polls every ``poll_interval``)."""
         s = self.settings
         await self.progress.open()
         self.heartbeat.start(loop)
         self.watchdog.start(loop)
         self._serve_status(stopping)
-        self.services.start(self.listener)
         self.services.start(self.aborts)
         self.services.start(
             Rescuer(
@@ -263,6 +270,10 @@ class _Parts:
         )
         if s.retention is not None:
             self.services.start(Pruner(self.url, interval=s.prune_interval, retention=s.retention))
+        if self.listener is None:
+            logs.event("worker.not_listening", poll_interval=s.poll_interval)
+            return
+        self.services.start(self.listener)
         await first(self.listener.connected.wait(), stopping.wait())
 
     def _serve_status(self, stopping: asyncio.Event) -> None:
