@@ -98,7 +98,7 @@ SELECT * FROM queueing_run_now_v1(%(id)s);
 -- the job fell due (the pickup latency metric); trace_context: the enqueuer's span.
 SELECT id, task_name, queue_name, args, attempts, max_attempts, tenant_id, user_id, run_alone,
        due_at, trace_context
-  FROM queueing_claim_v3(%(queues)s::character varying[], %(worker_id)s, %(limit)s, %(idle)s);
+  FROM queueing_claim_v4(%(queues)s::character varying[], %(worker_id)s, %(limit)s, %(idle)s);
 
 -- name: claimed_by_worker
 -- The jobs the database holds as claimed by this worker (columns as claim_jobs returns
