@@ -86,3 +86,38 @@ SET client_min_messages = log;
 -- Client connections to this database (the harness subtracts its own).
 SELECT count(*) FROM pg_stat_activity
  WHERE datname = current_database() AND backend_type = 'client backend';
+
+-- name: activity_sample
+-- bench/profile.py: what every other client backend of this database is doing now.
+SELECT pid, state, wait_event_type, wait_event, query
+  FROM pg_stat_activity
+ WHERE datname = current_database() AND backend_type = 'client backend'
+   AND pid <> pg_backend_pid();
+
+-- name: pgss_loaded
+SELECT 'pg_stat_statements' = ANY(string_to_array(
+    replace(current_setting('shared_preload_libraries'), ' ', ''), ','));
+
+-- name: pgss_create
+CREATE EXTENSION IF NOT EXISTS pg_stat_statements;
+
+-- name: pgss_reset
+SELECT pg_stat_statements_reset();
+
+-- name: pgss_top
+-- The statements of this database by total execution time.
+SELECT calls, round(total_exec_time::numeric, 1) AS total_ms,
+       round(mean_exec_time::numeric, 3) AS mean_ms, rows,
+       left(regexp_replace(query, '\s+', ' ', 'g'), 110) AS query
+  FROM pg_stat_statements
+ WHERE dbid = (SELECT oid FROM pg_database WHERE datname = current_database())
+ ORDER BY total_exec_time DESC
+ LIMIT 15;
+
+-- name: lock_waits
+-- bench/profile.py: the heavyweight locks this database's backends wait for now, and on
+-- what (an "object" lock on pg_database with objid 0 is NOTIFY's commit-time queue lock).
+SELECT l.locktype, COALESCE(l.classid::regclass::text, l.relation::regclass::text, '-'),
+       COALESCE(l.objid, 0), l.mode
+  FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid
+ WHERE NOT l.granted AND a.datname = current_database();
