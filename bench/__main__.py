@@ -161,6 +161,7 @@ def _write_explain(results: dict[str, Any], path: Path) -> None:
         path.write_text(
             "".join(
                 f"== {case}: the table also holds {c['rows']} rows\n{c['explain']}\n\n"
+                f"== its empty-table run\n{c['empty_explain']}\n\n"
                 for case, c in cases.items()
             )
         )

@@ -107,7 +107,15 @@ def summary(r: dict[str, Any]) -> str:
         q50, q99 = _pick(r, "queueing", rate, "p50"), _pick(r, "queueing", rate, "p99")
         g50, g99 = _pick(r, "pgqueuer", rate, "p50"), _pick(r, "pgqueuer", rate, "p99")
         ratio = f"{_ratio(q50, g50)} / {_ratio(q99, g99)}"
-        rows.append([f"pick-up p50 / p99 at {rate} jobs/s", cells[0], cells[1], ratio, cells[2]])
+        label = f"pick-up p50 / p99 at {rate} jobs/s"
+        achieved = {x: _pick(r, x, rate, "achieved_rate") for x in ("queueing", "pgqueuer")}
+        if any(a is not None and a < 0.9 * int(rate) for a in achieved.values()):
+            label += (
+                " (enqueues achieved: "
+                + ", ".join(f"{NAMES[x]} {_num(a)}/s" for x, a in achieved.items() if a is not None)
+                + ")"
+            )
+        rows.append([label, cells[0], cells[1], ratio, cells[2]])
     header = ["figure", "queueing", "PgQueuer (asyncpg, uvloop)", "ratio", "procrastinate"]
     return _table(header, rows)
 
@@ -139,44 +147,43 @@ def large_table(r: dict[str, Any], plans: bool) -> str:
     if not d:
         return ""
     what = {
-        "empty": "nothing else (empty)",
         "finished": "finished jobs (with attempt rows)",
         "delayed": "delayed jobs due tomorrow, priority 10",
         "other_queue": "pending jobs in a queue no worker serves",
     }
-    rows = [
-        [
-            f"{_num(c['rows'])} {what[case]}" if c["rows"] else what[case],
-            f"{_num(c['drain'])}/s",
-            f"{c['drain_ratio']:.2f}{TIMES}",
-            f"{_num(c['bulk'])}/s",
-            f"{c['bulk_ratio']:.2f}{TIMES}",
-            f"{_num(c['single'])}/s",
-            f"{c['single_ratio']:.2f}{TIMES}",
+
+    def pair(c: dict[str, Any], key: str) -> list[str]:
+        return [
+            f"{_num(c[f'empty_{key}'])} -> {_num(c[key])}/s",
+            f"**{c[f'{key}_ratio']:.2f}{TIMES}**",
         ]
+
+    rows = [
+        [f"{_num(c['rows'])} {what[case]}", *pair(c, "drain"), *pair(c, "bulk"), *pair(c, "single")]
         for case, c in d["cases"].items()
+    ]
+    header = [
+        "the table also holds",
+        "drain: empty -> with",
+        "ratio",
+        "bulk enqueue",
+        "ratio",
+        "single enqueue",
+        "ratio",
     ]
     text = (
         f"1 process, concurrency {d['concurrency']}, {_num(d['jobs'])} jobs, serving queue "
-        "`default`:\n\n"
-        + _table(
-            [
-                "the table also holds",
-                "drain",
-                "vs empty",
-                "bulk enqueue",
-                "vs empty",
-                "single enqueue",
-                "vs empty",
-            ],
-            rows,
-        )
+        "`default`; each case measured right after an empty-table run of its own:\n\n"
+        + _table(header, rows)
     )
     if plans:
-        for case, c in d["cases"].items():
+        first = next(iter(d["cases"].values()), None)
+        shown = [("the empty table", first["empty_explain"])] if first else []
+        shown += [(what[case], c["explain"]) for case, c in d["cases"].items()]
+        for title, plan in shown:
             text += (
-                f"\n\n<details><summary>claim plan: {what[case]}</summary>\n\n```\n"
-                f"{c['explain']}\n```\n</details>"
+                f"\n\n<details><summary>claim plan: {title}</summary>\n\n```\n"
+                f"{plan}\n```\n</details>"
             )
     return text
 

@@ -99,8 +99,11 @@ async def _queueing(
     conninfo: str, concurrency: int, queues: list[str] | None, rec: Recorder, metrics: bool
 ) -> None:
     from bench.queueing_system import bench_queue
+    from queueing import logs
     from queueing.worker import Worker
 
+    # Warnings and errors (a finish retried, a claim lost) with their fields, to stderr.
+    logs.configure("warning")
     queue = bench_queue(conninfo, rec)
     # As `queueing worker --concurrency N` builds it: every other setting is the default.
     # metrics: its Prometheus metrics on and served on a free port, as in production
