@@ -33,6 +33,8 @@ from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import Any
 
+import psycopg
+
 from bench.context import QUICK, Context, Sizes, system_database
 from bench.large_table import scenario_large_table
 from bench.machine import load_average, machine_facts
@@ -150,7 +152,13 @@ async def _run(args: argparse.Namespace, scenarios: list[str], systems: list[str
                 )
             for scenario in scenarios:
                 print(f"== {scenario} (load average {load_average()})", flush=True)
-                await steps[scenario](ctx)
+                try:
+                    await steps[scenario](ctx)
+                except (RuntimeError, psycopg.Error) as exc:
+                    # One scenario failing (a worker died, a drain timed out) must not
+                    # lose the others' figures: recorded, and the run goes on.
+                    print(f"  {scenario} FAILED: {exc}", flush=True)
+                    ctx.results.setdefault("errors", {})[scenario] = str(exc)
         ctx.results["machine"]["load_after"] = load_average()
     return ctx
 

@@ -117,7 +117,7 @@ def summary(r: dict[str, Any]) -> str:
             )
         rows.append([label, cells[0], cells[1], ratio, cells[2]])
     header = ["figure", "queueing", "PgQueuer (asyncpg, uvloop)", "ratio", "procrastinate"]
-    return _table(header, rows)
+    return _table(header, rows) if rows else ""
 
 
 def sweep(r: dict[str, Any]) -> str:
@@ -239,7 +239,8 @@ def sustained(r: dict[str, Any]) -> str:
     text = (
         f"{d['minutes']} periods of {d['minute_s']:.0f} s, enqueues at "
         f"{_num(d['target_rate'])} jobs/s (batches every 100 ms), {d['processes']} "
-        f"processes at concurrency {d['setting']}; last vs first: throughput "
+        f"processes at concurrency {d['setting']}; jobs still unhandled 2 minutes after the "
+        f"last enqueue: {d.get('unhandled_after_wait', 0)}; last vs first: throughput "
         f"{_ratio(last['rate'], first['rate'])}, p99 {_ratio(last.get('p99'), first.get('p99'))}"
         "\n\n"
         + _table(["minute", "throughput", "pick-up p50", "pick-up p99", "worker RSS MiB"], rows)
@@ -289,6 +290,8 @@ def render(r: dict[str, Any], plans: bool = True) -> str:
         ("Sustained load", sustained(r)),
         ("Metrics cost (A/B)", metrics_ab(r)),
     ]
+    errors = r.get("errors", {})
+    sections.append(("Failed scenarios", "\n".join(f"- {k}: {v}" for k, v in errors.items())))
     return "\n\n".join(f"### {title}\n\n{body}" for title, body in sections if body.strip())
 
 

@@ -302,7 +302,8 @@ async def scenario_metrics_ab(ctx: Context) -> None:
     """What the worker's metrics cost: 1-process drains with metrics off and on, alternated
     (off-on, on-off, ...) so that a drift of the machine's load weighs on both alike."""
     db = ctx.dbs["queueing"]
-    setting = ctx.best_setting("queueing")
+    # The earlier A/Bs ran at concurrency 100; the best of this run's sweep if there was one.
+    setting = ctx.best_setting("queueing") if "drain" in ctx.results else 100
     figures: dict[str, list[float]] = {"queueing": [], METRICS_SYSTEM: []}
     for round_ in range(ctx.sizes.metrics_rounds):
         order = ("queueing", METRICS_SYSTEM) if round_ % 2 == 0 else (METRICS_SYSTEM, "queueing")
