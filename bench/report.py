@@ -279,10 +279,32 @@ def metrics_ab(r: dict[str, Any]) -> str:
     )
 
 
+def method(r: dict[str, Any]) -> str:
+    s = r.get("sizes", {})
+    return (
+        "Each system in a database of its own on the same server, no-op jobs, one harness "
+        "(bench/). Drain: a pre-filled queue of "
+        f"{_num(s.get('drain_n'))} jobs ({_num(s.get('procrastinate_drain_n'))} for "
+        "procrastinate); the worker processes are spawned, connect, and are released "
+        "together; rate = jobs handled / (last handler start - first handler start), from "
+        "the handlers' own clocks. Bulk enqueue: batches of 5,000, one client. Single "
+        "enqueue: one call and one commit per job, one client, sequential. Pick-up: one idle "
+        "worker, one enqueue call per job at the given rate (8 concurrent clients above "
+        "50 jobs/s); pick-up = handler start - time right before the enqueue call."
+    )
+
+
+def settings(r: dict[str, Any]) -> str:
+    """How each system ran (at its best 1-process setting of the sweep)."""
+    return "\n".join(f"- {d['settings_text']}" for d in r.get("drain", {}).values())
+
+
 def render(r: dict[str, Any], plans: bool = True) -> str:
     sections = [
         ("Machine", machine(r)),
         ("Figures", summary(r)),
+        ("Method", method(r) if "drain" in r or "pickup" in r else ""),
+        ("Settings", settings(r)),
         ("Drain sweep", sweep(r)),
         ("Large tables", large_table(r, plans)),
         ("Many claimers", claimers(r)),

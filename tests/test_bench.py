@@ -50,7 +50,12 @@ def _results() -> dict[str, Any]:
             {"procs": p, "setting": setting, "rate": r, "jobs": 10, "default": False}
             for p, r in ((1, one), (2, two))
         ]
-        return {"sweep": rows, "best": {"1": rows[0], "2": rows[1]}, "default_setting": 10}
+        return {
+            "sweep": rows,
+            "best": {"1": rows[0], "2": rows[1]},
+            "default_setting": 10,
+            "settings_text": system,
+        }
 
     case = {"rows": 100, "drain": 900.0, "bulk": 9000.0, "single": 90.0, "explain": "plan"}
     case |= {"empty_drain": 1000.0, "empty_bulk": 10000.0, "empty_single": 100.0}
