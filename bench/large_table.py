@@ -17,7 +17,7 @@ from typing import Any
 import psycopg
 
 from bench.context import Context, SystemDb
-from bench.scenarios import _timed_bulk, _timed_single, drain
+from bench.scenarios import drain, timed_bulk, timed_single
 from bench.sql_blocks import claim_function, claim_query, query
 
 #: (case, fill block, rows attribute of Sizes)
@@ -102,11 +102,11 @@ async def _measure(
 ) -> dict[str, Any]:
     n, concurrency = ctx.sizes.large_drain_n, ctx.sizes.large_concurrency
     await _fill_case(db, block, rows)
-    bulk = await _timed_bulk(db, n)
+    bulk = await timed_bulk(db, n)
     await db.tables.analyze()
     plan = await explain_claim(db.conninfo)
     run = await drain(db, n, 1, concurrency, queues="default", prefilled=True)
-    single = await _timed_single(db, ctx.sizes.large_single_n)
+    single = await timed_single(db, ctx.sizes.large_single_n)
     print(
         f"  large table, {case} ({rows} rows): drain {run.rate:,.0f}/s, "
         f"bulk {bulk:,.0f}/s, single {single:,.0f}/s"

@@ -102,9 +102,9 @@ async def scenario_enqueue(ctx: Context) -> None:
     out: dict[str, Any] = {}
     for name, db in ctx.dbs.items():
         await db.tables.clear()
-        bulk = await _timed_bulk(db, ctx.sizes.bulk_n)
+        bulk = await timed_bulk(db, ctx.sizes.bulk_n)
         await db.tables.clear()
-        single = await _timed_single(db, ctx.sizes.single_n)
+        single = await timed_single(db, ctx.sizes.single_n)
         await db.tables.clear()
         out[name] = {
             "bulk": bulk,
@@ -117,14 +117,14 @@ async def scenario_enqueue(ctx: Context) -> None:
     ctx.results["enqueue"] = out
 
 
-async def _timed_bulk(db: SystemDb, n: int) -> float:
+async def timed_bulk(db: SystemDb, n: int) -> float:
     started = time.perf_counter()
     for start in range(0, n, BULK_BATCH):
         await db.client.enqueue_batch(min(BULK_BATCH, n - start))
     return n / (time.perf_counter() - started)
 
 
-async def _timed_single(db: SystemDb, n: int) -> float:
+async def timed_single(db: SystemDb, n: int) -> float:
     started = time.perf_counter()
     for _ in range(n):
         await db.client.enqueue_one()

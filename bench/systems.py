@@ -45,9 +45,9 @@ class Procrastinate:
     label = "procrastinate 3.10 (stock)"
 
     def __init__(self, conninfo: str) -> None:
-        from bench.worker import _procrastinate_app
+        from bench.worker import procrastinate_app
 
-        self.app = _procrastinate_app(conninfo, ENQUEUE_CLIENTS, None)
+        self.app = procrastinate_app(conninfo, ENQUEUE_CLIENTS, None)
 
     def settings_text(self, setting: int) -> str:
         return (

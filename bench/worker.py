@@ -126,7 +126,7 @@ async def _queueing(
         queue.close()
 
 
-def _procrastinate_app(conninfo: str, pool_size: int, rec: Recorder | None) -> Any:
+def procrastinate_app(conninfo: str, pool_size: int, rec: Recorder | None) -> Any:
     import procrastinate
 
     app = procrastinate.App(
@@ -150,7 +150,7 @@ def _procrastinate_app(conninfo: str, pool_size: int, rec: Recorder | None) -> A
 
 async def _procrastinate(conninfo: str, concurrency: int, rec: Recorder) -> None:
     # The pool holds one connection per concurrent job plus the LISTEN one and a spare.
-    app = _procrastinate_app(conninfo, concurrency + 2, rec)
+    app = procrastinate_app(conninfo, concurrency + 2, rec)
     async with app.open_async():
         await _wait_go()
         run = asyncio.create_task(
