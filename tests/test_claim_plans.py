@@ -31,7 +31,7 @@ _FILLS = sql.named_blocks((Path(__file__).parent / "claim_plans.sql").read_text(
 
 def _run(conn: psycopg.Connection[Any], name: str, **params: Any) -> list[Any]:
     # Test-only statements from tests/claim_plans.sql, never user input.
-    cur = conn.execute(pgsql.SQL(_FILLS[name]), params or None)  # type: ignore[arg-type]
+    cur = conn.execute(pgsql.SQL(_FILLS[name]), params or None)
     return cur.fetchall() if cur.description else []
 
 
