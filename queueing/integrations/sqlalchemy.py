@@ -25,7 +25,7 @@ from queueing.drivers import first_line
 from queueing.errors import UnusableConnection
 from queueing.integrations import SUPPORTED, SUPPORTED_ASYNC, describe
 
-__all__ = ["async_connection_of", "connection_of"]
+__all__ = ["async_connection_of", "connection_of", "engine_url"]
 
 DRIVER = "psycopg"
 """``dialect.driver`` of both ``postgresql+psycopg`` and ``postgresql+psycopg_async``."""
@@ -79,7 +79,7 @@ async def async_connection_of(obj: object) -> psycopg.AsyncConnection[Any]:
             _check_dialect(obj.sync_session.get_bind().dialect, obj)
             connection = await obj.connection()
         elif isinstance(obj, AsyncConnection):
-            _check_dialect(obj.dialect, obj)
+            _check_dialect(obj.sync_engine.dialect, obj)  # known before it is started
             connection = obj
             if not connection.in_transaction():
                 await connection.begin()  # see connection_of
@@ -97,6 +97,33 @@ async def async_connection_of(obj: object) -> psycopg.AsyncConnection[Any]:
     if not isinstance(raw, psycopg.AsyncConnection):
         raise UnusableConnection(f"{describe(obj)} is not on a psycopg 3 AsyncConnection")
     return raw
+
+
+def engine_url(database_url: str, *, asynchronous: bool = False) -> sqlalchemy.URL:
+    """A libpq URL or ``key=value`` conninfo (what ``Queue`` takes) as a SQLAlchemy URL
+    on psycopg 3, so an application keeps one database setting for both::
+
+        engine = create_engine(engine_url(queue.database_url))
+        async_engine = create_async_engine(engine_url(url, asynchronous=True))
+    """
+    params = psycopg.conninfo.conninfo_to_dict(database_url)
+    user, password = params.pop("user", None), params.pop("password", None)
+    dbname = params.pop("dbname", None)
+    host = params.get("host")
+    # A Unix socket directory or several hosts stay query parameters, which the dialect
+    # passes to psycopg as they are.
+    simple_host = isinstance(host, str) and host and not host.startswith("/") and "," not in host
+    port = params.get("port")
+    simple_port = simple_host and isinstance(port, (str, int)) and str(port).isdigit()
+    return sqlalchemy.URL.create(
+        "postgresql+psycopg_async" if asynchronous else "postgresql+psycopg",
+        username=None if user is None else str(user),
+        password=None if password is None else str(password),
+        host=str(params.pop("host")) if simple_host else None,
+        port=int(str(params.pop("port"))) if simple_port else None,
+        database=None if dbname is None else str(dbname),
+        query={key: str(value) for key, value in params.items()},
+    )
 
 
 def _check_dialect(dialect: Dialect, obj: object) -> None:
