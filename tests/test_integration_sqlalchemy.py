@@ -96,21 +96,29 @@ def test_rollback_takes_the_job_with_it(queue: Queue, engine: Engine) -> None:
 
 
 def test_an_exception_in_the_block_leaves_neither(queue: Queue, engine: Engine) -> None:
-    with pytest.raises(Boom), Session(engine) as session, session.begin():
-        session.add(Order(id=1))
-        queue.enqueue("ship", {"order": 1}, connection=session)
-        raise Boom
+    def place_order() -> None:
+        with Session(engine) as session, session.begin():
+            session.add(Order(id=1))
+            queue.enqueue("ship", {"order": 1}, connection=session)
+            raise Boom
+
+    with pytest.raises(Boom):
+        place_order()
     assert committed(queue) == ([], [])
 
 
 def test_a_job_in_a_rolled_back_savepoint_disappears_with_it(queue: Queue, engine: Engine) -> None:
-    with Session(engine) as session, session.begin():
-        session.add(Order(id=1))
-        queue.enqueue("kept", connection=session)
-        with pytest.raises(Boom), session.begin_nested():
+    def add_in_savepoint(session: Session) -> None:
+        with session.begin_nested():
             session.add(Order(id=2))
             queue.enqueue("dropped", connection=session)
             raise Boom
+
+    with Session(engine) as session, session.begin():
+        session.add(Order(id=1))
+        queue.enqueue("kept", connection=session)
+        with pytest.raises(Boom):
+            add_in_savepoint(session)
         nested = session.begin_nested()
         queue.enqueue("dropped_too", connection=session)
         nested.rollback()
@@ -284,11 +292,15 @@ async def test_async_session_commit_rollback_exception_and_savepoint(
             session.add(Order(id=2))
             await aio.enqueue("rolled_back", connection=session)
             await session.rollback()
-        with pytest.raises(Boom):
+
+        async def place_order() -> None:
             async with AsyncSession(async_engine) as session, session.begin():
                 session.add(Order(id=3))
                 await aio.enqueue("raised", connection=session)
                 raise Boom
+
+        with pytest.raises(Boom):
+            await place_order()
         assert committed(queue) == ([1], ["kept"])
         assert (await aio.get_job(job.id)).args == {"order": 1}
     finally:
@@ -332,7 +344,7 @@ async def test_async_refusals_write_nothing(
             await aio.enqueue("never", connection=session)  # type: ignore[arg-type]
         closed = AsyncSession(async_engine, close_resets_only=False)
         await closed.close()
-        with pytest.raises(UnusableConnection, match="cannot join .*AsyncSession: .*closed"):
+        with pytest.raises(UnusableConnection, match=r"cannot join .*AsyncSession: .*closed"):
             await aio.enqueue("never", connection=closed)
     finally:
         await asyncpg.dispose()
