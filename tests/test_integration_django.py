@@ -42,7 +42,7 @@ def order_model() -> Any:
 
 
 @pytest.fixture
-def Order(queue: Queue) -> Iterator[Any]:  # noqa: N802 - it is the model class
+def orders(queue: Queue) -> Iterator[Any]:
     with django_on(queue.database_url):
         model = order_model()
         with connection.cursor() as cursor:
@@ -60,46 +60,46 @@ def committed(queue: Queue, order: Any) -> tuple[list[int], list[str]]:
     return orders, sorted(job.task_name for job in queue.list_jobs())
 
 
-def test_atomic_commits_the_job_with_the_order(queue: Queue, Order: Any) -> None:  # noqa: N803
+def test_atomic_commits_the_job_with_the_order(queue: Queue, orders: Any) -> None:
     with transaction.atomic():
-        Order.objects.create(id=1)
+        orders.objects.create(id=1)
         job = queue.enqueue("ship", {"order": 1}, connection=connection)
         # Read back through Django's connection, whose loaders are Django's (jsonb as text).
         assert queue.get_job(job.id, connection=connection).args == {"order": 1}
-        assert committed(queue, Order) == ([], [])  # not before the block commits
-    assert committed(queue, Order) == ([1], ["ship"])
+        assert committed(queue, orders) == ([], [])  # not before the block commits
+    assert committed(queue, orders) == ([1], ["ship"])
     assert queue.get_job(job.id).status is JobStatus.PENDING
 
 
-def test_rollback_and_exception_leave_neither(queue: Queue, Order: Any) -> None:  # noqa: N803
+def test_rollback_and_exception_leave_neither(queue: Queue, orders: Any) -> None:
     with transaction.atomic():
-        Order.objects.create(id=1)
+        orders.objects.create(id=1)
         queue.enqueue("rolled_back", connection=connection)
         transaction.set_rollback(True)
 
     def place_order() -> None:
         with transaction.atomic():
-            Order.objects.create(id=2)
+            orders.objects.create(id=2)
             queue.enqueue("raised", connection=connection)
             raise Boom
 
     with pytest.raises(Boom):
         place_order()
-    assert committed(queue, Order) == ([], [])
+    assert committed(queue, orders) == ([], [])
 
 
 def test_a_job_in_a_rolled_back_savepoint_disappears_with_it(
     queue: Queue,
-    Order: Any,  # noqa: N803
+    orders: Any,
 ) -> None:
     def add_in_savepoint() -> None:
         with transaction.atomic():  # nested: a savepoint
-            Order.objects.create(id=2)
+            orders.objects.create(id=2)
             queue.enqueue("dropped", connection=connection)
             raise Boom
 
     with transaction.atomic():
-        Order.objects.create(id=1)
+        orders.objects.create(id=1)
         queue.enqueue("kept", connection=connection)
         with pytest.raises(Boom):
             add_in_savepoint()
@@ -108,18 +108,18 @@ def test_a_job_in_a_rolled_back_savepoint_disappears_with_it(
         transaction.savepoint_rollback(savepoint)
         with transaction.atomic():
             queue.enqueue("released", connection=connection)
-    assert committed(queue, Order) == ([1], ["kept", "released"])
+    assert committed(queue, orders) == ([1], ["kept", "released"])
 
 
 def test_outside_atomic_the_job_commits_at_once_like_any_django_write(
     queue: Queue,
-    Order: Any,  # noqa: N803
+    orders: Any,
 ) -> None:
     queue.enqueue("autocommitted", connection=connections["default"])
-    assert committed(queue, Order) == ([], ["autocommitted"])
+    assert committed(queue, orders) == ([], ["autocommitted"])
 
 
-def test_records_read_the_same_without_use_tz(queue: Queue, Order: Any) -> None:  # noqa: N803
+def test_records_read_the_same_without_use_tz(queue: Queue, orders: Any) -> None:
     """Without USE_TZ Django loads timestamptz as naive datetimes; the record's stay aware."""
     connection.close()
     with override_settings(USE_TZ=False), transaction.atomic():
@@ -131,7 +131,7 @@ def test_records_read_the_same_without_use_tz(queue: Queue, Order: Any) -> None:
 
 def test_a_worker_runs_the_committed_job(
     queue: Queue,
-    Order: Any,  # noqa: N803
+    orders: Any,
     queueing_worker: QueueWorker,
 ) -> None:
     @queue.task(name="ship")
@@ -139,7 +139,7 @@ def test_a_worker_runs_the_committed_job(
         return f"shipped {order}"
 
     with transaction.atomic():
-        Order.objects.create(id=7)
+        orders.objects.create(id=7)
         job = queue.enqueue(ship, {"order": 7}, connection=connection)
     with transaction.atomic():
         queue.enqueue(ship, {"order": 8}, connection=connection)
@@ -150,33 +150,33 @@ def test_a_worker_runs_the_committed_job(
 
 def test_a_database_error_marks_the_atomic_block_for_rollback(
     queue: Queue,
-    Order: Any,  # noqa: N803
+    orders: Any,
 ) -> None:
     """As an error in Django's own queries does: the block's next query is refused by
     Django itself, and the block rolls back."""
     with transaction.atomic():
-        Order.objects.create(id=1)
+        orders.objects.create(id=1)
         with connection.cursor() as cursor:
             cursor.execute("SET LOCAL ROLE queueing_app")  # no privilege on the job table
         with pytest.raises(psycopg.errors.InsufficientPrivilege):
             queue.enqueue("ship", connection=connection)
         with pytest.raises(TransactionManagementError):
-            Order.objects.count()
-    assert committed(queue, Order) == ([], [])
+            orders.objects.count()
+    assert committed(queue, orders) == ([], [])
 
 
-def test_refusals_write_nothing(queue: Queue, Order: Any) -> None:  # noqa: N803
-    with pytest.raises(UnusableConnection, match="'sqlite' is sqlite: .*PostgreSQL"):
+def test_refusals_write_nothing(queue: Queue, orders: Any) -> None:
+    with pytest.raises(UnusableConnection, match=r"'sqlite' is sqlite: .*PostgreSQL"):
         queue.enqueue("never", connection=connections["sqlite"])
     with transaction.atomic():
-        Order.objects.create(id=1)
+        orders.objects.create(id=1)
         with pytest.raises(InvalidPayload):  # bad input: raised before anything is written
             queue.enqueue("bad", {"n": 1}, priority=2**40, connection=connection)
         queue.enqueue("valid", connection=connection)
         transaction.set_rollback(True)
-        with pytest.raises(UnusableConnection, match="'default': .*until the end of the"):
+        with pytest.raises(UnusableConnection, match=r"'default': .*until the end of the"):
             queue.enqueue("never", connection=connection)
-    assert committed(queue, Order) == ([], [])
+    assert committed(queue, orders) == ([], [])
 
 
 async def test_the_async_api_refuses_djangos_connection(queue: Queue) -> None:
