@@ -17,7 +17,14 @@ import sqlalchemy
 from sqlalchemy import create_engine, select
 from sqlalchemy.engine import Engine
 from sqlalchemy.ext.asyncio import AsyncEngine, AsyncSession, create_async_engine
-from sqlalchemy.orm import DeclarativeBase, Mapped, Session, mapped_column, scoped_session
+from sqlalchemy.orm import (
+    DeclarativeBase,
+    Mapped,
+    Session,
+    mapped_column,
+    scoped_session,
+    sessionmaker,
+)
 
 from queueing import Actor, JobStatus, Queue, UnusableConnection
 from queueing.integrations.sqlalchemy import engine_url
@@ -65,11 +72,11 @@ def engine(queue: Queue) -> Iterator[Engine]:
 
 @pytest.fixture
 async def async_engine(engine: Engine, queue: Queue) -> AsyncIterator[AsyncEngine]:
-    engine = create_async_engine(engine_url(queue.database_url, asynchronous=True))
+    async_engine = create_async_engine(engine_url(queue.database_url, asynchronous=True))
     try:
-        yield engine
+        yield async_engine
     finally:
-        await engine.dispose()
+        await async_engine.dispose()
 
 
 # --- sync Session -------------------------------------------------------------------------
@@ -144,7 +151,7 @@ def test_commit_as_you_go_session_and_scoped_session(queue: Queue, engine: Engin
     with Session(engine) as session:
         queue.enqueue("first_statement", connection=session)  # nothing begun before it
         session.commit()
-    scoped = scoped_session(lambda: Session(engine))
+    scoped = scoped_session(sessionmaker(engine))
     queue.enqueue("scoped", connection=scoped)
     scoped.commit()
     scoped.remove()

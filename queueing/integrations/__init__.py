@@ -24,24 +24,32 @@ from __future__ import annotations
 
 import contextlib
 from collections.abc import AsyncIterator, Iterator
-from typing import TYPE_CHECKING, Any, TypeAlias
+from typing import TYPE_CHECKING, Any, Protocol, TypeAlias
 
 import psycopg
 
 from queueing.errors import UnusableConnection
 
+
+class DjangoConnection(Protocol):
+    """Django's ``connection`` or ``connections[alias]``, as the type checker sees it
+    (Django ships no type hints, so this names the two attributes the check reads)."""
+
+    alias: str
+    vendor: str
+
+
 if TYPE_CHECKING:
     import sqlalchemy
     import sqlalchemy.ext.asyncio
     import sqlalchemy.orm
-    from django.db.backends.base.base import BaseDatabaseWrapper
 
     Joinable: TypeAlias = (
         psycopg.Connection[Any]
         | sqlalchemy.Connection
         | sqlalchemy.orm.Session
         | sqlalchemy.orm.scoped_session[Any]
-        | BaseDatabaseWrapper
+        | DjangoConnection
     )
     """What ``connection=`` takes in the sync API."""
 
@@ -53,7 +61,8 @@ if TYPE_CHECKING:
     )
     """What ``connection=`` takes in the async API (``queue.aio``)."""
 
-__all__ = ["joined", "joined_async"]
+__all__ = ["DjangoConnection", "joined", "joined_async"]
+
 
 SUPPORTED = (
     "a psycopg Connection, a SQLAlchemy Session or Connection on postgresql+psycopg, "
