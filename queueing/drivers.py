@@ -126,6 +126,8 @@ def run_sync(
 
 def _perform_sync(effect: Effect, conn: psycopg.Connection[Any], lent: bool) -> Any:
     if isinstance(effect, Transaction):
+        if lent and _would_commit_callers(conn):
+            return run_sync(effect.op, conn, translate=False, lent=lent)
         with conn.transaction():
             return run_sync(effect.op, conn, translate=False, lent=lent)  # the outer run translates
     if isinstance(effect, WaitNotify):
@@ -143,6 +145,17 @@ def _cursor(conn: psycopg.Connection[Any], lent: bool) -> psycopg.Cursor[Row]:
     cur = psycopg.Cursor(conn, row_factory=dict_row)
     own_loaders(cur)
     return cur
+
+
+def _would_commit_callers(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether psycopg's ``transaction()`` would BEGIN and COMMIT rather than make a
+    savepoint: on a connection outside autocommit with no transaction begun yet, which is
+    how an ORM's session looks before its first statement. On a lent connection that
+    COMMIT would commit the caller's transaction under them; there the operation runs in
+    the transaction its first statement begins, which the caller commits or rolls back
+    (an error in it leaves that transaction to be rolled back, as any failed statement)."""
+    idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    return idle and not conn.autocommit
 
 
 def own_loaders(cur: psycopg.Cursor[Row] | psycopg.AsyncCursor[Row]) -> None:
@@ -169,6 +182,8 @@ async def run_async(
 
 async def _perform_async(effect: Effect, conn: psycopg.AsyncConnection[Any], lent: bool) -> Any:
     if isinstance(effect, Transaction):
+        if lent and _would_commit_callers(conn):
+            return await run_async(effect.op, conn, translate=False, lent=lent)
         async with conn.transaction():
             # the outer run translates
             return await run_async(effect.op, conn, translate=False, lent=lent)

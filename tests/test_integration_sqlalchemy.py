@@ -26,8 +26,9 @@ from sqlalchemy.orm import (
     sessionmaker,
 )
 
-from queueing import Actor, JobStatus, Queue, UnusableConnection
+from queueing import Actor, Job, JobStatus, Queue, UnusableConnection, drivers, ops
 from queueing.integrations.sqlalchemy import engine_url
+from queueing.ops import NewJob, Op, Transaction
 from queueing.rls import set_actor, set_actor_async
 from queueing.testing import QueueWorker
 
@@ -356,4 +357,31 @@ async def test_async_refusals_write_nothing(
     finally:
         await asyncpg.dispose()
         await aio.close()
+    assert committed(queue) == ([], [])
+
+
+# --- our own transaction blocks on a lent connection -----------------------------------
+
+
+def _enqueue_in_a_transaction_effect(job: NewJob) -> Op[list[Job]]:
+    """An operation that wraps its write in a Transaction effect (as retention's do)."""
+    return (yield Transaction(ops.enqueue([job])))  # type: ignore[no-any-return]
+
+
+def test_a_transaction_effect_never_commits_the_callers_transaction(
+    queue: Queue, engine: Engine
+) -> None:
+    """psycopg's transaction() BEGINs and COMMITs on a connection with no transaction
+    begun yet (a fresh session): on a lent connection the operation must join the
+    session's transaction instead, and a savepoint once one is begun."""
+    job = NewJob("rolled_back", "default", 0, {}, None, None, None, 1)
+    with Session(engine) as session:
+        raw = session.connection().connection.driver_connection
+        assert isinstance(raw, psycopg.Connection)
+        assert raw.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+        drivers.run_sync(_enqueue_in_a_transaction_effect(job), raw, lent=True)
+        session.add(Order(id=1))
+        session.flush()
+        drivers.run_sync(_enqueue_in_a_transaction_effect(job), raw, lent=True)  # a savepoint
+        session.rollback()
     assert committed(queue) == ([], [])
