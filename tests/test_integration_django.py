@@ -73,6 +73,9 @@ def test_atomic_commits_the_job_with_the_order(queue: Queue, orders: Any) -> Non
 
 def test_rollback_and_exception_leave_neither(queue: Queue, orders: Any) -> None:
     with transaction.atomic():
+        queue.enqueue("first_statement", connection=connection)  # nothing begun before it
+        transaction.set_rollback(True)
+    with transaction.atomic():
         orders.objects.create(id=1)
         queue.enqueue("rolled_back", connection=connection)
         transaction.set_rollback(True)

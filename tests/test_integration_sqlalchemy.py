@@ -385,3 +385,16 @@ def test_a_transaction_effect_never_commits_the_callers_transaction(
         drivers.run_sync(_enqueue_in_a_transaction_effect(job), raw, lent=True)  # a savepoint
         session.rollback()
     assert committed(queue) == ([], [])
+
+
+async def test_a_transaction_effect_never_commits_the_callers_async_transaction(
+    queue: Queue, async_engine: AsyncEngine
+) -> None:
+    job = NewJob("rolled_back", "default", 0, {}, None, None, None, 1)
+    async with AsyncSession(async_engine) as session:
+        raw = (await (await session.connection()).get_raw_connection()).driver_connection
+        assert isinstance(raw, psycopg.AsyncConnection)
+        await drivers.run_async(_enqueue_in_a_transaction_effect(job), raw, lent=True)
+        await drivers.run_async(_enqueue_in_a_transaction_effect(job), raw, lent=True)
+        await session.rollback()
+    assert committed(queue) == ([], [])
