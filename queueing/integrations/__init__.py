@@ -6,9 +6,9 @@
 - a SQLAlchemy ``Session``, ``scoped_session`` or ``Connection`` on ``postgresql+psycopg``;
 - Django's ``connection`` (or ``connections[alias]``) on psycopg 3 (Django >= 4.2);
 
-and ``queue.aio``'s the async ones: a psycopg ``AsyncConnection``, a SQLAlchemy
-``AsyncSession``, ``async_scoped_session`` or ``AsyncConnection`` on
-``postgresql+psycopg_async``.
+and their ``queue.aio`` twins (and ``set_actor_async``) take the async ones: a psycopg
+``AsyncConnection``, or a SQLAlchemy ``AsyncSession``, ``async_scoped_session`` or
+``AsyncConnection`` on ``postgresql+psycopg_async``.
 
 The job is written on the very psycopg connection under that object, in its current
 transaction (or savepoint): it commits and rolls back with the caller's business rows.

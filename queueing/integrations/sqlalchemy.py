@@ -8,6 +8,11 @@ Install with ``pip install 'queueing[sqlalchemy]'`` and pass what you hold::
 
 The engine must be ``postgresql+psycopg://`` (sync) or ``postgresql+psycopg_async://``
 (async): those run on psycopg 3, whose connection the job is written on.
+
+"Closed" is SQLAlchemy's word: a ``Connection`` after ``close()``, or a ``Session`` made
+with ``close_resets_only=False`` after ``close()``, is refused. A default ``Session`` may
+be used again after ``close()`` (SQLAlchemy's design): the job then joins the new
+transaction that session begins, and is written when that one commits.
 """
 
 from __future__ import annotations
