@@ -23,6 +23,7 @@ from typing import Any
 
 import psycopg
 import pytest
+import sqlalchemy
 
 import examples.readme_app
 from queueing import JobNotFound, Queue
@@ -142,6 +143,8 @@ def test_a_python_block_runs(block: Block, readme_database: str) -> None:
         for value in list(vars(module).values()):
             if isinstance(value, Queue):
                 value.close()
+            if isinstance(value, sqlalchemy.Engine):  # an app keeps its engine: we drop it
+                value.dispose()
 
 
 def test_the_readmes_exception_handler_answers_with_the_errors_http_status() -> None:
