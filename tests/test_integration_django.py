@@ -171,6 +171,8 @@ def test_a_database_error_marks_the_atomic_block_for_rollback(
 def test_refusals_write_nothing(queue: Queue, orders: Any) -> None:
     with pytest.raises(UnusableConnection, match=r"'sqlite' is sqlite: .*PostgreSQL"):
         queue.enqueue("never", connection=connections["sqlite"])
+    with pytest.raises(UnusableConnection, match=r"takes Django's connection .*Atomic"):
+        queue.enqueue("never", connection=transaction.atomic())
     with transaction.atomic():
         orders.objects.create(id=1)
         with pytest.raises(InvalidPayload):  # bad input: raised before anything is written

@@ -274,6 +274,7 @@ def test_closed_or_broken_sessions_and_odd_objects_are_refused(
             broken.flush()
         _refused(queue, broken, "cannot join .*Session: .*rolled back")
     _refused(queue, object(), "connection= takes a psycopg Connection, a SQLAlchemy")
+    _refused(queue, engine, "Engine .*an engine has no transaction: pass the Session")
     _refused(queue, AsyncSession(), "AsyncSession is async: use queue.aio")
     assert committed(queue) == ([], [])
 

@@ -41,7 +41,13 @@ def joined(obj: Any) -> Iterator[psycopg.Connection[Any]]:
     A database error in the block marks the enclosing ``atomic()`` for rollback, as an
     error in one of Django's own queries does. UnusableConnection for another database,
     psycopg2, an older Django, or an ``atomic()`` block already marked for rollback."""
-    wrapper = connections[obj.alias]  # the proxy forwards; this is the wrapper itself
+    alias = getattr(obj, "alias", None)
+    if not isinstance(alias, str):  # e.g. transaction.atomic() passed for the connection
+        raise UnusableConnection(
+            f"connection= takes Django's connection (django.db.connection or "
+            f"connections[alias]); got {describe(obj)}"
+        )
+    wrapper = connections[alias]  # the proxy forwards; this is the wrapper itself
     if django.VERSION < MINIMUM:
         raise UnusableConnection("queueing joins Django's transactions from Django 4.2 on")
     if wrapper.vendor != "postgresql":

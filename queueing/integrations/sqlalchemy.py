@@ -23,7 +23,12 @@ import psycopg
 import sqlalchemy
 from sqlalchemy import exc as sa_exc
 from sqlalchemy.engine.interfaces import Dialect
-from sqlalchemy.ext.asyncio import AsyncConnection, AsyncSession, async_scoped_session
+from sqlalchemy.ext.asyncio import (
+    AsyncConnection,
+    AsyncEngine,
+    AsyncSession,
+    async_scoped_session,
+)
 from sqlalchemy.orm import Session, scoped_session
 
 from queueing.drivers import first_line
@@ -62,7 +67,9 @@ def connection_of(obj: object) -> psycopg.Connection[Any]:
                 # commit-as-you-go connection's commit() would not commit our job.
                 connection.begin()
         else:
-            raise UnusableConnection(f"connection= takes {SUPPORTED}; got {describe(obj)}")
+            raise UnusableConnection(
+                f"connection= takes {SUPPORTED}; got {describe(obj)}{_hint(obj)}"
+            )
         raw = connection.connection.driver_connection
     except sa_exc.DBAPIError:
         raise  # the database itself failed: not a mistake in what was passed
@@ -92,7 +99,8 @@ async def async_connection_of(obj: object) -> psycopg.AsyncConnection[Any]:
             sync = isinstance(obj, Session | sqlalchemy.Connection)
             hint = " (use the sync Queue)" if sync else ""
             raise UnusableConnection(
-                f"queue.aio's connection= takes {SUPPORTED_ASYNC}; got {describe(obj)}{hint}"
+                f"queue.aio's connection= takes {SUPPORTED_ASYNC}; got {describe(obj)}"
+                f"{hint or _hint(obj)}"
             )
         raw = (await connection.get_raw_connection()).driver_connection
     except sa_exc.DBAPIError:
@@ -129,6 +137,13 @@ def engine_url(database_url: str, *, asynchronous: bool = False) -> sqlalchemy.U
         database=None if dbname is None else str(dbname),
         query={key: str(value) for key, value in params.items()},
     )
+
+
+def _hint(obj: object) -> str:
+    """An engine is the common mistake: it has no transaction for the job to join."""
+    if isinstance(obj, sqlalchemy.Engine | AsyncEngine):
+        return " (an engine has no transaction: pass the Session or Connection you write with)"
+    return ""
 
 
 def _check_dialect(dialect: Dialect, obj: object) -> None:

@@ -35,7 +35,7 @@ from sqlalchemy.ext.asyncio import AsyncSession, create_async_engine
 
 from exports.db import Base, Export, api_jobs
 from exports.jobs import build_export, queue
-from queueing import TERMINAL_STATUSES, Actor, Job, QueueingError
+from queueing import TERMINAL_STATUSES, Actor, ConfigurationError, Job, QueueingError
 from queueing.integrations.sqlalchemy import engine_url
 from queueing.rls import set_actor_async
 
@@ -186,7 +186,9 @@ def create_app(*, reader_url: str | None = None) -> FastAPI:
     the jobs must share a transaction, so they share a database) and reading jobs as
     ``reader_url`` (default ``READER_DATABASE_URL``), a role in ``queueing_app``."""
     writer = create_async_engine(engine_url(queue.database_url, asynchronous=True))
-    reader_url = reader_url or os.environ["READER_DATABASE_URL"]
+    reader_url = reader_url or os.environ.get("READER_DATABASE_URL")
+    if not reader_url:
+        raise ConfigurationError("set READER_DATABASE_URL: a role in queueing_app, to read jobs")
     reader = create_async_engine(engine_url(reader_url, asynchronous=True))
 
     @asynccontextmanager
