@@ -49,6 +49,20 @@ def run_cli(*args: str | bytes) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+def run_pytest(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """pytest in a project of its own (``cwd`` with its pytest.ini), in a real process, as
+    a user would run it: this run's xdist and database settings stay out of it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "QUEUEING_DB"))}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
+        env=env,  # QUEUEING_TEST_DATABASE_URL passes through
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
+
+
 @contextlib.contextmanager
 def pointed_at(app: Queue, url: str) -> Iterator[Queue]:
     """An app's Queue (a module-level singleton) pointed at ``url``, its pool closed after:
