@@ -170,9 +170,11 @@ class WorkerProcess:
             self._changed.wait_for(lambda: condition() or self._ended, timeout)
             if condition():
                 return
+        # Its raw stderr too: a start-up failure (e.g. "too many clients" on a shared
+        # server) is one plain line, not JSON, and would not show in the lines.
         raise AssertionError(
             f"{what}: not within {timeout:g}s (exit code {self.proc.poll()}); "
-            f"it logged: {self.lines[-20:]}"
+            f"it logged: {self.lines[-20:]}; its stderr ends: {self.stderr_text[-1000:]!r}"
         )
 
     def wait_for_log(self, event: str, timeout: float = 60.0) -> Line:
