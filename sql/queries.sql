@@ -284,3 +284,21 @@ SELECT queue_name AS queue,
   FROM procrastinate_jobs
  GROUP BY 1, 2
  ORDER BY 1, 2;
+
+-- ---------------------------------------------------------------------------------------
+-- The worker's vacuum service (queueing/worker/vacuumer.py).
+
+-- name: vacuum_due
+-- Whether the jobs table holds at least min_dead dead rows and neither VACUUM nor
+-- autovacuum has run on it for `every` seconds. The statistics lag by up to a second:
+-- a vacuum now and then too many or too few is harmless (VACUUM SKIP_LOCKED).
+SELECT n_dead_tup >= %(min_dead)s
+       AND COALESCE(GREATEST(last_vacuum, last_autovacuum), '-infinity')
+           < now() - make_interval(secs => %(every)s) AS due
+  FROM pg_stat_user_tables
+ WHERE relid = 'procrastinate_jobs'::regclass;
+
+-- name: vacuum_queue_tables
+-- Not in a transaction (VACUUM refuses one). SKIP_LOCKED: a vacuum of these tables that
+-- another worker runs already makes this one return at once instead of queueing behind it.
+VACUUM (SKIP_LOCKED) procrastinate_jobs, queueing_attempts;
