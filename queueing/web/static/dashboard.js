@@ -1,0 +1,50 @@
+// Live pages: one EventSource per page; a "changed" event names job ids (an empty list:
+// anything may have changed). Each element marked data-live (data-live-job="<id>": only
+// for that job) is re-read from the server by htmx (its hx-get, on the "live" trigger),
+// at most once per REFRESH_MS however many events arrive.
+(function () {
+  "use strict";
+  var REFRESH_MS = 300;
+  var body = document.body;
+  var url = body.getAttribute("data-events");
+  if (!url) {
+    return;
+  }
+  var scheduled = new WeakSet();
+
+  function refresh(element) {
+    if (scheduled.has(element)) {
+      return;
+    }
+    scheduled.add(element);
+    window.setTimeout(function () {
+      scheduled.delete(element);
+      if (element.isConnected) {
+        htmx.trigger(element, "live");
+      }
+    }, REFRESH_MS);
+  }
+
+  function changed(event) {
+    var ids = JSON.parse(event.data).ids;
+    document.querySelectorAll("[data-live]").forEach(function (element) {
+      var job = element.getAttribute("data-live-job");
+      if (!job || ids.length === 0 || ids.indexOf(Number(job)) !== -1) {
+        refresh(element);
+      }
+    });
+  }
+
+  var source = new EventSource(url);
+  source.addEventListener("ready", function () {
+    body.setAttribute("data-stream", "on");
+  });
+  source.addEventListener("changed", changed);
+  source.addEventListener("error", function () {
+    // EventSource reconnects by itself; the page says it is not live meanwhile.
+    body.setAttribute("data-stream", "off");
+  });
+  window.addEventListener("pagehide", function () {
+    source.close();
+  });
+})();
