@@ -72,7 +72,7 @@ def test_the_overview_counts_each_queue(client: TestClient, app_queue: Queue) ->
     failing = re.search(r'data-queue="failing">(.*?)</tr>', page.text, re.S)
     assert failing is not None
     assert re.findall(r'<td class="num[^"]*">(?:<a[^>]*>)?(\d+)', failing.group(1))[3] == "1"
-    assert "<svg" in failing.group(1) and "<title>1 finished, 5–0 min ago" in failing.group(1)
+    assert "<svg" in failing.group(1) and "<title>1 finished, 5-0 min ago" in failing.group(1)
 
 
 def test_jobs_filter_by_status_queue_task_tenant_user_and_error(

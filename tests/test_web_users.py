@@ -114,9 +114,7 @@ def events_until(stream: Iterator[str], job_id: int) -> list[list[int]]:
     raise AssertionError(f"the stream ended without naming job {job_id}: {seen}")
 
 
-def test_the_stream_of_a_user_never_carries_another_users_job(
-    queue: Queue, web_url: str
-) -> None:
+def test_the_stream_of_a_user_never_carries_another_users_job(queue: Queue, web_url: str) -> None:
     mine = queue.enqueue("t", tenant_id="A", user_id="a1").id
     colleague = queue.enqueue("t", tenant_id="A", user_id="a2").id
     other_tenant = queue.enqueue("t", tenant_id="B", user_id="b1").id

@@ -18,8 +18,8 @@ from typing import Any
 
 import pytest
 from selenium import webdriver
+from selenium.webdriver import Chrome as WebDriver
 from selenium.webdriver.chrome.service import Service
-from selenium.webdriver.remote.webdriver import WebDriver
 from selenium.webdriver.support.ui import WebDriverWait
 
 from tests.helpers import ROOT, WorkerProcess
@@ -116,9 +116,15 @@ def open_live(driver: WebDriver, url: str) -> None:
     )
 
 
+def console_log(driver: WebDriver) -> list[dict[str, Any]]:
+    """The browser console's entries since the last call (and forgets them)."""
+    entries: list[dict[str, Any]] = driver.get_log("browser")  # type: ignore[no-untyped-call]
+    return entries
+
+
 def console_errors(driver: WebDriver) -> list[dict[str, Any]]:
     """The browser console's errors since the last call."""
-    return [e for e in driver.get_log("browser") if e.get("level") == "SEVERE"]
+    return [e for e in console_log(driver) if e.get("level") == "SEVERE"]
 
 
 def screenshot(driver: WebDriver, name: str) -> None:

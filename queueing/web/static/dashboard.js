@@ -25,8 +25,7 @@
     }, REFRESH_MS);
   }
 
-  function changed(event) {
-    var ids = JSON.parse(event.data).ids;
+  function look(ids) {
     document.querySelectorAll("[data-live]").forEach(function (element) {
       var job = element.getAttribute("data-live-job");
       if (!job || ids.length === 0 || ids.indexOf(Number(job)) !== -1) {
@@ -38,8 +37,13 @@
   var source = new EventSource(url);
   source.addEventListener("ready", function () {
     body.setAttribute("data-stream", "on");
+    // What changed between the page's render and this stream's start was hinted to
+    // nobody: look at everything once.
+    look([]);
   });
-  source.addEventListener("changed", changed);
+  source.addEventListener("changed", function (event) {
+    look(JSON.parse(event.data).ids);
+  });
   source.addEventListener("error", function () {
     // EventSource reconnects by itself; the page says it is not live meanwhile.
     body.setAttribute("data-stream", "off");
