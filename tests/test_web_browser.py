@@ -15,6 +15,7 @@ from selenium.webdriver import Chrome as WebDriver
 from selenium.webdriver.common.by import By
 
 from queueing import JobStatus, Queue
+from tests import web_support
 from tests.apps import web_tasks
 from tests.helpers import WorkerProcess, pointed_at, wait_all, worker_process
 from tests.web_support import (
@@ -242,3 +243,13 @@ def test_the_end_user_view_shows_only_the_users_jobs_live(
         for hidden in (colleague.id, other.id):
             assert f'data-job-id="{hidden}"' not in driver.page_source
         assert console_errors(driver) == []
+
+
+def test_without_a_browser_the_tests_fail_with_one_line_saying_how_to_get_one(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    monkeypatch.setattr(web_support, "CHROMIUM", web_support.CHROMIUM.with_name("no-such-chromium"))
+    with pytest.raises(pytest.fail.Exception) as failed:
+        web_support.chromium()
+    assert str(failed.value) == web_support.NO_BROWSER
+    assert "\n" not in web_support.NO_BROWSER and "apt-get install" in web_support.NO_BROWSER
