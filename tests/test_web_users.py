@@ -14,6 +14,7 @@ from starlette.testclient import TestClient
 
 from queueing import JobStatus, Queue
 from queueing.web import EndUsers, create_app
+from queueing.web.feed import hinted_job_id
 from tests.apps.web_host import demo_actor
 from tests.web_support import host_process, web_role_url
 
@@ -139,3 +140,44 @@ def test_the_stream_needs_an_actor(queue: Queue, web_url: str) -> None:
     with host_process(queue.database_url, web_url) as app_url:
         response = httpx2.get(f"{app_url}/me/events", timeout=30.0)
         assert response.status_code == 401
+
+
+@pytest.mark.parametrize(
+    ("channel", "payload", "expected"),
+    [
+        ("queueing_job_changed_v1", "42", 42),
+        ("queueing_job_changed_v1", "4" * 25, None),
+        ("queueing_job_changed_v1", "'; DROP TABLE x; --", None),
+        ("queueing_job_changed_v1", "٤٢", None),  # digits, but not ASCII ones
+        ("procrastinate_any_queue_v1", '{"type": "job_inserted", "job_id": 7}', 7),
+        ("procrastinate_any_queue_v1", '{"type": "abort_job_requested", "job_id": 8}', 8),
+        ("procrastinate_any_queue_v1", '{"type": "job_inserted", "job_id": "7"}', None),
+        ("procrastinate_any_queue_v1", "[" * 8000, None),
+    ],
+)
+def test_a_notification_names_a_job_or_everything(
+    channel: str, payload: str, expected: int | None
+) -> None:
+    """Anyone may NOTIFY: a payload the feed cannot read makes pages look at everything
+    (re-read as their reader, so it shows nothing new), never raises."""
+    assert hinted_job_id(channel, payload) == expected
+
+
+def test_a_forged_notification_neither_breaks_nor_leaks_into_a_stream(
+    queue: Queue, web_url: str
+) -> None:
+    mine = queue.enqueue("t", tenant_id="A", user_id="a1").id
+    other = queue.enqueue("t", tenant_id="B", user_id="b1").id
+    with (
+        host_process(queue.database_url, web_url) as app_url,
+        httpx2.Client(cookies={"demo_actor": "user:A:a1"}, timeout=30.0) as client,
+        client.stream("GET", f"{app_url}/me/events") as response,
+    ):
+        lines = response.iter_lines()
+        assert next(lines) == "event: ready"
+        with psycopg.connect(queue.database_url, autocommit=True) as conn:
+            conn.execute("SELECT pg_notify('queueing_job_changed_v1', 'not an id')")
+            conn.execute("SELECT pg_notify('queueing_job_changed_v1', %s)", [str(other)])
+        queue.cancel(mine)
+        seen = events_until(lines, mine)
+    assert {job_id for ids in seen for job_id in ids} == {mine}, seen
