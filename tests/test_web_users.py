@@ -181,3 +181,16 @@ def test_a_forged_notification_neither_breaks_nor_leaks_into_a_stream(
         queue.cancel(mine)
         seen = events_until(lines, mine)
     assert {job_id for ids in seen for job_id in ids} == {mine}, seen
+
+
+def test_a_users_jobs_come_in_pages(users: TestClient, queue: Queue) -> None:
+    ids = [queue.enqueue("t", tenant_id="A", user_id="a1").id for _ in range(5)]
+    as_actor(users, "user:A:a1")
+    first = users.get("/me?limit=2").text
+    assert [int(i) for i in re.findall(r'data-job-id="(\d+)"', first)] == ids[:2:-1]
+    older = re.search(r'id="older" href="([^"]+)"', first)
+    assert older is not None
+    second = users.get(older.group(1).replace("&amp;", "&")).text
+    assert [int(i) for i in re.findall(r'data-job-id="(\d+)"', second)] == ids[2:0:-1]
+    assert users.get("/me?limit=0").status_code == 400
+    assert users.get("/me?status=failed").status_code == 400

@@ -79,7 +79,7 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
     """The template ``name`` as a response, with what every page needs."""
     token, new = csrf.token(request)
     state = web(request)
-    response = state_templates(request).TemplateResponse(
+    response = _templates_of(request).TemplateResponse(
         request,
         name,
         {
@@ -97,6 +97,6 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
     return response
 
 
-def state_templates(request: Request) -> Jinja2Templates:
+def _templates_of(request: Request) -> Jinja2Templates:
     found: Jinja2Templates = request.app.state.templates
     return found

@@ -11,7 +11,6 @@ from starlette.requests import Request
 from starlette.responses import RedirectResponse, Response
 
 from queueing.errors import InvalidTransition, JobNotFound
-from queueing.models import JobStatus
 from queueing.web import data
 from queueing.web.auth import end_user_only
 from queueing.web.csrf import checked_form
@@ -30,7 +29,7 @@ async def my_jobs(request: Request) -> Response:
     actor = request.state.actor
     jobs = await web(request).users().run(data.api_jobs(before_id, limit), actor)
     template = "_me_rows.html" if is_fragment(request) else "me.html"
-    context = {"jobs": jobs, "actor": actor, "limit": limit, "page": "me"}
+    context = {"jobs": jobs, "actor": actor, "limit": limit, "before_id": before_id, "page": "me"}
     return render(request, template, context)
 
 
@@ -46,6 +45,3 @@ async def cancel_mine(request: Request) -> Response:
         raise InvalidTransition(ident, "finished", "cancelled")
     root = request.scope.get("root_path", "")
     return RedirectResponse(f"{root}/me", status_code=303)
-
-
-CANCELLABLE = frozenset({JobStatus.PENDING, JobStatus.ACTIVE})

@@ -1,10 +1,13 @@
 // Live pages: one EventSource per page; a "changed" event names job ids (an empty list:
 // anything may have changed). Each element marked data-live (data-live-job="<id>": only
 // for that job) is re-read from the server by htmx (its hx-get, on the "live" trigger),
-// at most once per REFRESH_MS however many events arrive.
+// at most once per JOB_REFRESH_MS (one job's part) or LIST_REFRESH_MS (a list or the
+// overview, whose query reads every job: a busy queue must not make each open page run it
+// on every progress report) however many events arrive.
 (function () {
   "use strict";
-  var REFRESH_MS = 300;
+  var JOB_REFRESH_MS = 250;
+  var LIST_REFRESH_MS = 1000;
   var body = document.body;
   var url = body.getAttribute("data-events");
   if (!url) {
@@ -22,7 +25,7 @@
       if (element.isConnected) {
         htmx.trigger(element, "live");
       }
-    }, REFRESH_MS);
+    }, element.hasAttribute("data-live-job") ? JOB_REFRESH_MS : LIST_REFRESH_MS);
   }
 
   function look(ids) {
