@@ -86,7 +86,6 @@ def render(request: Request, name: str, context: dict[str, Any], status: int = 2
             **context,
             "csrf": token,
             "read_only": state.read_only,
-            "operator_views": state.operator is not None,
             "root": request.scope.get("root_path", ""),
         },
         status_code=status,
