@@ -6,14 +6,16 @@ from __future__ import annotations
 import re
 from collections.abc import Iterator
 
+import httpx2
 import psycopg
 import pytest
 from starlette.testclient import TestClient
 
-from queueing import ConfigurationError, JobStatus, Queue
+from queueing import ConfigurationError, JobStatus, Queue, sql
 from queueing.testing import drain
 from queueing.web import basic_auth, create_app, local_operator
 from tests.helpers import run_cli
+from tests.web_support import dashboard_process
 
 ORIGIN = "http://testserver"
 XSS = "<script>alert(1)</script>"
@@ -286,3 +288,37 @@ def test_user_data_renders_as_text(client: TestClient, app_queue: Queue) -> None
         assert "&lt;script&gt;alert(1)&lt;/script&gt;" in page, path
     headers = client.get("/jobs").headers
     assert "script-src 'self'" in headers["content-security-policy"]
+
+
+# --- the CLI's dashboard process ----------------------------------------------------------
+
+
+def test_the_cli_dashboard_serves_read_only_and_with_basic_auth(app_queue: Queue) -> None:
+    job = app_queue.enqueue("noop")
+    credentials = {"QUEUEING_DASHBOARD_USER": "ops", "QUEUEING_DASHBOARD_PASSWORD": "pw"}
+    with (
+        dashboard_process(app_queue.database_url, "--read-only", env=credentials) as url,
+        httpx2.Client(base_url=url, timeout=30.0) as http,
+    ):
+        assert http.get("/").status_code == 401
+        page = http.get(f"/jobs/{job.id}", auth=("ops", "pw"))
+        assert page.status_code == 200 and 'id="cancel"' not in page.text
+        token = http.cookies.get("queueing_csrf")
+        assert token
+        refused = http.post(
+            f"/jobs/{job.id}/cancel",
+            data={"csrf": token},
+            headers={"Origin": url},
+            auth=("ops", "pw"),
+        )
+        assert refused.status_code == 403
+    assert app_queue.get_job(job.id).status == JobStatus.PENDING
+
+
+def test_the_cli_dashboard_refuses_a_database_without_the_schema(empty_database: str) -> None:
+    result = run_cli("dashboard", "--port", "0", "--database-url", empty_database)
+    assert result.returncode == 1
+    assert result.stderr == (
+        "error: database schema is version 0, queueing needs version "
+        f"{sql.latest_version()}: run `queueing db migrate`\n"
+    )

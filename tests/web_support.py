@@ -65,11 +65,13 @@ def _process(args: list[str], env: dict[str, str], started: str) -> Iterator[str
 
 
 @contextlib.contextmanager
-def dashboard_process(database_url: str, *args: str) -> Iterator[str]:
+def dashboard_process(
+    database_url: str, *args: str, env: dict[str, str] | None = None
+) -> Iterator[str]:
     """``queueing dashboard --port 0 ARGS`` on ``database_url``; its base URL."""
     with _process(
         ["-m", "queueing", "dashboard", "--port", "0", "--database-url", database_url, *args],
-        {},
+        env or {},
         "dashboard.started",
     ) as url:
         yield url.rstrip("/")
