@@ -17,3 +17,6 @@ DELETE FROM procrastinate_jobs;
 -- name: table_state
 SELECT n_dead_tup, last_vacuum FROM pg_stat_user_tables
  WHERE relid = 'procrastinate_jobs'::regclass;
+
+-- name: vacuum
+VACUUM procrastinate_jobs;
