@@ -25,6 +25,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, eagerly
         QueueingError,
         SchemaNotMigrated,
         UnknownTask,
+        UnusableConnection,
         WaitTimeout,
     )
     from queueing.models import (
@@ -60,6 +61,7 @@ _HOMES = {
             "QueueingError",
             "SchemaNotMigrated",
             "UnknownTask",
+            "UnusableConnection",
             "WaitTimeout",
         ],
         "queueing.models": [
@@ -111,6 +113,7 @@ __all__ = [
     "SchemaNotMigrated",
     "Task",
     "UnknownTask",
+    "UnusableConnection",
     "WaitTimeout",
 ]
 

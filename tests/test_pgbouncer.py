@@ -94,7 +94,10 @@ def pgbouncer(database_url: str, directory: Path, pool_size: int = 20) -> Iterat
     binary, port = _binary(), _free_port()
     ini = _write_config(directory, database_url, port, pool_size)
     proc = subprocess.Popen(
-        [binary, *_run_as(database_url), str(ini)], stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+        [binary, *_run_as(database_url), str(ini)],
+        stderr=subprocess.PIPE,
+        stdout=subprocess.DEVNULL,
+        text=True,
     )
     lines: list[str] = []
     changed = threading.Condition()

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from queueing.cli import db, jobs, metrics
+from queueing.cli.dashboard import dashboard
 from queueing.cli.options import App, DatabaseUrl, Json, read_args
 from queueing.cli.prune import prune
 from queueing.cli.render import job_json, job_line, print_json, stats_table
@@ -33,6 +34,7 @@ app.add_typer(jobs.app, name="jobs")
 app.add_typer(metrics.app, name="metrics")
 app.command()(worker)
 app.command()(prune)
+app.command()(dashboard)
 
 
 @app.command()

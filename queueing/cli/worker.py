@@ -16,14 +16,17 @@ def _seconds(help: str, *, minimum: float = 0.01) -> Any:
     return typer.Option(min=minimum, help=help)
 
 
-#: The worker's durations. Only the grace period and the prune interval may be 0 (an
-#: interval of 0 would spin; a prune interval of 0 means this worker never prunes).
+#: The worker's durations. Only the grace period and the prune and vacuum intervals may be
+#: 0 (an interval of 0 would spin; a prune or vacuum interval of 0 means never).
 ShutdownTimeout = Annotated[float, _seconds("Grace for running jobs after SIGTERM.", minimum=0)]
 PollInterval = Annotated[float, _seconds("Seconds between polls when no notification comes.")]
 HeartbeatInterval = Annotated[float, _seconds("Seconds between this worker's heartbeats.")]
 StallTimeout = Annotated[float, _seconds("Silence after which a worker is lost (> heartbeat).")]
 RescueInterval = Annotated[float, _seconds("Seconds between looks for lost workers' jobs.")]
 PruneInterval = Annotated[float, _seconds("Seconds between prunes (0: never).", minimum=0)]
+VacuumInterval = Annotated[
+    float, _seconds("Seconds between looks whether to VACUUM the queue (0: never).", minimum=0)
+]
 
 
 def worker(
@@ -39,6 +42,7 @@ def worker(
     stall_timeout: StallTimeout = 30.0,
     rescue_interval: RescueInterval = 10.0,
     prune_interval: PruneInterval = 60.0,
+    vacuum_interval: VacuumInterval = 10.0,
     metrics_port: Annotated[
         int | None,
         typer.Option(
@@ -71,6 +75,7 @@ def worker(
         stall_timeout=stall_timeout,
         rescue_interval=rescue_interval,
         prune_interval=prune_interval,
+        vacuum_interval=vacuum_interval or None,
         metrics_port=metrics_port,
         metrics_host=metrics_host,
     )

@@ -34,6 +34,7 @@ from queueing.worker.rescuer import Rescuer
 from queueing.worker.running import RunningJobs, WorkerStats
 from queueing.worker.services import Services, first
 from queueing.worker.status_server import StatusServer
+from queueing.worker.vacuumer import Vacuumer
 from queueing.worker.watchdog import LoopWatchdog
 
 #: After a forced stop, how long outcomes may still take to be written before they are
@@ -58,12 +59,18 @@ class WorkerSettings:
     #: Serve /metrics, /healthz and /readyz on this port (0: any free one; None: no server).
     metrics_port: int | None = None
     metrics_host: str = "0.0.0.0"  # all interfaces: Prometheus scrapes from other hosts
+    #: Look this often whether the queue's tables need a VACUUM (None: never; see
+    #: queueing/worker/vacuumer.py).
+    vacuum_interval: float | None = 10.0
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        if min(self.heartbeat_interval, self.rescue_interval, self.prune_interval) <= 0:
-            raise ValueError("heartbeat, rescue and prune intervals must be positive")
+        intervals = [self.heartbeat_interval, self.rescue_interval, self.prune_interval]
+        if self.vacuum_interval is not None:
+            intervals.append(self.vacuum_interval)
+        if min(intervals) <= 0:
+            raise ValueError("heartbeat, rescue, prune and vacuum intervals must be positive")
         if self.stall_timeout <= self.heartbeat_interval:
             raise ValueError(
                 f"stall_timeout ({self.stall_timeout}s) must exceed heartbeat_interval "
@@ -86,7 +93,9 @@ class Worker:
     seconds it gives back the active jobs of workers silent for ``stall_timeout``
     seconds (one worker at a time does a round). Every ``prune_interval`` seconds it
     applies ``retention`` (default: the Queue's, ``Queue(retention=...)``; ``None``: this
-    worker never prunes). Raises ValueError for
+    worker never prunes). Every ``vacuum_interval`` seconds it vacuums the queue's
+    tables if they hold many dead rows and no vacuum ran since (``None``: never; see
+    ``queueing.worker.vacuumer``). Raises ValueError for
     settings that cannot work (see ``WorkerSettings``).
 
     ``metrics``: where it reports its Prometheus metrics (default: a ``WorkerMetrics`` of
@@ -111,13 +120,14 @@ class Worker:
         metrics: WorkerMetrics | None = None,
         metrics_port: int | None = None,
         metrics_host: str = "0.0.0.0",
+        vacuum_interval: float | None = 10.0,
     ) -> None:
         self.queue = queue
         kept = queue.retention if retention is ... else retention
         self.settings = WorkerSettings(
             concurrency, queues, poll_interval, shutdown_timeout, heartbeat_interval,
             stall_timeout, rescue_interval, kept, prune_interval, batch_size,
-            metrics_port, metrics_host,
+            metrics_port, metrics_host, vacuum_interval,
         )  # fmt: skip
         if metrics is None and metrics_port is not None:
             metrics = WorkerMetrics()
@@ -270,6 +280,8 @@ class _Parts:
         )
         if s.retention is not None:
             self.services.start(Pruner(self.url, interval=s.prune_interval, retention=s.retention))
+        if s.vacuum_interval is not None:
+            self.services.start(Vacuumer(self.url, interval=s.vacuum_interval))
         if self.listener is None:
             logs.event("worker.not_listening", poll_interval=s.poll_interval)
             return
