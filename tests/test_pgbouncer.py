@@ -43,9 +43,11 @@ class PgBouncer:
     lines: list[str]
 
 
-def _binary() -> str:
-    # Debian installs it in /usr/sbin, which a non-root PATH may lack.
-    path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
+def _binary(path: str | None = None) -> str:
+    """pgbouncer's path, looked for in ``path`` (default: PATH, then /usr/sbin where Debian
+    puts it, which a non-root PATH may lack); fails the test in one line if it is not there."""
+    if path is None:
+        path = os.pathsep.join([os.environ.get("PATH", ""), "/usr/sbin", "/usr/local/sbin"])
     found = shutil.which("pgbouncer", path=path)
     if found is None:
         pytest.fail(INSTALL_HINT, pytrace=False)
@@ -224,6 +226,12 @@ def test_a_prepared_statements_setting_that_is_not_a_boolean_is_one_line(
     assert result.stderr.strip().splitlines() == [
         f"error: {PREPARED_STATEMENTS_ENV}='sometimes': expected true or false"
     ]
+
+
+def test_a_missing_pgbouncer_fails_in_one_line_saying_how_to_install_it(tmp_path: Path) -> None:
+    with pytest.raises(pytest.fail.Exception) as failed:
+        _binary(path=str(tmp_path))
+    assert str(failed.value) == INSTALL_HINT
 
 
 def _connections(url: str, application: str) -> list[str]:

@@ -1,10 +1,11 @@
 """The worker's database connections: how they are opened, and the one that reconnects.
 
-Every connection the worker opens comes from ``connect`` (autocommit, one connect
-timeout, pydantic-core's JSON decoder). A ``Connection`` holds one of them for a user
-that reconnects after a loss: the claim loop and the abort watch share one; the
-finisher, the rescuer and the pruner each hold their own, so that a statement of one
-never waits behind another's.
+Every connection the worker opens comes from ``connect`` (autocommit, the options of
+``queueing.config.connect_options``, pydantic-core's JSON decoder). A ``Connection``
+holds one of them for a user that reconnects after a loss: the claim loop and the abort
+watch share one; the finisher holds its own, so that a statement of one never waits
+behind another's; the maintenance services (``periodic``) hold theirs for a round only
+(docs/pooling.md counts a worker's connections).
 
 ``Connection.generation`` counts the connections it has opened. A user that must know
 whether the connection was lost since it last looked compares generations instead of
