@@ -28,6 +28,7 @@ from queueing.models import SYSTEM, Actor, EnqueuedJob, Job, JobStatus
 from queueing.ops import JobFilter, NewJob, Op
 from queueing.retention import Retention, RetentionPolicy
 from queueing.retry import DEFAULT_RETRY, RetryPolicy
+from queueing.schedules import Schedule, ScheduleInfo, build_schedule, list_schedules
 from queueing.tasks import Task, build_task
 
 if TYPE_CHECKING:  # annotations only: see Queue.blueprint
@@ -113,6 +114,8 @@ class Queue:
         self._pool_lock = threading.Lock()
         self._schema_checked = False
         self.tasks: dict[str, Task] = {}
+        #: The periodic jobs this app declares (``schedule``), by name.
+        self.schedules: dict[str, Schedule] = {}
         self.aio = AsyncQueue(self)
 
     # --- configuration --------------------------------------------------------
@@ -192,6 +195,39 @@ class Queue:
             return task
 
         return register(handler) if handler is not None else register
+
+    def schedule(
+        self,
+        task: Task,
+        cron: str,
+        *,
+        args: Mapping[str, Any] | BaseModel | None = None,
+        timezone: str = "UTC",
+        name: str | None = None,
+        catch_up: int = 1,
+    ) -> Schedule:
+        """Run ``task`` with ``args`` at every tick of ``cron`` (five fields, read in
+        ``timezone``): exactly one job per tick, whatever the number of workers.
+
+        Every worker of this app runs the schedules it declares. ``name`` identifies the
+        schedule across deploys (default: the task, the cron and the arguments); a task
+        may have several schedules. ``catch_up``: after an outage across several ticks,
+        how many of the most recent missed ones run (default 1, at most 100). The job of
+        a tick is an ordinary job; its handler reads the tick as ``ctx.schedule_tick``.
+        ConfigurationError for a bad cron, timezone, catch_up or a second schedule of
+        the same name; InvalidPayload for arguments the task refuses.
+        """
+        if not isinstance(task, Task) or self.tasks.get(task.name) is not task:
+            raise ConfigurationError(f"schedule: {task!r} is not a task declared on this queue")
+        built = build_schedule(
+            task, cron, args=args, timezone=timezone, name=name, catch_up=catch_up
+        )
+        if built.name in self.schedules:
+            raise ConfigurationError(
+                f"schedule {built.name!r} is declared twice (give each a distinct name=)"
+            )
+        self.schedules[built.name] = built
+        return built
 
     def prepare(self, requests: Iterable[JobRequest]) -> list[NewJob]:
         """Validate requests and turn them into rows (no I/O). Raises before any write."""
@@ -388,6 +424,11 @@ class Queue:
     def run_now(self, job_id: int) -> Job:
         """Make a delayed job, or one waiting out a retry backoff, due now."""
         return self._run(ops.run_now(job_id))
+
+    def list_schedules(self) -> list[ScheduleInfo]:
+        """The schedules registered in the database and those this app declares: next run,
+        last tick run, its job and that job's status."""
+        return self._run(list_schedules(self.schedules))
 
     def migrate(self) -> list[int]:
         """Apply the schema; returns the migration versions applied (none if current)."""
@@ -609,3 +650,7 @@ class AsyncQueue:
 
     async def run_now(self, job_id: int) -> Job:
         return await self._run(ops.run_now(job_id))
+
+    async def list_schedules(self) -> list[ScheduleInfo]:
+        """See ``Queue.list_schedules``."""
+        return await self._run(list_schedules(self._queue.schedules))

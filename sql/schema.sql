@@ -1,5 +1,5 @@
--- sql/schema.sql: the whole database schema of queueing at schema version 7,
--- as procrastinate 3.10.0's base schema plus sql/migrations/0001 to 0007 leave it.
+-- sql/schema.sql: the whole database schema of queueing at schema version 8,
+-- as procrastinate 3.10.0's base schema plus sql/migrations/0001 to 0008 leave it.
 -- Every table, view, index, trigger, policy, grant and function is here in its
 -- current form.
 --
@@ -267,6 +267,7 @@ CREATE TABLE public.procrastinate_jobs (
     cancelled_at timestamp with time zone,
     run_alone boolean DEFAULT false NOT NULL,
     trace_context jsonb,
+    schedule_tick timestamp with time zone,
     CONSTRAINT check_not_todo_abort_requested CHECK ((NOT ((status = 'todo'::public.procrastinate_job_status) AND (abort_requested = true)))),
     CONSTRAINT queueing_dedupe_key_length CHECK ((length(dedupe_key) <= 256)),
     CONSTRAINT queueing_finished_after_started CHECK (((finished_at IS NULL) OR ((created_at <= finished_at) AND ((started_at IS NULL) OR (started_at <= finished_at))))),
@@ -1223,6 +1224,16 @@ END;
 $$;
 
 --
+-- Name: queueing_now_v1(); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_now_v1() RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT now() + COALESCE((SELECT c.offset_by FROM queueing_clock AS c), interval '0')
+$$;
+
+--
 -- Name: queueing_prune_v1(character varying, interval, integer, interval, integer); Type: FUNCTION; Schema: public
 --
 
@@ -1715,6 +1726,16 @@ ALTER TABLE public.queueing_attempts ALTER COLUMN id ADD GENERATED ALWAYS AS IDE
 );
 
 --
+-- Name: queueing_clock; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.queueing_clock (
+    id boolean DEFAULT true NOT NULL,
+    offset_by interval DEFAULT '00:00:00'::interval NOT NULL,
+    CONSTRAINT queueing_clock_id_check CHECK (id)
+);
+
+--
 -- Name: queueing_migrations; Type: TABLE; Schema: public
 --
 
@@ -1722,6 +1743,31 @@ CREATE TABLE public.queueing_migrations (
     version integer NOT NULL,
     name text NOT NULL,
     applied_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
+);
+
+--
+-- Name: queueing_schedule_ticks; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.queueing_schedule_ticks (
+    schedule_name text NOT NULL,
+    tick_at timestamp with time zone NOT NULL,
+    job_id bigint NOT NULL
+);
+
+--
+-- Name: queueing_schedules; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.queueing_schedules (
+    name text NOT NULL,
+    task_name text NOT NULL,
+    cron text NOT NULL,
+    timezone text NOT NULL,
+    queue_name text NOT NULL,
+    args jsonb DEFAULT '{}'::jsonb NOT NULL,
+    registered_at timestamp with time zone NOT NULL,
+    seen_at timestamp with time zone NOT NULL
 );
 
 --
@@ -1785,11 +1831,32 @@ ALTER TABLE ONLY public.queueing_attempts
     ADD CONSTRAINT queueing_attempts_pkey PRIMARY KEY (id);
 
 --
+-- Name: queueing_clock queueing_clock_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.queueing_clock
+    ADD CONSTRAINT queueing_clock_pkey PRIMARY KEY (id);
+
+--
 -- Name: queueing_migrations queueing_migrations_pkey; Type: CONSTRAINT; Schema: public
 --
 
 ALTER TABLE ONLY public.queueing_migrations
     ADD CONSTRAINT queueing_migrations_pkey PRIMARY KEY (version);
+
+--
+-- Name: queueing_schedule_ticks queueing_schedule_ticks_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.queueing_schedule_ticks
+    ADD CONSTRAINT queueing_schedule_ticks_pkey PRIMARY KEY (schedule_name, tick_at);
+
+--
+-- Name: queueing_schedules queueing_schedules_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.queueing_schedules
+    ADD CONSTRAINT queueing_schedules_pkey PRIMARY KEY (name);
 
 --
 -- Name: idx_procrastinate_jobs_worker_not_null; Type: INDEX; Schema: public
@@ -2078,4 +2145,5 @@ INSERT INTO public.queueing_migrations (version, name) VALUES
     (4, 'lifecycle'),
     (5, 'row_level_security'),
     (6, 'worker_contracts'),
-    (7, 'observability');
+    (7, 'observability'),
+    (8, 'schedules');

@@ -24,6 +24,9 @@ HeartbeatInterval = Annotated[float, _seconds("Seconds between this worker's hea
 StallTimeout = Annotated[float, _seconds("Silence after which a worker is lost (> heartbeat).")]
 RescueInterval = Annotated[float, _seconds("Seconds between looks for lost workers' jobs.")]
 PruneInterval = Annotated[float, _seconds("Seconds between prunes (0: never).", minimum=0)]
+ScheduleInterval = Annotated[
+    float, _seconds("Longest wait between looks for due schedule ticks (it wakes at each tick).")
+]
 
 
 def worker(
@@ -39,6 +42,7 @@ def worker(
     stall_timeout: StallTimeout = 30.0,
     rescue_interval: RescueInterval = 10.0,
     prune_interval: PruneInterval = 60.0,
+    schedule_interval: ScheduleInterval = 10.0,
     metrics_port: Annotated[
         int | None,
         typer.Option(
@@ -73,4 +77,5 @@ def worker(
         prune_interval=prune_interval,
         metrics_port=metrics_port,
         metrics_host=metrics_host,
+        schedule_interval=schedule_interval,
     )

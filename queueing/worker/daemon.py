@@ -49,13 +49,15 @@ def run_worker(
     retention: Retention | None = None,
     metrics_port: int | None = None,
     metrics_host: str = "0.0.0.0",
+    schedule_interval: float = 10.0,
 ) -> None:
     """Run until SIGTERM or SIGINT: the first stops gracefully, a second skips the grace period.
 
     ``prune_interval`` ``None`` (or 0): this worker never prunes; ``retention``: the
     policy it prunes with, given explicitly (it wins); by default the one the Queue
     declares (``Queue(retention=...)``, itself ``Retention()`` by default). ``metrics_port``:
-    serve the worker's metrics and probes there (see ``Worker``).
+    serve the worker's metrics and probes there; ``schedule_interval``: how long its scheduler
+    waits at most between rounds (see ``Worker``).
     """
     try:
         worker = Worker(
@@ -73,6 +75,7 @@ def run_worker(
             prune_interval=prune_interval or 60.0,
             metrics_port=metrics_port,
             metrics_host=metrics_host,
+            schedule_interval=schedule_interval,
         )
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from exc

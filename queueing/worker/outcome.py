@@ -45,6 +45,8 @@ class Claimed:
     due_at: dt.datetime | None = None
     #: The W3C trace context of the span the job was enqueued in (``queueing.tracing``).
     trace_context: dict[str, str] | None = None
+    #: The schedule tick the job was made for (``queueing.schedules``), else None.
+    schedule_tick: dt.datetime | None = None
 
 
 class OutcomeKind(enum.StrEnum):

@@ -19,6 +19,7 @@ from queueing import drivers, logs, ops
 from queueing.errors import ConfigurationError
 from queueing.queue import Queue, check_queue_name
 from queueing.retention import Retention
+from queueing.schedules import Schedule
 from queueing.worker.abort_watch import AbortWatch
 from queueing.worker.claim_loop import ClaimLoop
 from queueing.worker.connection import Connection
@@ -32,6 +33,7 @@ from queueing.worker.pruner import Pruner
 from queueing.worker.registration import Registration
 from queueing.worker.rescuer import Rescuer
 from queueing.worker.running import RunningJobs, WorkerStats
+from queueing.worker.scheduler import Scheduler
 from queueing.worker.services import Services, first
 from queueing.worker.status_server import StatusServer
 from queueing.worker.watchdog import LoopWatchdog
@@ -58,12 +60,15 @@ class WorkerSettings:
     #: Serve /metrics, /healthz and /readyz on this port (0: any free one; None: no server).
     metrics_port: int | None = None
     metrics_host: str = "0.0.0.0"  # all interfaces: Prometheus scrapes from other hosts
+    #: The scheduler's longest wait between rounds (it wakes at each tick anyway).
+    schedule_interval: float = 10.0
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        if min(self.heartbeat_interval, self.rescue_interval, self.prune_interval) <= 0:
-            raise ValueError("heartbeat, rescue and prune intervals must be positive")
+        intervals = (self.heartbeat_interval, self.rescue_interval, self.prune_interval)
+        if min(*intervals, self.schedule_interval) <= 0:
+            raise ValueError("heartbeat, rescue, prune and schedule intervals must be positive")
         if self.stall_timeout <= self.heartbeat_interval:
             raise ValueError(
                 f"stall_timeout ({self.stall_timeout}s) must exceed heartbeat_interval "
@@ -86,7 +91,9 @@ class Worker:
     seconds it gives back the active jobs of workers silent for ``stall_timeout``
     seconds (one worker at a time does a round). Every ``prune_interval`` seconds it
     applies ``retention`` (default: the Queue's, ``Queue(retention=...)``; ``None``: this
-    worker never prunes). Raises ValueError for
+    worker never prunes). It runs the due ticks of the Queue's schedules
+    (``Queue.schedule``), waking at each tick, or after ``schedule_interval`` seconds at
+    most. Raises ValueError for
     settings that cannot work (see ``WorkerSettings``).
 
     ``metrics``: where it reports its Prometheus metrics (default: a ``WorkerMetrics`` of
@@ -111,13 +118,14 @@ class Worker:
         metrics: WorkerMetrics | None = None,
         metrics_port: int | None = None,
         metrics_host: str = "0.0.0.0",
+        schedule_interval: float = 10.0,
     ) -> None:
         self.queue = queue
         kept = queue.retention if retention is ... else retention
         self.settings = WorkerSettings(
             concurrency, queues, poll_interval, shutdown_timeout, heartbeat_interval,
             stall_timeout, rescue_interval, kept, prune_interval, batch_size,
-            metrics_port, metrics_host,
+            metrics_port, metrics_host, schedule_interval,
         )  # fmt: skip
         if metrics is None and metrics_port is not None:
             metrics = WorkerMetrics()
@@ -196,6 +204,7 @@ class _Parts:
     heartbeat: Heartbeat
     watchdog: LoopWatchdog
     metrics: WorkerMetrics | None
+    schedules: dict[str, Schedule]
     status: StatusServer | None = None
 
     @classmethod
@@ -240,7 +249,7 @@ class _Parts:
         listener = Listener(url, s.queues, claim_loop.wake, aborts.look_now)
         parts = cls(
             url, s, conn, services, registration, running, progress, claim_loop, listener,
-            aborts, heartbeat, LoopWatchdog(), metrics,
+            aborts, heartbeat, LoopWatchdog(), metrics, dict(queue.schedules),
         )  # fmt: skip
         return registration, parts
 
@@ -263,6 +272,8 @@ class _Parts:
         )
         if s.retention is not None:
             self.services.start(Pruner(self.url, interval=s.prune_interval, retention=s.retention))
+        if self.schedules:
+            self.services.start(Scheduler(self.url, self.schedules, interval=s.schedule_interval))
         await first(self.listener.connected.wait(), stopping.wait())
 
     def _serve_status(self, stopping: asyncio.Event) -> None:
