@@ -21,11 +21,12 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from pydantic import BaseModel
 
-from queueing import drivers, limits, models, ops
+from queueing import drivers, limits, models, ops, queues
 from queueing.config import CONNECT_TIMEOUT, resolve_database_url
 from queueing.errors import ConfigurationError, InvalidPayload, UnknownTask
 from queueing.models import SYSTEM, Actor, EnqueuedJob, Job, JobStatus
 from queueing.ops import JobFilter, NewJob, Op
+from queueing.queues import QueueInfo
 from queueing.retention import Retention, RetentionPolicy
 from queueing.retry import DEFAULT_RETRY, RetryPolicy
 from queueing.schedules import Schedule, ScheduleInfo, build_schedule, list_schedules
@@ -430,6 +431,30 @@ class Queue:
         last tick run, its job and that job's status."""
         return self._run(list_schedules(self.schedules))
 
+    def list_queues(self) -> list[QueueInfo]:
+        """Every queue holding a job or a setting: jobs pending, active, delayed, failed in
+        the last hour, the oldest pending job's age, paused, max_active."""
+        return self._run(queues.list_queues())
+
+    def pause_queue(self, name: str) -> QueueInfo:
+        """Stop every worker from claiming this queue's jobs (decided in the claim);
+        enqueueing goes on, running jobs finish. QueueNotFound for an unknown queue."""
+        return self._run(self._queue_change(name, paused=True))
+
+    def resume_queue(self, name: str) -> QueueInfo:
+        """Let workers claim this queue's jobs again; they are woken at once."""
+        return self._run(self._queue_change(name, paused=False))
+
+    def set_queue_limit(self, name: str, max_active: int | None) -> QueueInfo:
+        """At most ``max_active`` jobs of this queue active at once across all workers
+        (None: no limit). InvalidPayload for a limit under 1."""
+        return self._run(self._queue_change(name, max_active=max_active, set_limit=True))
+
+    def _queue_change(self, name: str, **change: Any) -> Op[QueueInfo]:
+        """The operation changing a queue's settings (the name is checked now)."""
+        declared = check_queue_name(name) in {t.queue for t in self.tasks.values()}
+        return queues.change(name, declared=declared, **change)
+
     def migrate(self) -> list[int]:
         """Apply the schema; returns the migration versions applied (none if current)."""
         return drivers.run_sync_at(self.database_url, ops.migrate())
@@ -650,6 +675,23 @@ class AsyncQueue:
 
     async def run_now(self, job_id: int) -> Job:
         return await self._run(ops.run_now(job_id))
+
+    async def list_queues(self) -> list[QueueInfo]:
+        """See ``Queue.list_queues``."""
+        return await self._run(queues.list_queues())
+
+    async def pause_queue(self, name: str) -> QueueInfo:
+        """See ``Queue.pause_queue``."""
+        return await self._run(self._queue._queue_change(name, paused=True))
+
+    async def resume_queue(self, name: str) -> QueueInfo:
+        """See ``Queue.resume_queue``."""
+        return await self._run(self._queue._queue_change(name, paused=False))
+
+    async def set_queue_limit(self, name: str, max_active: int | None) -> QueueInfo:
+        """See ``Queue.set_queue_limit``."""
+        op = self._queue._queue_change(name, max_active=max_active, set_limit=True)
+        return await self._run(op)
 
     async def list_schedules(self) -> list[ScheduleInfo]:
         """See ``Queue.list_schedules``."""

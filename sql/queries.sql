@@ -95,10 +95,12 @@ SELECT * FROM queueing_run_now_v1(%(id)s);
 
 -- name: claim_jobs
 -- idle: the worker runs nothing, so it may take a job that must run alone. due_at: when
--- the job fell due (the pickup latency metric); trace_context: the enqueuer's span.
+-- the job fell due (the pickup latency metric); trace_context: the enqueuer's span;
+-- schedule_tick: the tick of a periodic job. Paused queues, queue limits and per-key
+-- limits are decided inside (queueing_claim_v5, migration 0008).
 SELECT id, task_name, queue_name, args, attempts, max_attempts, tenant_id, user_id, run_alone,
-       due_at, trace_context
-  FROM queueing_claim_v3(%(queues)s::character varying[], %(worker_id)s, %(limit)s, %(idle)s);
+       due_at, trace_context, schedule_tick
+  FROM queueing_claim_v5(%(queues)s::character varying[], %(worker_id)s, %(limit)s, %(idle)s);
 
 -- name: claimed_by_worker
 -- The jobs the database holds as claimed by this worker (columns as claim_jobs returns
@@ -205,6 +207,7 @@ DELETE FROM procrastinate_workers;
 DELETE FROM queueing_schedule_ticks;
 DELETE FROM queueing_schedules;
 DELETE FROM queueing_clock;
+DELETE FROM queueing_queues;
 
 -- name: testing_worker_runs
 -- What the given worker registrations ran (queueing.testing drain): one row per finished
@@ -375,3 +378,61 @@ SELECT s.name, s.task_name, s.cron, s.timezone, s.queue_name AS queue, s.args,
                       ORDER BY k.tick_at DESC LIMIT 1) AS t ON true
   LEFT JOIN procrastinate_jobs AS j ON j.id = t.job_id
  ORDER BY s.name;
+
+-- =====================================================================================
+-- Queue settings: pause, resume, max_active (queueing.queues; migration 0008).
+-- =====================================================================================
+
+-- name: list_queues
+-- Per queue: jobs due now (pending), running (active), waiting for a later run time
+-- (delayed), failed in the last hour, the age of the oldest job due, and its settings.
+-- One pass over the job table (finished jobs included: retention bounds them), joined
+-- to the settings of queues that may hold no job.
+WITH counts AS (
+    SELECT j.queue_name AS name,
+           count(*) FILTER (WHERE j.status = 'todo'
+                              AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())) AS pending,
+           count(*) FILTER (WHERE j.status IN ('doing', 'aborting')) AS active,
+           count(*) FILTER (WHERE j.status = 'todo' AND j.scheduled_at > now()) AS delayed,
+           count(*) FILTER (WHERE j.status = 'failed'
+                              AND j.finished_at > now() - interval '1 hour') AS failed_last_hour,
+           EXTRACT(EPOCH FROM now() - min(GREATEST(j.scheduled_at, j.created_at))
+                   FILTER (WHERE j.status = 'todo'
+                             AND (j.scheduled_at IS NULL OR j.scheduled_at <= now()))
+                  )::float8 AS oldest_pending_age_seconds
+      FROM procrastinate_jobs AS j
+     GROUP BY j.queue_name
+)
+SELECT COALESCE(c.name, q.name) AS name,
+       COALESCE(c.pending, 0) AS pending, COALESCE(c.active, 0) AS active,
+       COALESCE(c.delayed, 0) AS delayed, COALESCE(c.failed_last_hour, 0) AS failed_last_hour,
+       c.oldest_pending_age_seconds,
+       COALESCE(q.paused, false) AS paused, q.max_active
+  FROM counts AS c
+  FULL JOIN queueing_queues AS q ON q.name = c.name
+ WHERE %(queue)s::text IS NULL OR COALESCE(c.name, q.name) = %(queue)s
+ ORDER BY 1;
+
+-- name: set_queue_settings
+-- Pause or resume a queue (paused NULL: unchanged) and set its max_active (set_limit
+-- false: unchanged; max_active NULL with set_limit: no limit), if the queue is known: a
+-- job, a setting or (declared) the caller's tasks use it. No row: unknown, nothing
+-- written. A queue left unpaused wakes its workers in the same commit (the hint of a
+-- job insert: they claim at once instead of at their next poll).
+WITH known AS (
+    SELECT %(queue)s::text AS name
+     WHERE %(declared)s::boolean
+        OR EXISTS (SELECT 1 FROM queueing_queues AS q WHERE q.name = %(queue)s::text)
+        OR EXISTS (SELECT 1 FROM procrastinate_jobs AS j WHERE j.queue_name = %(queue)s::text)
+), changed AS (
+    INSERT INTO queueing_queues AS q (name, paused, max_active)
+    SELECT k.name, COALESCE(%(paused)s::boolean, false), %(max_active)s::integer FROM known AS k
+    ON CONFLICT (name) DO UPDATE
+       SET paused = COALESCE(%(paused)s::boolean, q.paused),
+           max_active = CASE WHEN %(set_limit)s::boolean THEN EXCLUDED.max_active ELSE q.max_active END,
+           changed_at = clock_timestamp()
+    RETURNING q.name, q.paused
+)
+SELECT c.name, c.paused,
+       CASE WHEN NOT c.paused THEN queueing_wake_workers_v1(c.name, 0)::text END AS woken
+  FROM changed AS c;

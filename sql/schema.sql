@@ -268,10 +268,13 @@ CREATE TABLE public.procrastinate_jobs (
     run_alone boolean DEFAULT false NOT NULL,
     trace_context jsonb,
     schedule_tick timestamp with time zone,
+    concurrency_key text,
+    concurrency_limit integer,
     CONSTRAINT check_not_todo_abort_requested CHECK ((NOT ((status = 'todo'::public.procrastinate_job_status) AND (abort_requested = true)))),
     CONSTRAINT queueing_dedupe_key_length CHECK ((length(dedupe_key) <= 256)),
     CONSTRAINT queueing_finished_after_started CHECK (((finished_at IS NULL) OR ((created_at <= finished_at) AND ((started_at IS NULL) OR (started_at <= finished_at))))),
     CONSTRAINT queueing_finished_iff_terminal CHECK (((finished_at IS NOT NULL) = (status = ANY (ARRAY['succeeded'::public.procrastinate_job_status, 'failed'::public.procrastinate_job_status, 'cancelled'::public.procrastinate_job_status, 'aborted'::public.procrastinate_job_status])))),
+    CONSTRAINT queueing_jobs_concurrency_check CHECK ((((concurrency_key IS NULL) = (concurrency_limit IS NULL)) AND (concurrency_limit >= 1))),
     CONSTRAINT queueing_max_attempts_positive CHECK ((max_attempts >= 1)),
     CONSTRAINT queueing_progress_range CHECK (((progress >= 0) AND (progress <= 100))),
     CONSTRAINT queueing_started_after_created CHECK (((started_at IS NULL) OR (created_at <= started_at)))
@@ -756,6 +759,136 @@ END;
 $$;
 
 --
+-- Name: queueing_claim_restricted_v1(character varying[], integer, text[], text[]); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_claim_restricted_v1(p_queues character varying[], p_limit integer, p_paused text[], p_limited text[]) RETURNS bigint[]
+    LANGUAGE plpgsql
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
+    AS $$
+DECLARE
+    _held    text[] := '{}';   -- limited queues whose lock this claim holds
+    _blocked text[];           -- queues nothing may be claimed from this round
+    _queues  text[];           -- queues served, for jobs without a key
+    _keys    text[] := '{}';   -- keys whose lock this claim holds
+    _ids     bigint[];
+BEGIN
+    IF p_limited IS NOT NULL THEN
+        SELECT COALESCE(array_agg(l.name), '{}') INTO _held
+          FROM unnest(p_limited) AS l(name)
+         WHERE (p_queues IS NULL OR l.name = ANY(p_queues))
+           AND pg_try_advisory_xact_lock(hashtext('queueing_queue_limit'), hashtext(l.name));
+    END IF;
+    _blocked := COALESCE(p_paused, '{}')
+                || ARRAY(SELECT unnest(COALESCE(p_limited, '{}')) EXCEPT SELECT unnest(_held));
+    -- Jobs without a key: per served queue (one index descent each), so a paused or full
+    -- queue's jobs are never walked. All queues: the queues holding such jobs, by a
+    -- skip scan of queueing_jobs_ready_queue_v2_idx (one probe per queue).
+    IF p_queues IS NOT NULL THEN
+        _queues := ARRAY(SELECT unnest(p_queues::text[]) EXCEPT SELECT unnest(_blocked));
+    ELSE
+        WITH RECURSIVE q AS (
+            (SELECT j.queue_name FROM procrastinate_jobs AS j
+              WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
+                AND j.concurrency_key IS NULL
+              ORDER BY j.queue_name LIMIT 1)
+            UNION ALL
+            SELECT (SELECT j.queue_name FROM procrastinate_jobs AS j
+                     WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
+                       AND j.concurrency_key IS NULL AND j.queue_name > q.queue_name
+                     ORDER BY j.queue_name LIMIT 1)
+              FROM q WHERE q.queue_name IS NOT NULL
+        )
+        SELECT ARRAY(SELECT q.queue_name::text FROM q WHERE q.queue_name IS NOT NULL
+                     EXCEPT SELECT unnest(_blocked)) INTO _queues;
+    END IF;
+    -- The keys with waiting jobs (a skip scan of queueing_jobs_keyed_idx), each locked.
+    WITH RECURSIVE k AS (
+        (SELECT j.concurrency_key AS key FROM procrastinate_jobs AS j
+          WHERE j.status = 'todo' AND j.concurrency_key IS NOT NULL AND NOT j.run_alone
+          ORDER BY j.concurrency_key LIMIT 1)
+        UNION ALL
+        SELECT (SELECT j.concurrency_key FROM procrastinate_jobs AS j
+                 WHERE j.status = 'todo' AND j.concurrency_key IS NOT NULL AND NOT j.run_alone
+                   AND j.concurrency_key > k.key
+                 ORDER BY j.concurrency_key LIMIT 1)
+          FROM k WHERE k.key IS NOT NULL
+    )
+    SELECT COALESCE(array_agg(k.key), '{}') INTO _keys
+      FROM k
+     WHERE k.key IS NOT NULL
+       AND pg_try_advisory_xact_lock(hashtext('queueing_key'), hashtext(k.key));
+    -- A new statement, so a new snapshot: taken after every lock above was granted.
+    WITH room AS (
+        SELECT h.name, GREATEST(0, q.max_active
+               - (SELECT count(*) FROM procrastinate_jobs AS a
+                   WHERE a.queue_name = h.name AND a.status IN ('doing', 'aborting')))::integer
+               AS free
+          FROM unnest(_held) AS h(name)
+          JOIN queueing_queues AS q ON q.name = h.name
+    ), ready AS (
+        SELECT r.id, r.priority, r.queue_name
+          FROM unnest(_queues) AS s(name)
+          LEFT JOIN room ON room.name = s.name
+         CROSS JOIN LATERAL (
+               SELECT j.id, j.priority, j.queue_name
+                 FROM procrastinate_jobs AS j
+                WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
+                  AND j.concurrency_key IS NULL AND j.queue_name = s.name
+                ORDER BY j.priority DESC, j.id ASC
+                LIMIT LEAST(p_limit, COALESCE(room.free, p_limit))
+                  FOR UPDATE SKIP LOCKED) AS r
+    ), due AS (
+        SELECT j.id, j.priority, j.queue_name
+          FROM procrastinate_jobs AS j
+         WHERE j.status = 'todo' AND j.scheduled_at IS NOT NULL
+           AND j.scheduled_at <= now() AND NOT j.run_alone AND j.concurrency_key IS NULL
+           AND (p_queues IS NULL OR j.queue_name = ANY(p_queues))
+           AND j.queue_name <> ALL(_blocked)
+         ORDER BY j.scheduled_at ASC
+         LIMIT p_limit
+           FOR UPDATE SKIP LOCKED
+    ), keys AS (
+        -- A key's limit is that of its job next in line (jobs of a key share one).
+        SELECT k.key, GREATEST(0,
+               (SELECT j.concurrency_limit FROM procrastinate_jobs AS j
+                 WHERE j.status = 'todo' AND j.concurrency_key = k.key AND NOT j.run_alone
+                 ORDER BY j.priority DESC, j.id ASC LIMIT 1)
+               - (SELECT count(*) FROM procrastinate_jobs AS a
+                   WHERE a.concurrency_key = k.key AND a.status IN ('doing', 'aborting')))::integer
+               AS free
+          FROM unnest(_keys) AS k(key)
+    ), keyed AS (
+        SELECT c.id, c.priority, c.queue_name
+          FROM keys
+         CROSS JOIN LATERAL (
+               SELECT j.id, j.priority, j.queue_name
+                 FROM procrastinate_jobs AS j
+                WHERE j.status = 'todo' AND j.concurrency_key = keys.key AND NOT j.run_alone
+                  AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
+                  AND (p_queues IS NULL OR j.queue_name = ANY(p_queues))
+                  AND j.queue_name <> ALL(_blocked)
+                ORDER BY j.priority DESC, j.id ASC
+                LIMIT LEAST(p_limit, keys.free)
+                  FOR UPDATE SKIP LOCKED) AS c
+    ), ranked AS (
+        -- A limited queue's room holds across the three kinds of candidates.
+        SELECT b.id, b.priority, b.queue_name,
+               row_number() OVER (PARTITION BY b.queue_name ORDER BY b.priority DESC, b.id) AS n
+          FROM (TABLE ready UNION ALL TABLE due UNION ALL TABLE keyed) AS b
+    )
+    SELECT array_agg(c.id) INTO _ids
+      FROM (SELECT r.id FROM ranked AS r
+              LEFT JOIN room ON room.name = r.queue_name
+             WHERE room.free IS NULL OR r.n <= room.free
+             ORDER BY r.priority DESC, r.id ASC
+             LIMIT p_limit) AS c;
+    RETURN _ids;
+END;
+$$;
+
+--
 -- Name: queueing_claim_v1(character varying[], bigint, integer); Type: FUNCTION; Schema: public
 --
 
@@ -885,6 +1018,105 @@ BEGIN
     RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
               j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at),
                   j.trace_context;
+END;
+$$;
+
+--
+-- Name: queueing_claim_v5(character varying[], bigint, integer, boolean); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_claim_v5(p_queues character varying[], p_worker_id bigint, p_limit integer, p_idle boolean) RETURNS TABLE(id bigint, task_name character varying, queue_name character varying, args jsonb, attempts integer, max_attempts integer, tenant_id text, user_id text, run_alone boolean, due_at timestamp with time zone, trace_context jsonb, schedule_tick timestamp with time zone)
+    LANGUAGE plpgsql
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
+    AS $$
+DECLARE
+    _ids     bigint[];
+    _paused  text[];
+    _limited text[];
+BEGIN
+    SELECT array_agg(q.name) FILTER (WHERE q.paused),
+           array_agg(q.name) FILTER (WHERE NOT q.paused)
+      INTO _paused, _limited
+      FROM queueing_queues AS q
+     WHERE q.paused OR q.max_active IS NOT NULL;
+    IF p_idle THEN
+        -- The worker runs nothing: it may take a job that must run alone (0006). Its key
+        -- and its queue's limit are not counted: it runs once, alone, to find a poison pill.
+        SELECT array_agg(j.id) INTO _ids
+          FROM (SELECT j.id
+                  FROM procrastinate_jobs AS j
+                 WHERE j.status = 'todo' AND j.run_alone
+                   AND (p_queues IS NULL OR j.queue_name = ANY(p_queues))
+                   AND (_paused IS NULL OR j.queue_name <> ALL(_paused))
+                   AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
+                 ORDER BY j.priority DESC, j.id ASC
+                 LIMIT 1
+                   FOR UPDATE SKIP LOCKED) AS j;
+    END IF;
+    IF _ids IS NULL AND (_paused IS NOT NULL OR _limited IS NOT NULL
+                         OR EXISTS (SELECT 1 FROM procrastinate_jobs AS j
+                                     WHERE j.status = 'todo' AND j.concurrency_key IS NOT NULL
+                                       AND NOT j.run_alone)) THEN
+        _ids := queueing_claim_restricted_v1(p_queues, p_limit, _paused, _limited);
+    ELSIF _ids IS NULL AND p_queues IS NULL THEN
+        -- Nothing restricts this claim: 0008's paths (queueing_claim_v4), on the v2 indexes.
+        WITH ready AS (
+            SELECT j.id, j.priority
+              FROM procrastinate_jobs AS j
+             WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
+               AND j.concurrency_key IS NULL
+             ORDER BY j.priority DESC, j.id ASC
+             LIMIT p_limit
+               FOR UPDATE SKIP LOCKED
+        ), due AS (
+            SELECT j.id, j.priority
+              FROM procrastinate_jobs AS j
+             WHERE j.status = 'todo' AND j.scheduled_at IS NOT NULL
+               AND j.scheduled_at <= now() AND NOT j.run_alone AND j.concurrency_key IS NULL
+             ORDER BY j.scheduled_at ASC
+             LIMIT p_limit
+               FOR UPDATE SKIP LOCKED
+        )
+        SELECT array_agg(c.id) INTO _ids
+          FROM (SELECT b.id FROM (TABLE ready UNION ALL TABLE due) AS b
+                 ORDER BY b.priority DESC, b.id ASC
+                 LIMIT p_limit) AS c;
+    ELSIF _ids IS NULL THEN
+        WITH ready AS (
+            SELECT r.id, r.priority
+              FROM unnest(p_queues) AS q(name)
+             CROSS JOIN LATERAL (
+                   SELECT j.id, j.priority
+                     FROM procrastinate_jobs AS j
+                    WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
+                      AND j.concurrency_key IS NULL AND j.queue_name = q.name
+                    ORDER BY j.priority DESC, j.id ASC
+                    LIMIT p_limit
+                      FOR UPDATE SKIP LOCKED) AS r
+        ), due AS (
+            SELECT j.id, j.priority
+              FROM procrastinate_jobs AS j
+             WHERE j.status = 'todo' AND j.scheduled_at IS NOT NULL
+               AND j.scheduled_at <= now() AND NOT j.run_alone AND j.concurrency_key IS NULL
+               AND j.queue_name = ANY(p_queues)
+             ORDER BY j.scheduled_at ASC
+             LIMIT p_limit
+               FOR UPDATE SKIP LOCKED
+        )
+        SELECT array_agg(c.id) INTO _ids
+          FROM (SELECT b.id FROM (TABLE ready UNION ALL TABLE due) AS b
+                 ORDER BY b.priority DESC, b.id ASC
+                 LIMIT p_limit) AS c;
+    END IF;
+    -- The rows are locked by this transaction since the SELECTs above, still 'todo'.
+    RETURN QUERY
+    UPDATE procrastinate_jobs AS j
+       SET status = 'doing', worker_id = p_worker_id, attempts = j.attempts + 1
+     WHERE j.id = ANY(_ids)
+    RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
+              j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at),
+              j.trace_context, j.schedule_tick;
 END;
 $$;
 
@@ -1544,6 +1776,21 @@ END;
 $$;
 
 --
+-- Name: queueing_take_concurrency_v1(); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_take_concurrency_v1() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    NEW.concurrency_key := NEW.args -> '_queueing_concurrency' ->> 'key';
+    NEW.concurrency_limit := (NEW.args -> '_queueing_concurrency' ->> 'limit')::integer;
+    NEW.args := NEW.args - '_queueing_concurrency';
+    RETURN NEW;
+END;
+$$;
+
+--
 -- Name: queueing_take_trace_context_v1(); Type: FUNCTION; Schema: public
 --
 
@@ -1746,6 +1993,18 @@ CREATE TABLE public.queueing_migrations (
 );
 
 --
+-- Name: queueing_queues; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.queueing_queues (
+    name text NOT NULL,
+    paused boolean DEFAULT false NOT NULL,
+    max_active integer,
+    changed_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    CONSTRAINT queueing_queues_max_active_check CHECK ((max_active >= 1))
+);
+
+--
 -- Name: queueing_schedule_ticks; Type: TABLE; Schema: public
 --
 
@@ -1845,6 +2104,13 @@ ALTER TABLE ONLY public.queueing_migrations
     ADD CONSTRAINT queueing_migrations_pkey PRIMARY KEY (version);
 
 --
+-- Name: queueing_queues queueing_queues_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.queueing_queues
+    ADD CONSTRAINT queueing_queues_pkey PRIMARY KEY (name);
+
+--
 -- Name: queueing_schedule_ticks queueing_schedule_ticks_pkey; Type: CONSTRAINT; Schema: public
 --
 
@@ -1937,10 +2203,46 @@ CREATE UNIQUE INDEX queueing_jobs_dedupe_live_idx ON public.procrastinate_jobs U
 CREATE INDEX queueing_jobs_due_idx ON public.procrastinate_jobs USING btree (scheduled_at) WHERE ((status = 'todo'::public.procrastinate_job_status) AND (scheduled_at IS NOT NULL));
 
 --
+-- Name: queueing_jobs_due_v2_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX queueing_jobs_due_v2_idx ON public.procrastinate_jobs USING btree (scheduled_at) WHERE ((status = 'todo'::public.procrastinate_job_status) AND (scheduled_at IS NOT NULL) AND (NOT run_alone) AND (concurrency_key IS NULL));
+
+--
 -- Name: queueing_jobs_finished_idx; Type: INDEX; Schema: public
 --
 
 CREATE INDEX queueing_jobs_finished_idx ON public.procrastinate_jobs USING btree (queue_name, status, finished_at) WHERE (finished_at IS NOT NULL);
+
+--
+-- Name: queueing_jobs_key_active_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX queueing_jobs_key_active_idx ON public.procrastinate_jobs USING btree (concurrency_key) WHERE ((status = ANY (ARRAY['doing'::public.procrastinate_job_status, 'aborting'::public.procrastinate_job_status])) AND (concurrency_key IS NOT NULL));
+
+--
+-- Name: queueing_jobs_keyed_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX queueing_jobs_keyed_idx ON public.procrastinate_jobs USING btree (concurrency_key, priority DESC, id) WHERE ((status = 'todo'::public.procrastinate_job_status) AND (concurrency_key IS NOT NULL) AND (NOT run_alone));
+
+--
+-- Name: queueing_jobs_queue_active_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX queueing_jobs_queue_active_idx ON public.procrastinate_jobs USING btree (queue_name) WHERE (status = ANY (ARRAY['doing'::public.procrastinate_job_status, 'aborting'::public.procrastinate_job_status]));
+
+--
+-- Name: queueing_jobs_ready_queue_v2_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX queueing_jobs_ready_queue_v2_idx ON public.procrastinate_jobs USING btree (queue_name, priority DESC, id) WHERE ((status = 'todo'::public.procrastinate_job_status) AND (scheduled_at IS NULL) AND (NOT run_alone) AND (concurrency_key IS NULL));
+
+--
+-- Name: queueing_jobs_ready_v2_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX queueing_jobs_ready_v2_idx ON public.procrastinate_jobs USING btree (priority DESC, id) WHERE ((status = 'todo'::public.procrastinate_job_status) AND (scheduled_at IS NULL) AND (NOT run_alone) AND (concurrency_key IS NULL));
 
 --
 -- Name: queueing_jobs_run_alone_idx; Type: INDEX; Schema: public
@@ -1953,6 +2255,12 @@ CREATE INDEX queueing_jobs_run_alone_idx ON public.procrastinate_jobs USING btre
 --
 
 CREATE INDEX queueing_jobs_tenant_user_id_idx ON public.procrastinate_jobs USING btree (tenant_id, user_id, id DESC);
+
+--
+-- Name: queueing_queues_restricted_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX queueing_queues_restricted_idx ON public.queueing_queues USING btree (name) WHERE (paused OR (max_active IS NOT NULL));
 
 --
 -- Name: procrastinate_jobs procrastinate_jobs_notify_queue_job_aborted_v1; Type: TRIGGER; Schema: public
@@ -1995,6 +2303,12 @@ CREATE TRIGGER queueing_notify_jobs_inserted_v1 AFTER INSERT ON public.procrasti
 --
 
 CREATE TRIGGER queueing_stamp_job_v1 BEFORE UPDATE ON public.procrastinate_jobs FOR EACH ROW EXECUTE FUNCTION public.queueing_stamp_job_v1();
+
+--
+-- Name: procrastinate_jobs queueing_take_concurrency_v1; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER queueing_take_concurrency_v1 BEFORE INSERT ON public.procrastinate_jobs FOR EACH ROW WHEN ((new.args ? '_queueing_concurrency'::text)) EXECUTE FUNCTION public.queueing_take_concurrency_v1();
 
 --
 -- Name: procrastinate_jobs queueing_take_trace_context_v1; Type: TRIGGER; Schema: public

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from queueing.cli import db, jobs, metrics, schedules
+from queueing.cli import db, jobs, metrics, queues, schedules
 from queueing.cli.options import App, DatabaseUrl, Json, read_args
 from queueing.cli.prune import prune
 from queueing.cli.render import job_json, job_line, print_json, stats_table
@@ -31,6 +31,7 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(metrics.app, name="metrics")
+app.add_typer(queues.app, name="queues")
 app.add_typer(schedules.app, name="schedules")
 app.command()(worker)
 app.command()(prune)
