@@ -4,7 +4,7 @@ A schedule is declared in code with ``Queue.schedule(task, cron, ...)``. Every w
 that app runs a scheduler (``queueing/worker/scheduler.py``) that computes the due ticks
 here and runs each in the database, where the primary key of
 ``queueing_schedule_ticks`` (schedule, tick) lets exactly one job per tick through,
-whatever the number of workers (migration 0008, docs/design.md "Periodic jobs").
+whatever the number of workers (migration 0009, docs/design.md "Periodic jobs").
 
 Cron expressions are read by ``cronsim`` (see pyproject.toml for why that parser): five
 fields, evaluated in the schedule's ``timezone``, with the DST rules of Debian's cron: on

@@ -97,7 +97,7 @@ SELECT * FROM queueing_run_now_v1(%(id)s);
 -- idle: the worker runs nothing, so it may take a job that must run alone. due_at: when
 -- the job fell due (the pickup latency metric); trace_context: the enqueuer's span;
 -- schedule_tick: the tick of a periodic job. Paused queues, queue limits and per-key
--- limits are decided inside (queueing_claim_v5, migration 0008).
+-- limits are decided inside (queueing_claim_v5, migration 0009).
 SELECT id, task_name, queue_name, args, attempts, max_attempts, tenant_id, user_id, run_alone,
        due_at, trace_context, schedule_tick
   FROM queueing_claim_v5(%(queues)s::character varying[], %(worker_id)s, %(limit)s, %(idle)s);
@@ -297,7 +297,7 @@ SELECT queue_name AS queue,
 
 
 -- =====================================================================================
--- Periodic jobs (queueing.schedules, queueing/worker/scheduler.py; migration 0008).
+-- Periodic jobs (queueing.schedules, queueing/worker/scheduler.py; migration 0009).
 -- Times are the queue clock's (queueing_now_v1: now() in production).
 -- =====================================================================================
 
@@ -380,7 +380,7 @@ SELECT s.name, s.task_name, s.cron, s.timezone, s.queue_name AS queue, s.args,
  ORDER BY s.name;
 
 -- =====================================================================================
--- Queue settings: pause, resume, max_active (queueing.queues; migration 0008).
+-- Queue settings: pause, resume, max_active (queueing.queues; migration 0009).
 -- =====================================================================================
 
 -- name: list_queues

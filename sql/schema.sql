@@ -1,5 +1,5 @@
--- sql/schema.sql: the whole database schema of queueing at schema version 8,
--- as procrastinate 3.10.0's base schema plus sql/migrations/0001 to 0008 leave it.
+-- sql/schema.sql: the whole database schema of queueing at schema version 9,
+-- as procrastinate 3.10.0's base schema plus sql/migrations/0001 to 0009 leave it.
 -- Every table, view, index, trigger, policy, grant and function is here in its
 -- current form.
 --
@@ -889,85 +889,6 @@ END;
 $$;
 
 --
--- Name: queueing_claim_v1(character varying[], bigint, integer); Type: FUNCTION; Schema: public
---
-
-CREATE FUNCTION public.queueing_claim_v1(p_queues character varying[], p_worker_id bigint, p_limit integer) RETURNS TABLE(id bigint, task_name character varying, queue_name character varying, args jsonb, attempts integer, max_attempts integer, tenant_id text, user_id text)
-    LANGUAGE sql
-    SET enable_seqscan TO 'off'
-    SET enable_bitmapscan TO 'off'
-    AS $$
-    WITH candidate AS (
-        SELECT j.id
-          FROM procrastinate_jobs AS j
-         WHERE j.status = 'todo'
-           AND (p_queues IS NULL OR j.queue_name = ANY(p_queues))
-           AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
-         ORDER BY j.priority DESC, j.id ASC
-         LIMIT p_limit
-           FOR UPDATE SKIP LOCKED
-    )
-    UPDATE procrastinate_jobs AS j
-       SET status = 'doing', worker_id = p_worker_id, attempts = j.attempts + 1
-      FROM candidate
-     WHERE j.id = candidate.id
-    RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
-              j.tenant_id, j.user_id
-$$;
-
---
--- Name: queueing_claim_v2(character varying[], bigint, integer, boolean); Type: FUNCTION; Schema: public
---
-
-CREATE FUNCTION public.queueing_claim_v2(p_queues character varying[], p_worker_id bigint, p_limit integer, p_idle boolean) RETURNS TABLE(id bigint, task_name character varying, queue_name character varying, args jsonb, attempts integer, max_attempts integer, tenant_id text, user_id text, run_alone boolean)
-    LANGUAGE plpgsql
-    SET enable_seqscan TO 'off'
-    SET enable_bitmapscan TO 'off'
-    AS $$
-BEGIN
-    IF p_idle THEN
-        RETURN QUERY
-        WITH candidate AS (
-            SELECT j.id
-              FROM procrastinate_jobs AS j
-             WHERE j.status = 'todo' AND j.run_alone
-               AND (p_queues IS NULL OR j.queue_name = ANY(p_queues))
-               AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
-             ORDER BY j.priority DESC, j.id ASC
-             LIMIT 1
-               FOR UPDATE SKIP LOCKED
-        )
-        UPDATE procrastinate_jobs AS j
-           SET status = 'doing', worker_id = p_worker_id, attempts = j.attempts + 1
-          FROM candidate
-         WHERE j.id = candidate.id
-        RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
-                  j.tenant_id, j.user_id, j.run_alone;
-        IF FOUND THEN
-            RETURN;
-        END IF;
-    END IF;
-    RETURN QUERY
-    WITH candidate AS (
-        SELECT j.id
-          FROM procrastinate_jobs AS j
-         WHERE j.status = 'todo' AND NOT j.run_alone
-           AND (p_queues IS NULL OR j.queue_name = ANY(p_queues))
-           AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
-         ORDER BY j.priority DESC, j.id ASC
-         LIMIT p_limit
-           FOR UPDATE SKIP LOCKED
-    )
-    UPDATE procrastinate_jobs AS j
-       SET status = 'doing', worker_id = p_worker_id, attempts = j.attempts + 1
-      FROM candidate
-     WHERE j.id = candidate.id
-    RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
-              j.tenant_id, j.user_id, j.run_alone;
-END;
-$$;
-
---
 -- Name: queueing_claim_v3(character varying[], bigint, integer, boolean); Type: FUNCTION; Schema: public
 --
 
@@ -1018,6 +939,90 @@ BEGIN
     RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
               j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at),
                   j.trace_context;
+END;
+$$;
+
+--
+-- Name: queueing_claim_v4(character varying[], bigint, integer, boolean); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_claim_v4(p_queues character varying[], p_worker_id bigint, p_limit integer, p_idle boolean) RETURNS TABLE(id bigint, task_name character varying, queue_name character varying, args jsonb, attempts integer, max_attempts integer, tenant_id text, user_id text, run_alone boolean, due_at timestamp with time zone, trace_context jsonb)
+    LANGUAGE plpgsql
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
+    AS $$
+DECLARE
+    _ids bigint[];
+BEGIN
+    IF p_idle THEN
+        -- The worker runs nothing: it may take a job that must run alone (0006). Rare,
+        -- so one index of its own.
+        SELECT array_agg(j.id) INTO _ids
+          FROM (SELECT j.id
+                  FROM procrastinate_jobs AS j
+                 WHERE j.status = 'todo' AND j.run_alone
+                   AND (p_queues IS NULL OR j.queue_name = ANY(p_queues))
+                   AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
+                 ORDER BY j.priority DESC, j.id ASC
+                 LIMIT 1
+                   FOR UPDATE SKIP LOCKED) AS j;
+    END IF;
+    IF _ids IS NULL AND p_queues IS NULL THEN
+        WITH ready AS (
+            SELECT j.id, j.priority
+              FROM procrastinate_jobs AS j
+             WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
+             ORDER BY j.priority DESC, j.id ASC
+             LIMIT p_limit
+               FOR UPDATE SKIP LOCKED
+        ), due AS (
+            SELECT j.id, j.priority
+              FROM procrastinate_jobs AS j
+             WHERE j.status = 'todo' AND j.scheduled_at IS NOT NULL
+               AND j.scheduled_at <= now() AND NOT j.run_alone
+             ORDER BY j.scheduled_at ASC
+             LIMIT p_limit
+               FOR UPDATE SKIP LOCKED
+        )
+        SELECT array_agg(c.id) INTO _ids
+          FROM (SELECT b.id FROM (TABLE ready UNION ALL TABLE due) AS b
+                 ORDER BY b.priority DESC, b.id ASC
+                 LIMIT p_limit) AS c;
+    ELSIF _ids IS NULL THEN
+        WITH ready AS (
+            SELECT r.id, r.priority
+              FROM unnest(p_queues) AS q(name)
+             CROSS JOIN LATERAL (
+                   SELECT j.id, j.priority
+                     FROM procrastinate_jobs AS j
+                    WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
+                      AND j.queue_name = q.name
+                    ORDER BY j.priority DESC, j.id ASC
+                    LIMIT p_limit
+                      FOR UPDATE SKIP LOCKED) AS r
+        ), due AS (
+            SELECT j.id, j.priority
+              FROM procrastinate_jobs AS j
+             WHERE j.status = 'todo' AND j.scheduled_at IS NOT NULL
+               AND j.scheduled_at <= now() AND NOT j.run_alone
+               AND j.queue_name = ANY(p_queues)
+             ORDER BY j.scheduled_at ASC
+             LIMIT p_limit
+               FOR UPDATE SKIP LOCKED
+        )
+        SELECT array_agg(c.id) INTO _ids
+          FROM (SELECT b.id FROM (TABLE ready UNION ALL TABLE due) AS b
+                 ORDER BY b.priority DESC, b.id ASC
+                 LIMIT p_limit) AS c;
+    END IF;
+    -- The rows are locked by this transaction since the SELECTs above, still 'todo'.
+    RETURN QUERY
+    UPDATE procrastinate_jobs AS j
+       SET status = 'doing', worker_id = p_worker_id, attempts = j.attempts + 1
+     WHERE j.id = ANY(_ids)
+    RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
+              j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at),
+              j.trace_context;
 END;
 $$;
 
@@ -1295,62 +1300,6 @@ END;
 $$;
 
 --
--- Name: queueing_finish_v2(bigint, bigint[], integer[], text[], jsonb[], jsonb[], timestamp with time zone[]); Type: FUNCTION; Schema: public
---
-
-CREATE FUNCTION public.queueing_finish_v2(p_worker_id bigint, p_ids bigint[], p_attempts integer[], p_outcomes text[], p_results jsonb[], p_errors jsonb[], p_retry_at timestamp with time zone[]) RETURNS TABLE(id bigint, status text)
-    LANGUAGE sql
-    AS $$
-    WITH outcome AS MATERIALIZED (
-        SELECT * FROM unnest(p_ids, p_attempts, p_outcomes, p_results, p_errors, p_retry_at)
-                 AS o(id, attempt, outcome, result, error, retry_at)
-    ), decided AS (
-        SELECT j.id, o.attempt, o.result, o.error, o.retry_at, o.outcome,
-               (CASE
-                    WHEN j.abort_requested OR o.outcome = 'cancelled' THEN 'aborted'
-                    WHEN o.outcome = 'succeeded' THEN 'succeeded'
-                    WHEN o.outcome = 'failed' THEN 'failed'
-                    ELSE 'todo'
-                END)::procrastinate_job_status AS new_status
-          FROM outcome AS o
-          JOIN procrastinate_jobs AS j ON j.id = o.id
-         -- See queueing_finish_v1 for why the conditions are written this way.
-         WHERE j.id = ANY(p_ids)
-           AND j.status::text = 'doing' AND j.worker_id IS NOT DISTINCT FROM p_worker_id
-           AND j.attempts = o.attempt
-           FOR UPDATE OF j
-    ), updated AS (
-        UPDATE procrastinate_jobs AS j
-           SET status = d.new_status,
-               result = CASE WHEN d.new_status = 'succeeded' THEN d.result END,
-               error = CASE WHEN d.new_status = 'succeeded' THEN NULL
-                            ELSE COALESCE(d.error, j.error) END,
-               progress = CASE WHEN d.new_status = 'succeeded' THEN 100 ELSE j.progress END,
-               abort_requested = false,
-               worker_id = CASE WHEN d.new_status = 'todo' THEN NULL ELSE j.worker_id END,
-               scheduled_at = CASE WHEN d.new_status = 'todo' THEN d.retry_at
-                                   ELSE j.scheduled_at END,
-               attempts = CASE WHEN d.new_status = 'todo' AND d.outcome = 'interrupted'
-                               THEN j.attempts - 1 ELSE j.attempts END
-          FROM decided AS d
-         WHERE j.id = d.id
-        RETURNING j.id, j.status, j.started_at, j.updated_at, j.error, d.attempt, d.outcome
-    ), history AS (
-        INSERT INTO queueing_attempts
-               (job_id, attempt, worker_id, started_at, finished_at, outcome, error)
-        SELECT u.id, u.attempt, p_worker_id, u.started_at, u.updated_at,
-               CASE WHEN u.status = 'aborted' THEN 'cancelled'
-                    WHEN u.status = 'succeeded' THEN 'completed'
-                    WHEN u.status = 'failed' THEN 'failed'
-                    WHEN u.outcome = 'interrupted' THEN 'interrupted'
-                    ELSE 'retry' END,
-               CASE WHEN u.status = 'succeeded' THEN NULL ELSE u.error END
-          FROM updated AS u
-    )
-    SELECT u.id, queueing_status_name_v1(u.status) FROM updated AS u
-$$;
-
---
 -- Name: queueing_finish_v3(bigint, bigint[], integer[], public.queueing_outcome_v1[], jsonb[], jsonb[], timestamp with time zone[]); Type: FUNCTION; Schema: public
 --
 
@@ -1503,126 +1452,6 @@ BEGIN
     )
     SELECT count(*) INTO _deleted FROM deleted;
     RETURN _deleted;
-END;
-$$;
-
---
--- Name: queueing_rescue_v1(interval, integer); Type: FUNCTION; Schema: public
---
-
-CREATE FUNCTION public.queueing_rescue_v1(p_stalled_after interval, p_limit integer) RETURNS TABLE(id bigint, status text)
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-    _dead bigint[];
-BEGIN
-    SELECT COALESCE(array_agg(w.id), '{}') INTO _dead
-      FROM procrastinate_workers AS w
-     WHERE w.last_heartbeat < clock_timestamp() - p_stalled_after;
-    RETURN QUERY
-    WITH lost AS (
-        SELECT j.id, j.worker_id, j.attempts
-          FROM procrastinate_jobs AS j
-         WHERE j.status = 'doing' AND (j.worker_id = ANY(_dead) OR j.worker_id IS NULL)
-         ORDER BY j.id
-         LIMIT p_limit
-           FOR UPDATE SKIP LOCKED
-    ), rescued AS (
-        UPDATE procrastinate_jobs AS j
-           SET status = (CASE WHEN j.abort_requested THEN 'aborted'
-                              WHEN j.attempts >= j.max_attempts THEN 'failed'
-                              ELSE 'todo' END)::procrastinate_job_status,
-               abort_requested = false,
-               worker_id = NULL,
-               scheduled_at = NULL,
-               error = jsonb_build_object(
-                   'type', 'WorkerLost',
-                   'message', 'worker ' || COALESCE(l.worker_id::text, '?')
-                              || ' stopped heartbeating while running attempt '
-                              || l.attempts,
-                   'traceback', NULL)
-          FROM lost AS l
-         WHERE j.id = l.id
-        RETURNING j.id, j.status, j.started_at, j.updated_at, j.error, l.worker_id, l.attempts
-    ), history AS (
-        INSERT INTO queueing_attempts
-               (job_id, attempt, worker_id, started_at, finished_at, outcome, error)
-        SELECT r.id, r.attempts, r.worker_id, r.started_at, r.updated_at, 'worker_lost', r.error
-          FROM rescued AS r
-    )
-    SELECT r.id, queueing_status_name_v1(r.status) FROM rescued AS r;
-    DELETE FROM procrastinate_workers AS w
-     WHERE w.id = ANY(_dead)
-       AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs AS j
-                        WHERE j.worker_id = w.id AND j.status = 'doing');
-END;
-$$;
-
---
--- Name: queueing_rescue_v2(interval, integer); Type: FUNCTION; Schema: public
---
-
-CREATE FUNCTION public.queueing_rescue_v2(p_stalled_after interval, p_limit integer) RETURNS TABLE(id bigint, status text)
-    LANGUAGE plpgsql
-    AS $$
-DECLARE
-    _dead bigint[];
-BEGIN
-    IF NOT pg_try_advisory_xact_lock(hashtext('queueing_maintenance'), 1) THEN
-        RETURN;
-    END IF;
-    SELECT COALESCE(array_agg(w.id), '{}') INTO _dead
-      FROM procrastinate_workers AS w
-     WHERE w.last_heartbeat < clock_timestamp() - p_stalled_after;
-    RETURN QUERY
-    WITH lost AS (
-        SELECT j.id, j.worker_id, j.attempts,
-               (j.attempts >= j.max_attempts AND NOT j.run_alone AND NOT j.abort_requested
-                -- It had neighbours: another job was active on the same worker. (Those
-                -- given back by an earlier batch of this rescue no longer count; with
-                -- batches of 500, only a worker running more than 500 jobs meets that.)
-                AND EXISTS (SELECT 1 FROM procrastinate_jobs AS n
-                             WHERE n.worker_id = j.worker_id AND n.status = 'doing'
-                               AND n.id <> j.id)) AS isolate
-          FROM procrastinate_jobs AS j
-         WHERE j.status = 'doing' AND (j.worker_id = ANY(_dead) OR j.worker_id IS NULL)
-         ORDER BY j.id
-         LIMIT p_limit
-           FOR UPDATE SKIP LOCKED
-    ), rescued AS (
-        UPDATE procrastinate_jobs AS j
-           SET status = (CASE WHEN j.abort_requested THEN 'aborted'
-                              WHEN l.isolate THEN 'todo'
-                              WHEN j.attempts >= j.max_attempts THEN 'failed'
-                              ELSE 'todo' END)::procrastinate_job_status,
-               abort_requested = false,
-               worker_id = NULL,
-               scheduled_at = NULL,
-               run_alone = j.run_alone OR l.isolate,
-               attempts = CASE WHEN l.isolate THEN j.attempts - 1 ELSE j.attempts END,
-               error = jsonb_build_object(
-                   'type', 'WorkerLost',
-                   'message', 'worker ' || COALESCE(l.worker_id::text, '?')
-                              || ' stopped heartbeating while running attempt '
-                              || l.attempts
-                              || CASE WHEN l.isolate
-                                      THEN ' (attempts spent: it runs once more, alone)'
-                                      ELSE '' END,
-                   'traceback', NULL)
-          FROM lost AS l
-         WHERE j.id = l.id
-        RETURNING j.id, j.status, j.started_at, j.updated_at, j.error, l.worker_id, l.attempts
-    ), history AS (
-        INSERT INTO queueing_attempts
-               (job_id, attempt, worker_id, started_at, finished_at, outcome, error)
-        SELECT r.id, r.attempts, r.worker_id, r.started_at, r.updated_at, 'worker_lost', r.error
-          FROM rescued AS r
-    )
-    SELECT r.id, queueing_status_name_v1(r.status) FROM rescued AS r;
-    DELETE FROM procrastinate_workers AS w
-     WHERE w.id = ANY(_dead)
-       AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs AS j
-                        WHERE j.worker_id = w.id AND j.status = 'doing');
 END;
 $$;
 
@@ -2460,4 +2289,5 @@ INSERT INTO public.queueing_migrations (version, name) VALUES
     (5, 'row_level_security'),
     (6, 'worker_contracts'),
     (7, 'observability'),
-    (8, 'schedules');
+    (8, 'claim_paths'),
+    (9, 'schedules_pause_limits');

@@ -81,7 +81,8 @@ RELEASE_CALLS[7] = RELEASE_CALLS[6] - {"queueing_claim_v2", "queueing_rescue_v2"
     "queueing_rescue_v3",
     "queueing_status_name_v1",
 }
-RELEASE_CALLS[8] = RELEASE_CALLS[7] - {"queueing_claim_v3"} | {
+RELEASE_CALLS[8] = RELEASE_CALLS[7] - {"queueing_claim_v3"} | {"queueing_claim_v4"}
+RELEASE_CALLS[9] = RELEASE_CALLS[8] - {"queueing_claim_v4"} | {
     "queueing_claim_v5",
     "queueing_now_v1",
 }

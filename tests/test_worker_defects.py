@@ -23,7 +23,7 @@ from typing import Any, TypeVar, cast
 
 import psycopg
 
-from queueing import RetryPolicy
+from queueing import RetryPolicy, sql
 from queueing.errors import WaitTimeout
 from queueing.models import Job, JobStatus
 from queueing.queue import JobRequest, Queue
@@ -154,10 +154,10 @@ def _dead_worker_with_job(url: str, queue: Queue, queue_name: str) -> tuple[int,
         assert row is not None
         dead_id = cast(int, row[0])
         claimed = conn.execute(
-            "SELECT id FROM queueing_claim_v1(ARRAY[%s]::character varying[], %s, 1)",
-            [queue_name, dead_id],
+            sql.query("claim_jobs"),
+            {"queues": [queue_name], "worker_id": dead_id, "limit": 1, "idle": False},
         ).fetchall()
-    assert claimed == [(job.id,)]
+    assert [row[0] for row in claimed] == [job.id]
     active = queue.get_job(job.id)
     assert (active.status, active.worker_id) == (JobStatus.ACTIVE, dead_id)
     return dead_id, active

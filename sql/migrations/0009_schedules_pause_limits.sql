@@ -1,4 +1,6 @@
--- Migration 0008: periodic jobs.
+-- Migration 0009: periodic jobs, paused queues, queue and per-key concurrency limits.
+--
+-- Periodic jobs:
 --
 -- * queueing_schedules: the schedules the workers' code declares (queueing.schedules),
 --   registered by each worker's scheduler when it starts. registered_at is when a
@@ -121,8 +123,8 @@ CREATE INDEX queueing_jobs_queue_active_idx ON procrastinate_jobs (queue_name)
     WHERE status IN ('doing', 'aborting');
 -- 0008's paths are replaced by the v2 indexes above; queueing_claim_v4 (release 8's
 -- workers, during a rolling deploy) still runs without them, on the older indexes.
-DROP INDEX IF EXISTS queueing_jobs_ready_idx;
-DROP INDEX IF EXISTS queueing_jobs_ready_queue_idx;
+DROP INDEX queueing_jobs_ready_idx;
+DROP INDEX queueing_jobs_ready_queue_idx;
 
 -- The claim when something restricts it. Serialised per key and per limited queue by
 -- transaction-level advisory locks, taken (try, never wait) by statements that run
