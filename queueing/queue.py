@@ -21,7 +21,8 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from pydantic import BaseModel
 
-from queueing import drivers, limits, models, ops, queues
+from queueing import concurrency, drivers, limits, models, ops, queues
+from queueing.concurrency import ConcurrencyKey
 from queueing.config import CONNECT_TIMEOUT, resolve_database_url
 from queueing.errors import ConfigurationError, InvalidPayload, UnknownTask
 from queueing.models import SYSTEM, Actor, EnqueuedJob, Job, JobStatus
@@ -62,6 +63,9 @@ class JobRequest:
     run_at: dt.datetime | None = None
     dedupe_key: str | None = None
     dedupe_for: float | dt.timedelta | None = None
+    #: This job's concurrency key and limit, over its task's (see ``Queue.task``).
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
 
 
 class JobOptions(TypedDict, total=False):
@@ -76,6 +80,8 @@ class JobOptions(TypedDict, total=False):
     run_at: dt.datetime | None
     dedupe_key: str | None
     dedupe_for: float | dt.timedelta | None
+    concurrency_key: str | None
+    concurrency_limit: int | None
 
 
 class Queue:
@@ -165,6 +171,8 @@ class Queue:
         priority: int = 0,
         retry: RetryPolicy | int | None = None,
         timeout: float | None = None,
+        concurrency_key: ConcurrencyKey | None = None,
+        concurrency_limit: int | None = None,
     ) -> Callable[[F], Task]: ...
     def task(
         self,
@@ -176,8 +184,16 @@ class Queue:
         priority: int = 0,
         retry: RetryPolicy | int | None = None,
         timeout: float | None = None,
+        concurrency_key: ConcurrencyKey | None = None,
+        concurrency_limit: int | None = None,
     ) -> Task | Callable[[F], Task]:
-        """Declare a task (decorator). ``retry`` is a RetryPolicy or a max attempt count."""
+        """Declare a task (decorator). ``retry`` is a RetryPolicy or a max attempt count.
+
+        ``concurrency_key`` and ``concurrency_limit``: at most that many of the jobs whose
+        key is the same run at once, across all workers (``queueing.concurrency``: the key
+        is a template over the arguments, ``tenant_id`` and ``user_id``, or a callable of
+        the arguments).
+        """
         check_queue_name(queue)
         policy = (
             DEFAULT_RETRY
@@ -188,8 +204,13 @@ class Queue:
         )
 
         def register(fn: Callable[..., Any]) -> Task:
+            label = str(name or getattr(fn, "__name__", "?"))
+            concurrency.check_declared(concurrency_key, concurrency_limit, task=label)
             registered = self.blueprint.task(name=name, queue=queue, priority=priority)(fn)
-            task = build_task(fn, registered, retry=policy, timeout=timeout)
+            task = build_task(
+                fn, registered, retry=policy, timeout=timeout,
+                concurrency_key=concurrency_key, concurrency_limit=concurrency_limit,
+            )  # fmt: skip
             if task.name in self.tasks:
                 raise ConfigurationError(f"task {task.name!r} is declared twice")
             self.tasks[task.name] = task
@@ -263,6 +284,7 @@ class Queue:
             priority = _checked_priority(r.priority)
         dedupe_for = _dedupe_window(r.dedupe_key, r.dedupe_for)
         limits.check_id("dedupe_key", r.dedupe_key)
+        key, limit = _concurrency(task, r, args)
         return NewJob(
             task_name=name,
             queue=queue,
@@ -274,6 +296,8 @@ class Queue:
             max_attempts=attempts,
             dedupe_key=r.dedupe_key,
             dedupe_for=dedupe_for,
+            concurrency_key=key,
+            concurrency_limit=limit,
         )
 
     def _resolve_task(self, task: Task | str) -> Task | None:
@@ -462,6 +486,29 @@ class Queue:
     def schema_status(self) -> models.MigrationState:
         """Which schema version the database has, and which this code needs."""
         return drivers.run_sync_at(self.database_url, ops.schema_state())
+
+
+def _concurrency(
+    task: Task | None, r: JobRequest, args: Mapping[str, Any]
+) -> tuple[str | None, int | None]:
+    """A job's concurrency key and limit: the request's, else its task's (None, None:
+    no limit). InvalidPayload when one cannot be made or a key has no limit."""
+    template: ConcurrencyKey | None = r.concurrency_key
+    if template is None and task is not None:
+        template = task.concurrency_key
+    limit = r.concurrency_limit
+    if limit is None and task is not None:
+        limit = task.concurrency_limit
+    if limit is not None:
+        concurrency.check_limit(limit)
+    if template is None:
+        if r.concurrency_limit is not None:
+            raise InvalidPayload("concurrency_limit needs a concurrency_key")
+        return None, None
+    if limit is None:
+        raise InvalidPayload("a concurrency_key needs a concurrency_limit")
+    key = concurrency.job_key(template, args, tenant_id=r.tenant_id, user_id=r.user_id)
+    return key, limit
 
 
 def _enqueued(jobs: list[Job]) -> list[EnqueuedJob]:

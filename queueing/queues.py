@@ -12,7 +12,8 @@ from __future__ import annotations
 
 from pydantic import BaseModel, ConfigDict
 
-from queueing.errors import InvalidPayload, QueueNotFound
+from queueing.concurrency import check_limit
+from queueing.errors import QueueNotFound
 from queueing.ops import Op, Query
 
 
@@ -58,7 +59,7 @@ def change(
     under 1; nothing is written then.
     """
     if set_limit and max_active is not None:
-        check_max_active(max_active)  # now, before any connection
+        check_limit(max_active)  # now, before any connection
     return _change(
         {
             "queue": name,
@@ -76,12 +77,3 @@ def _change(params: dict[str, object]) -> Op[QueueInfo]:
         raise QueueNotFound(name)
     (info,) = yield from list_queues(name)
     return info
-
-
-def check_max_active(limit: object) -> int:
-    """A concurrency limit: an integer of at least 1 (InvalidPayload otherwise)."""
-    if isinstance(limit, bool) or not isinstance(limit, int):
-        raise InvalidPayload(f"a concurrency limit must be an integer, got {type(limit).__name__}")
-    if limit < 1:
-        raise InvalidPayload(f"a concurrency limit must be at least 1, got {limit}")
-    return limit
