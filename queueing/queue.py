@@ -390,7 +390,7 @@ class Queue:
         an ``EnqueuedJob``: ``created`` says what this call did.
         """
         request = JobRequest(task, args, **options)
-        return _enqueued(self._run(ops.enqueue(self.prepare([request])), connection))[0]
+        return self._run(ops.enqueue(self.prepare([request])), connection)[0]
 
     def enqueue_many(
         self, requests: Iterable[JobRequest], *, connection: psycopg.Connection[Any] | None = None
@@ -403,7 +403,7 @@ class Queue:
         rows = self.prepare(requests)
         if not rows:
             return []
-        return list(_enqueued(self._run(ops.enqueue(rows), connection)))
+        return list(self._run(ops.enqueue(rows), connection))
 
     def get_job(self, job_id: int, *, connection: psycopg.Connection[Any] | None = None) -> Job:
         """The job's record; JobNotFound if there is none."""
@@ -510,11 +510,6 @@ def _concurrency(
     key = concurrency.job_key(template, args, tenant_id=r.tenant_id, user_id=r.user_id)
     return key, limit
 
-
-def _enqueued(jobs: list[Job]) -> list[EnqueuedJob]:
-    """Enqueue's records as EnqueuedJobs (ops sets ``created`` on each; no re-validation:
-    a bulk enqueue of 10,000 jobs must not pay for validating every record twice)."""
-    return [EnqueuedJob.model_construct(job.model_fields_set, **dict(job)) for job in jobs]
 
 
 def _checked_retention(retention: object) -> Retention:
@@ -674,7 +669,7 @@ class AsyncQueue:
         """See ``Queue.enqueue``."""
         request = JobRequest(task, args, **options)
         op = ops.enqueue(self._queue.prepare([request]))
-        return _enqueued(await self._run(op, connection))[0]
+        return (await self._run(op, connection))[0]
 
     async def enqueue_many(
         self,
@@ -686,7 +681,7 @@ class AsyncQueue:
         rows = self._queue.prepare(requests)
         if not rows:
             return []
-        return list(_enqueued(await self._run(ops.enqueue(rows), connection)))
+        return list(await self._run(ops.enqueue(rows), connection))
 
     async def get_job(
         self, job_id: int, *, connection: psycopg.AsyncConnection[Any] | None = None
