@@ -511,7 +511,6 @@ def _concurrency(
     return key, limit
 
 
-
 def _checked_retention(retention: object) -> Retention:
     """A Queue's retention: a Retention, one RetentionPolicy for every queue, or None for
     the default. ConfigurationError otherwise, or for a per-queue name no queue can have

@@ -1030,7 +1030,7 @@ $$;
 -- Name: queueing_claim_v5(character varying[], bigint, integer, boolean); Type: FUNCTION; Schema: public
 --
 
-CREATE FUNCTION public.queueing_claim_v5(p_queues character varying[], p_worker_id bigint, p_limit integer, p_idle boolean) RETURNS TABLE(id bigint, task_name character varying, queue_name character varying, args jsonb, attempts integer, max_attempts integer, tenant_id text, user_id text, run_alone boolean, due_at timestamp with time zone, trace_context jsonb, schedule_tick timestamp with time zone)
+CREATE FUNCTION public.queueing_claim_v5(p_queues character varying[], p_worker_id bigint, p_limit integer, p_idle boolean) RETURNS TABLE(id bigint, task_name character varying, queue_name character varying, args jsonb, attempts integer, max_attempts integer, tenant_id text, user_id text, run_alone boolean, due_at timestamp with time zone, trace_context jsonb, schedule_tick timestamp with time zone, limited boolean)
     LANGUAGE plpgsql
     SET enable_seqscan TO 'off'
     SET enable_bitmapscan TO 'off'
@@ -1121,7 +1121,8 @@ BEGIN
      WHERE j.id = ANY(_ids)
     RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
               j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at),
-              j.trace_context, j.schedule_tick;
+              j.trace_context, j.schedule_tick,
+              j.concurrency_key IS NOT NULL OR j.queue_name = ANY(_limited);
 END;
 $$;
 

@@ -105,9 +105,9 @@ def test_a_key_at_its_limit_does_not_hold_back_other_keys(
         release.set()
 
 
-def _claim_as_dead_worker(url: str, job_id: int) -> int:
-    """Claim ``job_id`` under a worker registration whose heartbeat then stops: a worker
-    that died with the job. Returns that worker's id."""
+def _claim_as_other_worker(url: str, job_id: int) -> int:
+    """Claim ``job_id`` under a worker registration of its own (no process behind it);
+    that worker's id."""
     with psycopg.connect(url, autocommit=True) as conn:
         (worker_id,) = conn.execute(
             "SELECT worker_id FROM procrastinate_register_worker_v1()"
@@ -116,12 +116,17 @@ def _claim_as_dead_worker(url: str, job_id: int) -> int:
             "SELECT id FROM queueing_claim_v5(NULL, %s, 1, false)", (worker_id,)
         ).fetchall()
         assert claimed == [(job_id,)]
+    return int(worker_id)
+
+
+def _stop_heartbeat(url: str, worker_id: int) -> None:
+    """The worker died: its last heartbeat an hour ago."""
+    with psycopg.connect(url, autocommit=True) as conn:
         conn.execute(
             "UPDATE procrastinate_workers SET last_heartbeat = now() - interval '1 hour' "
             "WHERE id = %s",
             (worker_id,),
         )
-    return int(worker_id)
 
 
 def test_a_rescued_job_gives_its_slot_back(queue: Queue, queueing_worker: QueueWorker) -> None:
@@ -131,11 +136,12 @@ def test_a_rescued_job_gives_its_slot_back(queue: Queue, queueing_worker: QueueW
 
     lost = queue.enqueue(sync_account, {"account": "a", "n": 1})
     waiting = queue.enqueue(sync_account, {"account": "a", "n": 2})
-    _claim_as_dead_worker(queue.database_url, lost.id)
-    # The dead worker holds key "a"'s only slot: a live worker cannot take `waiting`...
+    holder = _claim_as_other_worker(queue.database_url, lost.id)
+    # The other worker holds key "a"'s only slot: this one cannot take `waiting`...
     assert queueing_worker.drain().job_ids == []
     assert queue.get_job(waiting.id).status == JobStatus.PENDING
-    # ...until its rescuer gives `lost` back: the slot comes back with it.
+    # ...until the other dies and the rescuer gives `lost` back: its slot comes back.
+    _stop_heartbeat(queue.database_url, holder)
     with queueing_worker.background(
         poll_interval=0.1, rescue_interval=0.1, heartbeat_interval=0.2, stall_timeout=1.0
     ):

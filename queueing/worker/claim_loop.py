@@ -69,9 +69,9 @@ class ClaimLoop:
         and none runs."""
         self._seen_generation = self._conn.generation
         slot_freed = self._running.slot_freed
-        # Outcomes committed: slots under a concurrency limit are free in the database
-        # only now, after the handler's end freed this worker's slot (a claim made in
-        # between saw the key still at its limit).
+        # Outcomes of limited jobs committed: their slots under a concurrency limit are
+        # free in the database only now, after the handler's end freed this worker's slot
+        # (a claim made in between saw the key still at its limit).
         committed = self._registration.committed
         while not stopping.is_set():
             # Clear the wake-ups before looking, so one that fires while we look is kept.

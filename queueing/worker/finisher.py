@@ -168,7 +168,7 @@ class Finisher:
                 continue
             self._recovered()
             self.written += len(batch)
-            if self._committed is not None:
+            if self._committed is not None and any(o.job.limited for o in batch):
                 self._committed.set()
             if self._metrics is not None:
                 self._metrics.committed(batch, rows)

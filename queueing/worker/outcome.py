@@ -47,6 +47,9 @@ class Claimed:
     trace_context: dict[str, str] | None = None
     #: The schedule tick the job was made for (``queueing.schedules``), else None.
     schedule_tick: dt.datetime | None = None
+    #: A concurrency limit (its key's or its queue's) counts this job while it is active:
+    #: the commit of its outcome frees a slot other claims may be waiting for.
+    limited: bool = False
 
 
 class OutcomeKind(enum.StrEnum):

@@ -49,9 +49,9 @@ class Registration:
         self._all: list[Registered] = []
         self._replacing: set[asyncio.Task[None]] = set()
         self._metrics = metrics
-        #: Set whenever a finisher committed outcomes: the jobs left "active" in the
-        #: database, so their slots under a concurrency limit are free for a claim
-        #: (a handler's end frees the worker's slot before its outcome is committed).
+        #: Set whenever a finisher committed outcomes of jobs a concurrency limit counted
+        #: (``Claimed.limited``): they left "active" in the database, so their slots are
+        #: free for a claim only now (a handler's end frees the worker's slot earlier).
         self.committed = asyncio.Event()
 
     @property

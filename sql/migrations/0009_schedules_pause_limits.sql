@@ -269,7 +269,9 @@ $$;
 
 -- Claim, as queueing_claim_v4, and: a paused queue's jobs are not claimed; a queue's
 -- max_active and a key's limit hold across all workers; each job's schedule tick is
--- returned (the handler's ctx.schedule_tick). Unrestricted (no queue paused or limited,
+-- returned (the handler's ctx.schedule_tick), and whether a limit (its key's, its queue's)
+-- counted it: the worker wakes its claim loop when such a job's outcome is committed, the
+-- moment its slot is free in the database. Unrestricted (no queue paused or limited,
 -- no job with a key waiting: two index probes tell), it runs 0008's paths.
 CREATE FUNCTION queueing_claim_v5(
     p_queues    character varying[],
@@ -280,7 +282,8 @@ CREATE FUNCTION queueing_claim_v5(
     RETURNS TABLE (id bigint, task_name character varying, queue_name character varying,
                    args jsonb, attempts integer, max_attempts integer,
                    tenant_id text, user_id text, run_alone boolean,
-                   due_at timestamptz, trace_context jsonb, schedule_tick timestamptz)
+                   due_at timestamptz, trace_context jsonb, schedule_tick timestamptz,
+                   limited boolean)
     LANGUAGE plpgsql
     SET enable_seqscan = off
     SET enable_bitmapscan = off
@@ -371,6 +374,7 @@ BEGIN
      WHERE j.id = ANY(_ids)
     RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
               j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at),
-              j.trace_context, j.schedule_tick;
+              j.trace_context, j.schedule_tick,
+              j.concurrency_key IS NOT NULL OR j.queue_name = ANY(_limited);
 END;
 $$;
