@@ -823,7 +823,7 @@ BEGIN
     WITH room AS (
         SELECT h.name, GREATEST(0, q.max_active
                - (SELECT count(*) FROM procrastinate_jobs AS a
-                   WHERE a.queue_name = h.name AND a.status IN ('doing', 'aborting')))::integer
+                   WHERE a.status = 'doing' AND a.queue_name = h.name))::integer
                AS free
           FROM unnest(_held) AS h(name)
           JOIN queueing_queues AS q ON q.name = h.name
@@ -2055,12 +2055,6 @@ CREATE INDEX queueing_jobs_key_active_idx ON public.procrastinate_jobs USING btr
 --
 
 CREATE INDEX queueing_jobs_keyed_idx ON public.procrastinate_jobs USING btree (concurrency_key, priority DESC, id) WHERE ((status = 'todo'::public.procrastinate_job_status) AND (concurrency_key IS NOT NULL) AND (NOT run_alone));
-
---
--- Name: queueing_jobs_queue_active_idx; Type: INDEX; Schema: public
---
-
-CREATE INDEX queueing_jobs_queue_active_idx ON public.procrastinate_jobs USING btree (queue_name) WHERE (status = ANY (ARRAY['doing'::public.procrastinate_job_status, 'aborting'::public.procrastinate_job_status]));
 
 --
 -- Name: queueing_jobs_ready_queue_v2_idx; Type: INDEX; Schema: public

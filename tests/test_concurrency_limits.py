@@ -22,7 +22,7 @@ from queueing import (
 )
 from queueing.testing import QueueWorker
 from tests.apps import limits_app
-from tests.helpers import Fleet, pointed_at, wait_all
+from tests.helpers import Fleet, pointed_at, run_cli, wait_all
 
 APP = "tests.apps.limits_app:queue"
 
@@ -246,3 +246,19 @@ def test_an_enqueue_may_name_its_own_key(queue: Queue, queueing_worker: QueueWor
     assert row == ("mail:ada", 1, {"to": "ada"})  # the key left the args
     assert queueing_worker.drain().job_ids == [job.id]
     assert seen == ["ada"]
+
+
+def test_cli_enqueue_with_a_key_and_a_bad_limit(queue: Queue) -> None:
+    url = queue.database_url
+    done = run_cli(
+        "enqueue", "sync", "--concurrency-key", "acct:1", "--concurrency-limit", "1",
+        "--json", "--database-url", url,
+    )  # fmt: skip
+    assert done.returncode == 0, done.stderr
+    bad = run_cli(
+        "enqueue", "sync", "--concurrency-key", "acct:1", "--concurrency-limit", "0",
+        "--database-url", url,
+    )  # fmt: skip
+    assert bad.returncode == 1 and bad.stdout == ""
+    assert bad.stderr == "error: a concurrency limit must be at least 1, got 0\n"
+    assert len(queue.list_jobs()) == 1

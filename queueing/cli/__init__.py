@@ -64,6 +64,13 @@ def enqueue(
     delay: Annotated[
         float | None, typer.Option(min=0, help="Run no sooner than this many seconds from now.")
     ] = None,
+    concurrency_key: Annotated[
+        str | None,
+        typer.Option(help="With --concurrency-limit: at most that many jobs of this key run."),
+    ] = None,
+    concurrency_limit: Annotated[
+        int | None, typer.Option(help="Jobs of the --concurrency-key active at once (>= 1).")
+    ] = None,
     app_path: App = None,
     database_url: DatabaseUrl = None,
     as_json: Json = False,
@@ -91,6 +98,8 @@ def enqueue(
             delay=delay,
             dedupe_key=dedupe_key,
             dedupe_for=dedupe_for,
+            concurrency_key=concurrency_key,
+            concurrency_limit=concurrency_limit,
         )
     if as_json:
         print_json(job_json(job))

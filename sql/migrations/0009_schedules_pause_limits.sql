@@ -116,11 +116,12 @@ CREATE INDEX queueing_jobs_due_v2_idx ON procrastinate_jobs (scheduled_at)
 -- Jobs waiting for their key, per key in claim order.
 CREATE INDEX queueing_jobs_keyed_idx ON procrastinate_jobs (concurrency_key, priority DESC, id)
     WHERE status = 'todo' AND concurrency_key IS NOT NULL AND NOT run_alone;
--- What a limit counts: the active jobs of a key, of a queue.
+-- What a key's limit counts: its active jobs. (A queue's limit counts its active jobs on
+-- procrastinate's index of every active job, procrastinate_jobs_lock_idx_v1: at most the
+-- workers' total concurrency. An index of its own would be written by every claim and
+-- every finish, limited or not.)
 CREATE INDEX queueing_jobs_key_active_idx ON procrastinate_jobs (concurrency_key)
     WHERE status IN ('doing', 'aborting') AND concurrency_key IS NOT NULL;
-CREATE INDEX queueing_jobs_queue_active_idx ON procrastinate_jobs (queue_name)
-    WHERE status IN ('doing', 'aborting');
 -- 0008's paths are replaced by the v2 indexes above; queueing_claim_v4 (release 8's
 -- workers, during a rolling deploy) still runs without them, on the older indexes.
 DROP INDEX queueing_jobs_ready_idx;
@@ -202,7 +203,7 @@ BEGIN
     WITH room AS (
         SELECT h.name, GREATEST(0, q.max_active
                - (SELECT count(*) FROM procrastinate_jobs AS a
-                   WHERE a.queue_name = h.name AND a.status IN ('doing', 'aborting')))::integer
+                   WHERE a.status = 'doing' AND a.queue_name = h.name))::integer
                AS free
           FROM unnest(_held) AS h(name)
           JOIN queueing_queues AS q ON q.name = h.name
