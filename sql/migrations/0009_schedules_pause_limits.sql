@@ -168,16 +168,18 @@ BEGIN
     IF p_queues IS NOT NULL THEN
         _queues := ARRAY(SELECT unnest(p_queues::text[]) EXCEPT SELECT unnest(_blocked));
     ELSE
+        -- Ordered as the index is, so no other index (procrastinate's on queue_name
+        -- holds every job) can serve the probe without a sort.
         WITH RECURSIVE q AS (
             (SELECT j.queue_name FROM procrastinate_jobs AS j
               WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
                 AND j.concurrency_key IS NULL
-              ORDER BY j.queue_name LIMIT 1)
+              ORDER BY j.queue_name, j.priority DESC, j.id LIMIT 1)
             UNION ALL
             SELECT (SELECT j.queue_name FROM procrastinate_jobs AS j
                      WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
                        AND j.concurrency_key IS NULL AND j.queue_name > q.queue_name
-                     ORDER BY j.queue_name LIMIT 1)
+                     ORDER BY j.queue_name, j.priority DESC, j.id LIMIT 1)
               FROM q WHERE q.queue_name IS NOT NULL
         )
         SELECT ARRAY(SELECT q.queue_name::text FROM q WHERE q.queue_name IS NOT NULL
@@ -187,12 +189,12 @@ BEGIN
     WITH RECURSIVE k AS (
         (SELECT j.concurrency_key AS key FROM procrastinate_jobs AS j
           WHERE j.status = 'todo' AND j.concurrency_key IS NOT NULL AND NOT j.run_alone
-          ORDER BY j.concurrency_key LIMIT 1)
+          ORDER BY j.concurrency_key, j.priority DESC, j.id LIMIT 1)
         UNION ALL
         SELECT (SELECT j.concurrency_key FROM procrastinate_jobs AS j
                  WHERE j.status = 'todo' AND j.concurrency_key IS NOT NULL AND NOT j.run_alone
                    AND j.concurrency_key > k.key
-                 ORDER BY j.concurrency_key LIMIT 1)
+                 ORDER BY j.concurrency_key, j.priority DESC, j.id LIMIT 1)
           FROM k WHERE k.key IS NOT NULL
     )
     SELECT COALESCE(array_agg(k.key), '{}') INTO _keys
@@ -293,6 +295,7 @@ DECLARE
     _ids     bigint[];
     _paused  text[];
     _limited text[];
+    _key     text;
 BEGIN
     SELECT array_agg(q.name) FILTER (WHERE q.paused),
            array_agg(q.name) FILTER (WHERE NOT q.paused)
@@ -313,10 +316,17 @@ BEGIN
                  LIMIT 1
                    FOR UPDATE SKIP LOCKED) AS j;
     END IF;
-    IF _ids IS NULL AND (_paused IS NOT NULL OR _limited IS NOT NULL
-                         OR EXISTS (SELECT 1 FROM procrastinate_jobs AS j
-                                     WHERE j.status = 'todo' AND j.concurrency_key IS NOT NULL
-                                       AND NOT j.run_alone)) THEN
+    IF _ids IS NULL AND _paused IS NULL AND _limited IS NULL THEN
+        -- Is a job with a key waiting? One probe of queueing_jobs_keyed_idx: ordered as
+        -- that index is, so the planner cannot pick an index of every pending job and
+        -- walk it (with none waiting, the whole of it).
+        SELECT j.concurrency_key INTO _key
+          FROM procrastinate_jobs AS j
+         WHERE j.status = 'todo' AND j.concurrency_key IS NOT NULL AND NOT j.run_alone
+         ORDER BY j.concurrency_key, j.priority DESC, j.id
+         LIMIT 1;
+    END IF;
+    IF _ids IS NULL AND (_paused IS NOT NULL OR _limited IS NOT NULL OR _key IS NOT NULL) THEN
         _ids := queueing_claim_restricted_v1(p_queues, p_limit, _paused, _limited);
     ELSIF _ids IS NULL AND p_queues IS NULL THEN
         -- Nothing restricts this claim: 0008's paths (queueing_claim_v4), on the v2 indexes.
