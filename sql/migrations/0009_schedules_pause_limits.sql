@@ -10,7 +10,8 @@
 --   what makes a tick run once whatever the number of workers: every worker's scheduler
 --   computes the same due ticks and inserts them with ON CONFLICT DO NOTHING, in the same
 --   statement as the job of each tick it inserted (sql/queries.sql, fire_schedule_ticks),
---   so a tick row exists if and only if its job does. The job is an ordinary job (status
+--   so a tick row is inserted if and only if its job is (retention may delete the job
+--   later; the tick row stays, the record that the tick ran). The job is an ordinary job (status
 --   record, retries, cancel, history); its row carries its tick (schedule_tick).
 -- * queueing_clock: the queue clock of tests. queueing_now_v1() is now() plus an offset that
 --   only the test helper (testing_advance_clock) ever sets; the table is empty in
