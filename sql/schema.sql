@@ -824,8 +824,10 @@ BEGIN
     -- A new statement, so a new snapshot: taken after every lock above was granted.
     WITH room AS (
         SELECT h.name, GREATEST(0, q.max_active
+               -- On an index of the doing jobs (at most the workers' concurrency): the
+               -- "|| ''" keeps procrastinate's index of every job on queue_name out.
                - (SELECT count(*) FROM procrastinate_jobs AS a
-                   WHERE a.status = 'doing' AND a.queue_name = h.name))::integer
+                   WHERE a.status = 'doing' AND a.queue_name || '' = h.name))::integer
                AS free
           FROM unnest(_held) AS h(name)
           JOIN queueing_queues AS q ON q.name = h.name
@@ -838,7 +840,7 @@ BEGIN
                  FROM procrastinate_jobs AS j
                 WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
                   AND j.concurrency_key IS NULL AND j.queue_name = s.name
-                ORDER BY j.priority DESC, j.id ASC
+                ORDER BY j.queue_name, j.priority DESC, j.id ASC
                 LIMIT LEAST(p_limit, COALESCE(room.free, p_limit))
                   FOR UPDATE SKIP LOCKED) AS r
     ), due AS (
@@ -848,7 +850,7 @@ BEGIN
            AND j.scheduled_at <= now() AND NOT j.run_alone AND j.concurrency_key IS NULL
            AND (p_queues IS NULL OR j.queue_name = ANY(p_queues))
            AND j.queue_name <> ALL(_blocked)
-         ORDER BY j.scheduled_at ASC
+         ORDER BY j.scheduled_at ASC, j.id ASC
          LIMIT p_limit
            FOR UPDATE SKIP LOCKED
     ), keys AS (
@@ -856,7 +858,7 @@ BEGIN
         SELECT k.key, GREATEST(0,
                (SELECT j.concurrency_limit FROM procrastinate_jobs AS j
                  WHERE j.status = 'todo' AND j.concurrency_key = k.key AND NOT j.run_alone
-                 ORDER BY j.priority DESC, j.id ASC LIMIT 1)
+                 ORDER BY j.concurrency_key, j.priority DESC, j.id ASC LIMIT 1)
                - (SELECT count(*) FROM procrastinate_jobs AS a
                    WHERE a.concurrency_key = k.key AND a.status IN ('doing', 'aborting')))::integer
                AS free
@@ -871,7 +873,7 @@ BEGIN
                   AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
                   AND (p_queues IS NULL OR j.queue_name = ANY(p_queues))
                   AND j.queue_name <> ALL(_blocked)
-                ORDER BY j.priority DESC, j.id ASC
+                ORDER BY j.concurrency_key, j.priority DESC, j.id ASC
                 LIMIT LEAST(p_limit, keys.free)
                   FOR UPDATE SKIP LOCKED) AS c
     ), ranked AS (
@@ -1080,7 +1082,7 @@ BEGIN
             SELECT j.id, j.priority
               FROM procrastinate_jobs AS j
              WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
-               AND j.concurrency_key IS NULL
+               AND j.concurrency_key IS NULL AND j.priority IS NOT NULL
              ORDER BY j.priority DESC, j.id ASC
              LIMIT p_limit
                FOR UPDATE SKIP LOCKED
@@ -2046,7 +2048,7 @@ CREATE INDEX queueing_jobs_due_idx ON public.procrastinate_jobs USING btree (sch
 -- Name: queueing_jobs_due_v2_idx; Type: INDEX; Schema: public
 --
 
-CREATE INDEX queueing_jobs_due_v2_idx ON public.procrastinate_jobs USING btree (scheduled_at) WHERE ((status = 'todo'::public.procrastinate_job_status) AND (scheduled_at IS NOT NULL) AND (NOT run_alone) AND (concurrency_key IS NULL));
+CREATE INDEX queueing_jobs_due_v2_idx ON public.procrastinate_jobs USING btree (scheduled_at, id) WHERE ((status = 'todo'::public.procrastinate_job_status) AND (scheduled_at IS NOT NULL) AND (NOT run_alone) AND (concurrency_key IS NULL));
 
 --
 -- Name: queueing_jobs_finished_idx; Type: INDEX; Schema: public
@@ -2076,7 +2078,7 @@ CREATE INDEX queueing_jobs_ready_queue_v2_idx ON public.procrastinate_jobs USING
 -- Name: queueing_jobs_ready_v2_idx; Type: INDEX; Schema: public
 --
 
-CREATE INDEX queueing_jobs_ready_v2_idx ON public.procrastinate_jobs USING btree (priority DESC, id) WHERE ((status = 'todo'::public.procrastinate_job_status) AND (scheduled_at IS NULL) AND (NOT run_alone) AND (concurrency_key IS NULL));
+CREATE INDEX queueing_jobs_ready_v2_idx ON public.procrastinate_jobs USING btree (priority DESC, id) WHERE ((status = 'todo'::public.procrastinate_job_status) AND (scheduled_at IS NULL) AND (NOT run_alone) AND (concurrency_key IS NULL) AND (priority IS NOT NULL));
 
 --
 -- Name: queueing_jobs_run_alone_idx; Type: INDEX; Schema: public
