@@ -37,6 +37,28 @@ app.command()(worker)
 app.command()(prune)
 
 
+DedupeKey = Annotated[
+    str | None,
+    typer.Option(help="Return the pending or active job with this key instead of a new one."),
+]
+DedupeFor = Annotated[
+    float | None,
+    typer.Option(min=0, help="With --dedupe-key: also a job completed this many seconds ago."),
+]
+Delay = Annotated[
+    float | None, typer.Option(min=0, help="Run no sooner than this many seconds from now.")
+]
+ConcurrencyKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--concurrency-key", help="With --concurrency-limit: at most that many of its jobs run."
+    ),
+]
+ConcurrencyLimit = Annotated[
+    int | None, typer.Option(help="Jobs of the --concurrency-key active at once (>= 1).")
+]
+
+
 @app.command()
 def enqueue(
     task: Annotated[str, typer.Argument(help="Task name.")],
@@ -53,24 +75,11 @@ def enqueue(
         str | None, typer.Option(help="Queue (default: the task's, else 'default').")
     ] = None,
     priority: Annotated[int | None, typer.Option(help="Higher runs first.")] = None,
-    dedupe_key: Annotated[
-        str | None,
-        typer.Option(help="Return the pending or active job with this key instead of a new one."),
-    ] = None,
-    dedupe_for: Annotated[
-        float | None,
-        typer.Option(min=0, help="With --dedupe-key: also a job completed this many seconds ago."),
-    ] = None,
-    delay: Annotated[
-        float | None, typer.Option(min=0, help="Run no sooner than this many seconds from now.")
-    ] = None,
-    concurrency_key: Annotated[
-        str | None,
-        typer.Option(help="With --concurrency-limit: at most that many jobs of this key run."),
-    ] = None,
-    concurrency_limit: Annotated[
-        int | None, typer.Option(help="Jobs of the --concurrency-key active at once (>= 1).")
-    ] = None,
+    dedupe_key: DedupeKey = None,
+    dedupe_for: DedupeFor = None,
+    delay: Delay = None,
+    concurrency_key: ConcurrencyKeyOption = None,
+    concurrency_limit: ConcurrencyLimit = None,
     app_path: App = None,
     database_url: DatabaseUrl = None,
     as_json: Json = False,
