@@ -26,6 +26,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, eagerly
         QueueNotFound,
         SchemaNotMigrated,
         UnknownTask,
+        UnusableConnection,
         WaitTimeout,
     )
     from queueing.models import (
@@ -64,6 +65,7 @@ _HOMES = {
             "QueueNotFound",
             "SchemaNotMigrated",
             "UnknownTask",
+            "UnusableConnection",
             "WaitTimeout",
         ],
         "queueing.models": [
@@ -121,6 +123,7 @@ __all__ = [
     "SchemaNotMigrated",
     "Task",
     "UnknownTask",
+    "UnusableConnection",
     "WaitTimeout",
 ]
 

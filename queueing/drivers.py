@@ -21,7 +21,9 @@ from typing import Any, Generic
 import psycopg
 import pydantic_core
 from psycopg import sql as pgsql
-from psycopg.rows import dict_row
+from psycopg.abc import AdaptContext
+from psycopg.rows import DictRow, dict_row
+from psycopg.types.datetime import TimestamptzLoader
 from psycopg.types.json import set_json_loads
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 
@@ -30,8 +32,10 @@ from queueing.config import CONNECT_TIMEOUT
 from queueing.errors import DatabaseUnavailable, QueueingError, SchemaNotMigrated
 from queueing.ops import Effect, Listen, Op, Query, Script, T, Transaction, WaitNotify
 
+Row = DictRow
 
-def fast_json(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> None:
+
+def fast_json(conn: AdaptContext) -> None:
     """Decode json/jsonb columns with pydantic-core's parser (Rust) instead of the stdlib's.
 
     Used as the pools' ``configure`` hook and on the worker's connections: the stdlib
@@ -106,45 +110,96 @@ def _errors(translate: bool) -> contextlib.AbstractContextManager[None]:
     return translate_errors() if translate else contextlib.nullcontext()
 
 
-def run_sync(op: Op[T], conn: psycopg.Connection[Any], *, translate: bool = True) -> T:
-    """Drive ``op`` to completion on a sync connection; return its result."""
+def run_sync(
+    op: Op[T], conn: psycopg.Connection[Any], *, translate: bool = True, lent: bool = False
+) -> T:
+    """Drive ``op`` to completion on a sync connection; return its result.
+
+    ``lent``: the connection is the caller's (``connection=``), configured by them or by
+    their ORM: the operation's cursors bring their own loaders (see ``own_loaders``)."""
     with _errors(translate):
         steps = _Stepper(op)
         while (effect := steps.next()) is not None:
-            steps.result = _perform_sync(effect, conn)
+            steps.result = _perform_sync(effect, conn, lent)
         return steps.value
 
 
-def _perform_sync(effect: Effect, conn: psycopg.Connection[Any]) -> Any:
+def _perform_sync(effect: Effect, conn: psycopg.Connection[Any], lent: bool) -> Any:
     if isinstance(effect, Transaction):
+        if lent and _would_commit_callers(conn):
+            return run_sync(effect.op, conn, translate=False, lent=lent)
         with conn.transaction():
-            return run_sync(effect.op, conn, translate=False)  # the outer run translates
+            return run_sync(effect.op, conn, translate=False, lent=lent)  # the outer run translates
     if isinstance(effect, WaitNotify):
         # One packet may carry several notifications: keep them all.
         return [n.payload for n in conn.notifies(timeout=effect.timeout, stop_after=1)]
-    with conn.cursor(row_factory=dict_row) as cur:
+    with _cursor(conn, lent) as cur:
         cur.execute(*_statement(effect))
         return cur.fetchall() if cur.description else []
 
 
-async def run_async(op: Op[T], conn: psycopg.AsyncConnection[Any], *, translate: bool = True) -> T:
+def _cursor(conn: psycopg.Connection[Any], lent: bool) -> psycopg.Cursor[Row]:
+    if not lent:
+        return conn.cursor(row_factory=dict_row)
+    # Not conn.cursor(): Django's connections make client-side-binding cursors.
+    cur = psycopg.Cursor(conn, row_factory=dict_row)
+    own_loaders(cur)
+    return cur
+
+
+def _would_commit_callers(conn: psycopg.Connection[Any] | psycopg.AsyncConnection[Any]) -> bool:
+    """Whether psycopg's ``transaction()`` would BEGIN and COMMIT rather than make a
+    savepoint: on a connection outside autocommit with no transaction begun yet, which is
+    how an ORM's session looks before its first statement. On a lent connection that
+    COMMIT would commit the caller's transaction under them; there the operation runs in
+    the transaction its first statement begins, which the caller commits or rolls back
+    (an error in it leaves that transaction to be rolled back, as any failed statement)."""
+    idle = conn.info.transaction_status == psycopg.pq.TransactionStatus.IDLE
+    return idle and not conn.autocommit
+
+
+def own_loaders(cur: psycopg.Cursor[Row] | psycopg.AsyncCursor[Row]) -> None:
+    """Give a cursor on a connection we were lent the loaders our records are read with.
+
+    An ORM configures its connections for itself: Django loads jsonb as text (its
+    JSONField decodes it) and timestamptz as naive datetimes without USE_TZ; SQLAlchemy
+    may install the application's JSON decoder. Registered on the cursor, these loaders
+    change nothing for the ORM's own queries on the same connection."""
+    fast_json(cur)
+    cur.adapters.register_loader("timestamptz", TimestamptzLoader)
+
+
+async def run_async(
+    op: Op[T], conn: psycopg.AsyncConnection[Any], *, translate: bool = True, lent: bool = False
+) -> T:
     """``run_sync`` on an async connection."""
     with _errors(translate):
         steps = _Stepper(op)
         while (effect := steps.next()) is not None:
-            steps.result = await _perform_async(effect, conn)
+            steps.result = await _perform_async(effect, conn, lent)
         return steps.value
 
 
-async def _perform_async(effect: Effect, conn: psycopg.AsyncConnection[Any]) -> Any:
+async def _perform_async(effect: Effect, conn: psycopg.AsyncConnection[Any], lent: bool) -> Any:
     if isinstance(effect, Transaction):
+        if lent and _would_commit_callers(conn):
+            return await run_async(effect.op, conn, translate=False, lent=lent)
         async with conn.transaction():
-            return await run_async(effect.op, conn, translate=False)  # the outer run translates
+            # the outer run translates
+            return await run_async(effect.op, conn, translate=False, lent=lent)
     if isinstance(effect, WaitNotify):
         return [n.payload async for n in conn.notifies(timeout=effect.timeout, stop_after=1)]
-    async with conn.cursor(row_factory=dict_row) as cur:
+    async with _async_cursor(conn, lent) as cur:
         await cur.execute(*_statement(effect))
         return await cur.fetchall() if cur.description else []
+
+
+def _async_cursor(conn: psycopg.AsyncConnection[Any], lent: bool) -> psycopg.AsyncCursor[Row]:
+    if not lent:
+        return conn.cursor(row_factory=dict_row)
+    cur = psycopg.AsyncCursor(conn, row_factory=dict_row)
+    own_loaders(cur)
+    return cur
 
 
 def run_sync_at(url: str, op: Op[T], *, autocommit: bool = False) -> T:

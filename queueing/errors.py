@@ -11,7 +11,8 @@ generated from these classes):
 - 422 InvalidPayload, InvalidProgress, UnknownTask: the request itself is wrong;
 - 503 DatabaseUnavailable, SchemaNotMigrated: try again later / an operator must act;
 - 504 WaitTimeout: the job did not get there in time;
-- 500 ConfigurationError (and QueueingError itself): the application is set up wrongly;
+- 500 ConfigurationError (and QueueingError itself): the application is set up wrongly,
+  e.g. an UnusableConnection given as ``connection=``;
 - 500 InvalidResult: a handler returned a value a job record cannot hold (a bug in the
   handler; it is recorded as the job's error, a request only meets it through that).
 """
@@ -31,6 +32,16 @@ class QueueingError(Exception):
 class ConfigurationError(QueueingError):
     """The queue is configured wrongly (bad URL, unknown app path, duplicate task...):
     a bug in the application's setup, not in the request (HTTP 500)."""
+
+    http_status: ClassVar[int] = 500
+
+
+class UnusableConnection(ConfigurationError):
+    """``connection=`` is something the queue cannot join: not PostgreSQL through psycopg 3
+    (e.g. SQLAlchemy on asyncpg or psycopg2, or SQLite), a closed connection or session, or
+    a transaction that must be rolled back. Nothing was written; the library never opens a
+    second connection instead, which would break "the job exists if and only if your
+    transaction commits" (HTTP 500)."""
 
     http_status: ClassVar[int] = 500
 

@@ -8,12 +8,11 @@ neither holds any rule of its own.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import datetime as dt
 import functools
 import re
 import threading
-from collections.abc import AsyncIterator, Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Callable, Collection, Iterable, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack, overload
 
@@ -21,7 +20,7 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from pydantic import BaseModel
 
-from queueing import concurrency, drivers, limits, models, ops, queues
+from queueing import concurrency, drivers, integrations, limits, models, ops, queues
 from queueing.concurrency import ConcurrencyKey
 from queueing.config import CONNECT_TIMEOUT, resolve_database_url
 from queueing.errors import ConfigurationError, InvalidPayload, UnknownTask
@@ -35,6 +34,8 @@ from queueing.tasks import Task, build_task
 
 if TYPE_CHECKING:  # annotations only: see Queue.blueprint
     import procrastinate
+
+    from queueing.integrations import AsyncJoinable, Joinable
 
 F = TypeVar("F", bound=Callable[..., Any])
 T = TypeVar("T")
@@ -340,19 +341,13 @@ class Queue:
             )
         return self._pool
 
-    @contextlib.contextmanager
-    def _conn(
-        self, connection: psycopg.Connection[Any] | None
-    ) -> Iterator[psycopg.Connection[Any]]:
-        if connection is not None:
-            yield connection  # the caller's transaction: the caller commits
-            return
-        with drivers.translate_errors(), self._get_pool().connection() as conn:
-            yield conn
-
-    def _run(self, op: Op[T], connection: psycopg.Connection[Any] | None = None) -> T:
-        with self._conn(connection) as conn:
-            return drivers.run_sync(op, conn)
+    def _run(self, op: Op[T], connection: Joinable | None = None) -> T:
+        if connection is None:
+            with drivers.translate_errors(), self._get_pool().connection() as conn:
+                return drivers.run_sync(op, conn)
+        # The caller's transaction (or their ORM's): the caller commits.
+        with drivers.translate_errors(), integrations.joined(connection) as lent:
+            return drivers.run_sync(op, lent, lent=True)
 
     def _run_listening(self, op: Op[T]) -> T:
         self._get_pool()  # the schema check
@@ -377,7 +372,7 @@ class Queue:
         task: Task | str,
         args: Mapping[str, Any] | BaseModel | None = None,
         *,
-        connection: psycopg.Connection[Any] | None = None,
+        connection: Joinable | None = None,
         **options: Unpack[JobOptions],
     ) -> EnqueuedJob:
         """Enqueue one job; its status record exists once this (or ``connection``'s
@@ -388,12 +383,18 @@ class Queue:
         ``dedupe_for`` (seconds or timedelta) also one completed within that window.
         The options are ``JobOptions``' (``JobRequest``'s fields). The record returned is
         an ``EnqueuedJob``: ``created`` says what this call did.
+
+        ``connection``: your transaction, which the job joins (it is written on that very
+        connection, and commits or rolls back with it): a psycopg ``Connection``, a
+        SQLAlchemy ``Session`` or ``Connection`` on ``postgresql+psycopg``, or Django's
+        ``connection`` (``queueing.integrations``). Anything else raises
+        ``UnusableConnection`` and writes nothing.
         """
         request = JobRequest(task, args, **options)
         return self._run(ops.enqueue(self.prepare([request])), connection)[0]
 
     def enqueue_many(
-        self, requests: Iterable[JobRequest], *, connection: psycopg.Connection[Any] | None = None
+        self, requests: Iterable[JobRequest], *, connection: Joinable | None = None
     ) -> list[Job]:
         """Enqueue many jobs in one round trip; all or none.
 
@@ -405,7 +406,7 @@ class Queue:
             return []
         return list(self._run(ops.enqueue(rows), connection))
 
-    def get_job(self, job_id: int, *, connection: psycopg.Connection[Any] | None = None) -> Job:
+    def get_job(self, job_id: int, *, connection: Joinable | None = None) -> Job:
         """The job's record; JobNotFound if there is none."""
         return self._run(ops.get_job(job_id), connection)
 
@@ -633,20 +634,13 @@ class AsyncQueue:
             self._loop = loop
         return self._pool
 
-    @contextlib.asynccontextmanager
-    async def _conn(
-        self, connection: psycopg.AsyncConnection[Any] | None
-    ) -> AsyncIterator[psycopg.AsyncConnection[Any]]:
-        if connection is not None:
-            yield connection
-            return
-        pool = await self._get_pool()
-        async with drivers.async_translate_errors(), pool.connection() as conn:
-            yield conn
-
-    async def _run(self, op: Op[T], connection: psycopg.AsyncConnection[Any] | None = None) -> T:
-        async with self._conn(connection) as conn:
-            return await drivers.run_async(op, conn)
+    async def _run(self, op: Op[T], connection: AsyncJoinable | None = None) -> T:
+        if connection is None:
+            pool = await self._get_pool()
+            async with drivers.async_translate_errors(), pool.connection() as conn:
+                return await drivers.run_async(op, conn)
+        async with drivers.async_translate_errors(), integrations.joined_async(connection) as lent:
+            return await drivers.run_async(op, lent, lent=True)
 
     async def _run_listening(self, op: Op[T]) -> T:
         await self._get_pool()  # the schema check
@@ -662,7 +656,7 @@ class AsyncQueue:
         task: Task | str,
         args: Mapping[str, Any] | BaseModel | None = None,
         *,
-        connection: psycopg.AsyncConnection[Any] | None = None,
+        connection: AsyncJoinable | None = None,
         **options: Unpack[JobOptions],
     ) -> EnqueuedJob:
         """See ``Queue.enqueue``."""
@@ -674,7 +668,7 @@ class AsyncQueue:
         self,
         requests: Iterable[JobRequest],
         *,
-        connection: psycopg.AsyncConnection[Any] | None = None,
+        connection: AsyncJoinable | None = None,
     ) -> list[Job]:
         """See ``Queue.enqueue_many``."""
         rows = self._queue.prepare(requests)
@@ -682,9 +676,7 @@ class AsyncQueue:
             return []
         return list(await self._run(ops.enqueue(rows), connection))
 
-    async def get_job(
-        self, job_id: int, *, connection: psycopg.AsyncConnection[Any] | None = None
-    ) -> Job:
+    async def get_job(self, job_id: int, *, connection: AsyncJoinable | None = None) -> Job:
         return await self._run(ops.get_job(job_id), connection)
 
     async def list_jobs(self, filters: JobFilter | None = None, /, **kwargs: Any) -> list[Job]:

@@ -19,32 +19,39 @@ pooled connection never carries one request's actor into the next request.
 
 from __future__ import annotations
 
-from typing import Any
+from typing import TYPE_CHECKING
 
 import psycopg
 
-from queueing import drivers, ops
+from queueing import drivers, integrations, ops
 from queueing.errors import ConfigurationError
 from queueing.limits import check_id
 from queueing.models import Actor
 
+if TYPE_CHECKING:
+    from queueing.integrations import AsyncJoinable, Joinable
+
 __all__ = ["set_actor", "set_actor_async"]
 
 
-def set_actor(conn: psycopg.Connection[Any], actor: Actor) -> None:
+def set_actor(conn: Joinable, actor: Actor) -> None:
     """Act for ``actor`` (a tenant's admin or user) until the current transaction ends.
 
     ``conn`` must be in a transaction (``with conn.transaction():``, or a connection
     without autocommit): outside one, the setting would end with this very statement.
+    It may be a SQLAlchemy Session or Connection, or Django's connection, as for
+    ``Queue.enqueue(connection=...)`` (``queueing.integrations``).
     """
-    _check(actor, autocommit=conn.autocommit, status=conn.info.transaction_status)
-    drivers.run_sync(ops.set_actor(actor), conn)
+    with integrations.joined(conn) as lent:
+        _check(actor, autocommit=lent.autocommit, status=lent.info.transaction_status)
+        drivers.run_sync(ops.set_actor(actor), lent, lent=True)
 
 
-async def set_actor_async(conn: psycopg.AsyncConnection[Any], actor: Actor) -> None:
-    """:func:`set_actor` for an async connection."""
-    _check(actor, autocommit=conn.autocommit, status=conn.info.transaction_status)
-    await drivers.run_async(ops.set_actor(actor), conn)
+async def set_actor_async(conn: AsyncJoinable, actor: Actor) -> None:
+    """:func:`set_actor` for an async connection (or a SQLAlchemy AsyncSession)."""
+    async with integrations.joined_async(conn) as lent:
+        _check(actor, autocommit=lent.autocommit, status=lent.info.transaction_status)
+        await drivers.run_async(ops.set_actor(actor), lent, lent=True)
 
 
 def _check(actor: Actor, *, autocommit: bool, status: psycopg.pq.TransactionStatus) -> None:

@@ -3,7 +3,8 @@ on, the CLI in a real process, and names unique across xdist workers.
 
 A worker's stderr is read by a thread of its own from the start, so a busy worker never
 blocks on a full pipe while the test waits elsewhere, and every wait is on a condition
-(a log line arrived, or the log ended) with a deadline: nothing polls, nothing sleeps.
+(a log line arrived, or the log ended) with a deadline. Only what the server alone knows
+(its sessions, a statement waiting on a lock) is polled, with a deadline: ``poll``.
 """
 
 from __future__ import annotations
@@ -19,6 +20,9 @@ import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
 from pathlib import Path
+from typing import TypeVar
+
+import psycopg
 
 from queueing import Queue
 from queueing.models import JobStatus
@@ -29,6 +33,7 @@ APP = "tests.apps.tasks_app:queue"
 NO_DATABASE_ENV: dict[str, str | None] = {"QUEUEING_DATABASE_URL": None, "DATABASE_URL": None}
 
 Line = dict[str, object]
+T = TypeVar("T")
 
 
 def unique_name(prefix: str) -> str:
@@ -47,6 +52,20 @@ def run_cli(*args: str | bytes) -> subprocess.CompletedProcess[str]:
         [sys.executable, "-m", "queueing", *args],
         cwd=ROOT, env=env, capture_output=True, text=True, timeout=60, check=False,
     )  # fmt: skip
+
+
+def run_pytest(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
+    """pytest in a project of its own (``cwd`` with its pytest.ini), in a real process, as
+    a user would run it: this run's xdist and database settings stay out of it."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "QUEUEING_DB"))}
+    return subprocess.run(
+        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+        cwd=cwd,
+        env=env,  # QUEUEING_TEST_DATABASE_URL passes through
+        capture_output=True,
+        text=True,
+        timeout=300,
+    )
 
 
 @contextlib.contextmanager
@@ -71,17 +90,34 @@ def wait_all(queue: Queue, ids: Sequence[int], timeout: float) -> None:
             queue.wait_for(job.id, timeout=max(deadline - time.monotonic(), 0.1))
 
 
+def poll(what: str, probe: Callable[[], T | None], timeout: float) -> T:
+    """Ask ``probe`` (a database query) until it answers, for up to ``timeout`` s."""
+    deadline = time.monotonic() + timeout
+    while True:
+        found = probe()
+        if found is not None:
+            return found
+        if time.monotonic() >= deadline:
+            raise AssertionError(f"{what}: not within {timeout:g}s")
+        threading.Event().wait(0.05)  # allowed-sleep: the pace of a poll with a deadline
+
+
 class WorkerProcess:
     """A ``queueing worker`` subprocess whose JSON log lines can be awaited.
 
     ``changed`` is notified on every line and at the end of the log; workers that share
-    one (``Fleet``) can be waited on together.
+    one (``Fleet``) can be waited on together. ``application_name``: what its database
+    sessions are named (``worker_process`` names each process's own), None if unknown.
     """
 
     def __init__(
-        self, proc: subprocess.Popen[str], changed: threading.Condition | None = None
+        self,
+        proc: subprocess.Popen[str],
+        changed: threading.Condition | None = None,
+        application_name: str | None = None,
     ) -> None:
         self.proc = proc
+        self.application_name = application_name
         self._changed = changed if changed is not None else threading.Condition()
         self._lines: list[Line] = []
         self._raw: list[str] = []
@@ -148,9 +184,11 @@ class WorkerProcess:
             self._changed.wait_for(lambda: condition() or self._ended, timeout)
             if condition():
                 return
+        # Its raw stderr too: a start-up failure (e.g. "too many clients" on a shared
+        # server) is one plain line, not JSON, and would not show in the lines.
         raise AssertionError(
             f"{what}: not within {timeout:g}s (exit code {self.proc.poll()}); "
-            f"it logged: {self.lines[-20:]}"
+            f"it logged: {self.lines[-20:]}; its stderr ends: {self.stderr_text[-1000:]!r}"
         )
 
     def wait_for_log(self, event: str, timeout: float = 60.0) -> Line:
@@ -211,6 +249,30 @@ class WorkerProcess:
         self.send_signal(signal.SIGKILL)
         self.wait(timeout)
 
+    def wait_sessions_ended(self, database_url: str, timeout: float = 30.0) -> None:
+        """Once it has exited, wait until the server holds no session of it: from then on
+        nothing it sent can still commit, so what the database holds under its worker id
+        changes only by what other workers do (a rescue).
+
+        Its exit does not end a statement it had sent: the server notices a dead client
+        only when it next reads from the socket (client_connection_check_interval is off
+        by default), so a claim that was running or waiting on a lock at the SIGKILL runs
+        on and commits after the process is gone. Polled: the server tells no one when a
+        session ends; most of the time it has ended by the first look.
+        """
+        assert self.application_name is not None, "started without a session name"
+        assert not self.running, "it still runs: its sessions may open again"
+        with psycopg.connect(database_url, autocommit=True) as conn:
+
+            def ended() -> bool | None:
+                row = conn.execute(
+                    "SELECT count(*) FROM pg_stat_activity WHERE application_name = %s",
+                    [self.application_name],
+                ).fetchone()
+                return True if row is not None and row[0] == 0 else None
+
+            poll(f"the sessions of worker process {self.proc.pid} ended", ended, timeout)
+
 
 @contextlib.contextmanager
 def worker_process(
@@ -218,8 +280,15 @@ def worker_process(
 ) -> Iterator[WorkerProcess]:
     """Start ``queueing worker --app tests.apps.tasks_app:queue ARGS`` and wait until it
     runs (a later ``--app`` in ARGS overrides this one). Killed on the way out if still
-    running."""
-    env = {**os.environ, "QUEUEING_DATABASE_URL": database_url, "PYTHONPATH": str(ROOT)}
+    running. Its database sessions carry an application_name of its own (libpq's
+    PGAPPNAME), so a test can tell when they have ended (``wait_sessions_ended``)."""
+    application_name = unique_name("queueing_worker")
+    env = {
+        **os.environ,
+        "QUEUEING_DATABASE_URL": database_url,
+        "PYTHONPATH": str(ROOT),
+        "PGAPPNAME": application_name,
+    }
     proc = subprocess.Popen(
         [sys.executable, "-m", "queueing", "worker", "--app", APP, *args],
         cwd=ROOT,
@@ -228,7 +297,7 @@ def worker_process(
         stderr=subprocess.PIPE,
         text=True,
     )
-    worker = WorkerProcess(proc, changed)
+    worker = WorkerProcess(proc, changed, application_name)
     try:
         worker.wait_for_log("worker.started")
         yield worker

@@ -27,6 +27,7 @@ import signal
 import threading
 import time
 from collections.abc import Callable, Iterator
+from pathlib import Path
 from typing import Any
 
 import psycopg
@@ -110,6 +111,15 @@ async def nap(seconds: float) -> str:
     """Work for ``seconds``; the default retry policy (3 attempts), so that a rescued
     attempt runs again."""
     await asyncio.sleep(seconds)  # allowed-sleep: simulates work
+    return "done"
+
+
+@app.task(name="gated")
+def gated(gate: str) -> str:
+    """Work until the file ``gate`` exists; the default retry policy (3 attempts), so
+    that a rescued attempt runs again (at once: the gate stays open)."""
+    while not Path(gate).exists():
+        time.sleep(0.01)  # allowed-sleep: simulates work until the test opens the gate
     return "done"
 
 
@@ -692,33 +702,45 @@ STOP_SETTINGS = (
 
 
 def _stop_during_outage(
-    server: PrivateServer, queue: Queue, fleet: Fleet
+    server: PrivateServer, queue: Queue, fleet: Fleet, gate: Path
 ) -> tuple[WorkerProcess, list[Job]]:
     """Two jobs running, the server stopped, SIGTERM: the jobs finish in the grace
-    period, and their outcomes wait for the database."""
+    period, and their outcomes wait for the database.
+
+    The jobs end when the test opens ``gate``, once the worker drains them with the
+    server down. With a fixed 0.5 s of work they had to outlast the test's reading of
+    their "job.started" lines, the server's stop (together 0.13-0.25 s of it on a loaded
+    2-core box) and the SIGTERM; had they ended first, the worker had nothing to drain
+    (no "worker.draining") or wrote their outcomes before the server went away."""
     worker = fleet.workers[0]
-    jobs = queue.enqueue_many([JobRequest("nap", {"seconds": 0.5}) for _ in range(2)])
+    jobs = queue.enqueue_many([JobRequest("gated", {"gate": str(gate)}) for _ in range(2)])
     fleet.wait_until("both jobs running", lambda: worker.count("job.started") == 2, timeout=10)
     server.stop("fast")
     queue.close()  # its pool's connections died with the server (see test 1)
     worker.send_signal(signal.SIGTERM)
     fleet.wait_until(
+        "the worker draining both jobs",
+        lambda: [line["running"] for line in worker.events("worker.draining")] == [2],
+        timeout=10,
+    )
+    gate.touch()  # the jobs end in the grace period, with the database away
+    fleet.wait_until(
         "the outcomes waiting for the database",
-        lambda: worker.count("worker.draining") == 1 and worker.count("worker.finish_retry") >= 2,
+        lambda: worker.count("worker.finish_retry") >= 2,
         timeout=10,
     )
     return worker, jobs
 
 
 def test_a_worker_stopped_during_an_outage_writes_its_outcomes_once_the_database_is_back(
-    private_pg: PrivateServer,
+    private_pg: PrivateServer, tmp_path: Path
 ) -> None:
     """SIGTERM while the database is away: the worker does not exit with outcomes it
     could not write; once the database is back it writes them, unregisters and exits 0."""
     url = private_pg.url(DATABASE)
     with pointed_at(app, url) as queue, contextlib.ExitStack() as stack:
         fleet = Fleet(stack, url, STOP_SETTINGS)
-        worker, jobs = _stop_during_outage(private_pg, queue, fleet)
+        worker, jobs = _stop_during_outage(private_pg, queue, fleet, tmp_path / "gate")
         # Down for longer than any bounded wait of a worker that would give up (a
         # forced stop gives up after FORCED_FLUSH_TIMEOUT): it is still there after, its
         # heartbeat (which runs while it drains) failing all the while.
@@ -744,7 +766,7 @@ def test_a_worker_stopped_during_an_outage_writes_its_outcomes_once_the_database
 
 
 def test_a_worker_forced_to_stop_during_an_outage_leaves_its_jobs_to_the_rescuer(
-    private_pg: PrivateServer,
+    private_pg: PrivateServer, tmp_path: Path
 ) -> None:
     """A second SIGTERM while the outcomes wait for the database: the worker gives them
     up (logged) and exits 0 promptly. Nothing is lost: its jobs are still active under
@@ -753,7 +775,7 @@ def test_a_worker_forced_to_stop_during_an_outage_leaves_its_jobs_to_the_rescuer
     url = private_pg.url(DATABASE)
     with pointed_at(app, url) as queue, contextlib.ExitStack() as stack:
         fleet = Fleet(stack, url, STOP_SETTINGS)
-        worker, jobs = _stop_during_outage(private_pg, queue, fleet)
+        worker, jobs = _stop_during_outage(private_pg, queue, fleet, tmp_path / "gate")
         forced_at = time.monotonic()
         worker.send_signal(signal.SIGTERM)
         code = worker.wait(FORCED_FLUSH_TIMEOUT + 10)

@@ -3,9 +3,6 @@
 from __future__ import annotations
 
 import asyncio
-import os
-import subprocess
-import sys
 import threading
 from pathlib import Path
 
@@ -23,26 +20,15 @@ from queueing.testing import (
     wait_for_async,
 )
 from queueing.testing.measure_isolation import rollback_sees_nothing
+from tests.helpers import run_pytest
 
 ROOT = Path(__file__).resolve().parent.parent
 EXAMPLE = ROOT / "examples" / "pytest_project"
 
 
-def _run_pytest(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "QUEUEING_DB"))}
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-        cwd=cwd,
-        env=env,  # QUEUEING_TEST_DATABASE_URL passes through
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
-
-
 def test_the_example_project_passes_twice_with_four_workers() -> None:
     for run in (1, 2):
-        result = _run_pytest(EXAMPLE, "-n", "4", "-q")
+        result = run_pytest(EXAMPLE, "-n", "4", "-q")
         assert result.returncode == 0, f"run {run}:\n{result.stdout}\n{result.stderr}"
         assert " passed" in result.stdout
         assert "failed" not in result.stdout
@@ -53,7 +39,7 @@ def test_keep_db_keeps_the_database_of_a_failing_run(tmp_path: Path) -> None:
     (tmp_path / "test_fails.py").write_text(
         "def test_fails(queue):\n    queue.enqueue('x')\n    assert False\n"
     )
-    result = _run_pytest(tmp_path, "--queueing-keep-db", "-s")
+    result = run_pytest(tmp_path, "--queueing-keep-db", "-s")
     assert result.returncode == 1, result.stdout + result.stderr
     kept = [line for line in result.stdout.splitlines() if "kept test database" in line]
     assert len(kept) == 1, result.stdout

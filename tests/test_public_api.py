@@ -27,3 +27,18 @@ def test_importing_the_cli_does_not_import_the_heavy_parts() -> None:
         [sys.executable, "-c", code], capture_output=True, text=True, check=True
     ).stdout
     assert out.strip() == "[]"
+
+
+def test_the_queue_does_not_import_sqlalchemy_or_django() -> None:
+    """They are optional extras (queueing[sqlalchemy], queueing[django]): the queue, an
+    enqueue on a psycopg connection and the integrations' entry point import neither
+    (queueing/integrations/ imports one only once an object of theirs is passed)."""
+    code = (
+        "import sys, queueing, queueing.integrations, queueing.rls; "
+        "from queueing import Queue; Queue('postgresql:///unused').aio; "
+        "print(sorted(m for m in sys.modules if m.partition('.')[0] in ('sqlalchemy', 'django')))"
+    )
+    out = subprocess.run(
+        [sys.executable, "-c", code], capture_output=True, text=True, check=True
+    ).stdout
+    assert out.strip() == "[]"

@@ -23,10 +23,12 @@ from typing import Any
 
 import psycopg
 import pytest
+import sqlalchemy
 
 import examples.readme_app
 from queueing import JobNotFound, Queue
 from tests import readme_blocks
+from tests.django_setup import django_on
 from tests.helpers import pointed_at, worker_process
 
 README = readme_blocks.README
@@ -111,8 +113,9 @@ def test_the_worker_log_is_compared_in_any_order_but_in_full() -> None:
 @pytest.fixture(scope="module")
 def readme_database() -> Iterator[str]:
     """What the README's Python blocks assume: ``QUEUEING_DATABASE_URL`` naming a migrated
-    database with the application's ``orders`` table, and a worker of
-    ``examples/readme_app.py`` running (``queueing worker --app examples.readme_app:queue``)."""
+    database with the application's ``orders`` table, Django's default database being that
+    one, and a worker of ``examples/readme_app.py`` running (``queueing worker --app
+    examples.readme_app:queue``)."""
     with contextlib.ExitStack() as stack:
         url = stack.enter_context(readme_blocks.throwaway_database())
         with psycopg.connect(url, autocommit=True) as conn:
@@ -121,6 +124,7 @@ def readme_database() -> Iterator[str]:
         patch.setenv("QUEUEING_DATABASE_URL", url)
         patch.delenv("DATABASE_URL", raising=False)
         stack.enter_context(pointed_at(examples.readme_app.queue, url))
+        stack.enter_context(django_on(url))
         stack.enter_context(worker_process(url, "--app", readme_blocks.APP))
         yield url
 
@@ -139,6 +143,8 @@ def test_a_python_block_runs(block: Block, readme_database: str) -> None:
         for value in list(vars(module).values()):
             if isinstance(value, Queue):
                 value.close()
+            if isinstance(value, sqlalchemy.Engine):  # an app keeps its engine: we drop it
+                value.dispose()
 
 
 def test_the_readmes_exception_handler_answers_with_the_errors_http_status() -> None:

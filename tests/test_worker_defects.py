@@ -18,8 +18,8 @@ import subprocess
 import sys
 import threading
 import time
-from collections.abc import Callable, Iterator
-from typing import Any, TypeVar, cast
+from collections.abc import Iterator
+from typing import Any, cast
 
 import psycopg
 
@@ -29,10 +29,9 @@ from queueing.models import Job, JobStatus
 from queueing.queue import JobRequest, Queue
 from queueing.testing.workers import QueueWorker
 from tests.apps import defect_tasks
-from tests.helpers import ROOT, WorkerProcess
+from tests.helpers import ROOT, WorkerProcess, poll
 
 APP = "tests.apps.defect_tasks:queue"
-T = TypeVar("T")
 
 
 # --- helpers ----------------------------------------------------------------------------
@@ -129,18 +128,6 @@ def _final(queue: Queue, job_id: int, timeout: float) -> Job:
         return queue.wait_for(job_id, timeout=timeout)
     except WaitTimeout:
         return queue.get_job(job_id)
-
-
-def _poll(what: str, probe: Callable[[], T | None], timeout: float) -> T:
-    """Ask ``probe`` (a database query) until it answers, for up to ``timeout`` s."""
-    deadline = time.monotonic() + timeout
-    while True:
-        found = probe()
-        if found is not None:
-            return found
-        if time.monotonic() >= deadline:
-            raise AssertionError(f"{what}: not within {timeout:g}s")
-        threading.Event().wait(0.05)  # allowed-sleep: the pace of a poll with a deadline
 
 
 def _dead_worker_with_job(url: str, queue: Queue, queue_name: str) -> tuple[int, Job]:
@@ -260,7 +247,7 @@ def test_a_worker_frozen_in_its_rescue_round_does_not_stop_the_others_rescuing(
             ).fetchone()
             return None if row is None else cast(int, row[0])
 
-        w_pid = _poll("W's rescue waits on the test's row lock", blocked_by_holder, timeout=15)
+        w_pid = poll("W's rescue waits on the test's row lock", blocked_by_holder, timeout=15)
         w.proc.send_signal(signal.SIGSTOP)
         try:
             holder.rollback()  # the lock is gone; W's statement ends on the server
@@ -273,7 +260,7 @@ def test_a_worker_frozen_in_its_rescue_round_does_not_stop_the_others_rescuing(
                 ).fetchone()
                 return True if row is None or row[0] else None
 
-            _poll("W's rescue statement ended", settled, timeout=15)
+            poll("W's rescue statement ended", settled, timeout=15)
 
             d2, d2_job = _dead_worker_with_job(url, queue, "defect-d2")
             with _worker(url, *RESCUE_FAST) as y:

@@ -15,6 +15,7 @@ from typing import Annotated
 import typer
 
 from queueing.cli import db, jobs, metrics, queues, schedules
+from queueing.cli.dashboard import dashboard
 from queueing.cli.options import App, DatabaseUrl, Json, read_args
 from queueing.cli.prune import prune
 from queueing.cli.render import job_json, job_line, print_json, stats_table
@@ -35,6 +36,7 @@ app.add_typer(queues.app, name="queues")
 app.add_typer(schedules.app, name="schedules")
 app.command()(worker)
 app.command()(prune)
+app.command()(dashboard)
 
 
 DedupeKey = Annotated[

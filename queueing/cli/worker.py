@@ -16,8 +16,8 @@ def _seconds(help: str, *, minimum: float = 0.01) -> Any:
     return typer.Option(min=minimum, help=help)
 
 
-#: The worker's durations. Only the grace period and the prune interval may be 0 (an
-#: interval of 0 would spin; a prune interval of 0 means this worker never prunes).
+#: The worker's durations. Only the grace period and the prune and vacuum intervals may be
+#: 0 (an interval of 0 would spin; a prune or vacuum interval of 0 means never).
 ShutdownTimeout = Annotated[float, _seconds("Grace for running jobs after SIGTERM.", minimum=0)]
 PollInterval = Annotated[float, _seconds("Seconds between polls when no notification comes.")]
 HeartbeatInterval = Annotated[float, _seconds("Seconds between this worker's heartbeats.")]
@@ -26,6 +26,9 @@ RescueInterval = Annotated[float, _seconds("Seconds between looks for lost worke
 PruneInterval = Annotated[float, _seconds("Seconds between prunes (0: never).", minimum=0)]
 ScheduleInterval = Annotated[
     float, _seconds("Longest wait between looks for due schedule ticks (it wakes at each tick).")
+]
+VacuumInterval = Annotated[
+    float, _seconds("Seconds between looks whether to VACUUM the queue (0: never).", minimum=0)
 ]
 
 
@@ -43,6 +46,7 @@ def worker(
     rescue_interval: RescueInterval = 10.0,
     prune_interval: PruneInterval = 60.0,
     schedule_interval: ScheduleInterval = 10.0,
+    vacuum_interval: VacuumInterval = 10.0,
     metrics_port: Annotated[
         int | None,
         typer.Option(
@@ -75,6 +79,7 @@ def worker(
         stall_timeout=stall_timeout,
         rescue_interval=rescue_interval,
         prune_interval=prune_interval,
+        vacuum_interval=vacuum_interval or None,
         metrics_port=metrics_port,
         metrics_host=metrics_host,
         schedule_interval=schedule_interval,

@@ -46,6 +46,7 @@ def run_worker(
     stall_timeout: float = 30.0,
     rescue_interval: float = 10.0,
     prune_interval: float | None = 60.0,
+    vacuum_interval: float | None = 10.0,
     retention: Retention | None = None,
     metrics_port: int | None = None,
     metrics_host: str = "0.0.0.0",
@@ -56,8 +57,9 @@ def run_worker(
     ``prune_interval`` ``None`` (or 0): this worker never prunes; ``retention``: the
     policy it prunes with, given explicitly (it wins); by default the one the Queue
     declares (``Queue(retention=...)``, itself ``Retention()`` by default). ``metrics_port``:
-    serve the worker's metrics and probes there; ``schedule_interval``: how long its scheduler
-    waits at most between rounds (see ``Worker``).
+    serve the worker's metrics and probes there (see ``Worker``). ``vacuum_interval``
+    ``None``: this worker never vacuums the queue's tables. ``schedule_interval``: how long
+    its scheduler waits at most between rounds.
     """
     try:
         worker = Worker(
@@ -73,6 +75,7 @@ def run_worker(
             if prune_interval
             else None,
             prune_interval=prune_interval or 60.0,
+            vacuum_interval=vacuum_interval,
             metrics_port=metrics_port,
             metrics_host=metrics_host,
             schedule_interval=schedule_interval,

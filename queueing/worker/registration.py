@@ -136,5 +136,16 @@ class Registration:
         await self._services.wait(finishers)
 
     async def unregister(self) -> None:
-        """Delete the current worker row (a clean stop). Raises the database's errors."""
-        await self._conn.fetch("unregister_worker", {"worker_id": self.current.worker_id})
+        """Delete the current worker row (a clean stop). Raises the database's errors.
+
+        Once more on a new connection if the shared one turns out lost: at a stop after
+        an outage it may have died with the old server while idle (the claim loop, which
+        would have replaced it, has stopped), and its first use is what reports it
+        (AdminShutdown). The row would stay until a rescuer took the worker for dead.
+        """
+        params = {"worker_id": self.current.worker_id}
+        try:
+            await self._conn.fetch("unregister_worker", params)
+        except psycopg.OperationalError:
+            await self._conn.drop()
+            await self._conn.fetch("unregister_worker", params)

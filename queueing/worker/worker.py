@@ -36,6 +36,7 @@ from queueing.worker.running import RunningJobs, WorkerStats
 from queueing.worker.scheduler import Scheduler
 from queueing.worker.services import Services, first
 from queueing.worker.status_server import StatusServer
+from queueing.worker.vacuumer import Vacuumer
 from queueing.worker.watchdog import LoopWatchdog
 
 #: After a forced stop, how long outcomes may still take to be written before they are
@@ -62,13 +63,21 @@ class WorkerSettings:
     metrics_host: str = "0.0.0.0"  # all interfaces: Prometheus scrapes from other hosts
     #: The scheduler's longest wait between rounds (it wakes at each tick anyway).
     schedule_interval: float = 10.0
+    #: Look this often whether the queue's tables need a VACUUM (None: never; see
+    #: queueing/worker/vacuumer.py).
+    vacuum_interval: float | None = 10.0
 
     def __post_init__(self) -> None:
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
-        intervals = (self.heartbeat_interval, self.rescue_interval, self.prune_interval)
-        if min(*intervals, self.schedule_interval) <= 0:
-            raise ValueError("heartbeat, rescue, prune and schedule intervals must be positive")
+        intervals = [self.heartbeat_interval, self.rescue_interval, self.prune_interval]
+        intervals.append(self.schedule_interval)
+        if self.vacuum_interval is not None:
+            intervals.append(self.vacuum_interval)
+        if min(intervals) <= 0:
+            raise ValueError(
+                "heartbeat, rescue, prune, schedule and vacuum intervals must be positive"
+            )
         if self.stall_timeout <= self.heartbeat_interval:
             raise ValueError(
                 f"stall_timeout ({self.stall_timeout}s) must exceed heartbeat_interval "
@@ -91,7 +100,9 @@ class Worker:
     seconds it gives back the active jobs of workers silent for ``stall_timeout``
     seconds (one worker at a time does a round). Every ``prune_interval`` seconds it
     applies ``retention`` (default: the Queue's, ``Queue(retention=...)``; ``None``: this
-    worker never prunes). It runs the due ticks of the Queue's schedules
+    worker never prunes). Every ``vacuum_interval`` seconds it vacuums the queue's
+    tables if they hold many dead rows and no vacuum ran since (``None``: never; see
+    ``queueing.worker.vacuumer``). It runs the due ticks of the Queue's schedules
     (``Queue.schedule``), waking at each tick, or after ``schedule_interval`` seconds at
     most. Raises ValueError for
     settings that cannot work (see ``WorkerSettings``).
@@ -119,13 +130,14 @@ class Worker:
         metrics_port: int | None = None,
         metrics_host: str = "0.0.0.0",
         schedule_interval: float = 10.0,
+        vacuum_interval: float | None = 10.0,
     ) -> None:
         self.queue = queue
         kept = queue.retention if retention is ... else retention
         self.settings = WorkerSettings(
             concurrency, queues, poll_interval, shutdown_timeout, heartbeat_interval,
             stall_timeout, rescue_interval, kept, prune_interval, batch_size,
-            metrics_port, metrics_host, schedule_interval,
+            metrics_port, metrics_host, schedule_interval, vacuum_interval,
         )  # fmt: skip
         if metrics is None and metrics_port is not None:
             metrics = WorkerMetrics()
@@ -272,6 +284,8 @@ class _Parts:
         )
         if s.retention is not None:
             self.services.start(Pruner(self.url, interval=s.prune_interval, retention=s.retention))
+        if s.vacuum_interval is not None:
+            self.services.start(Vacuumer(self.url, interval=s.vacuum_interval))
         if self.schedules:
             self.services.start(Scheduler(self.url, self.schedules, interval=s.schedule_interval))
         await first(self.listener.connected.wait(), stopping.wait())

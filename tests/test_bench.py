@@ -1,0 +1,114 @@
+"""The benchmark's own parts that can break silently: its bulk fills (bench/fill.sql), the
+claim plan it records, and the markdown it renders. (Its figures come from ``python -m
+bench``, never from a test.)"""
+
+from __future__ import annotations
+
+import asyncio
+from typing import Any
+
+import psycopg
+
+from bench.large_table import explain_claim
+from bench.report import render
+from bench.sql_blocks import claim_function, query
+from queueing import JobStatus, Queue
+
+
+def _counts(queue: Queue) -> dict[tuple[str, JobStatus], int]:
+    return {(c.queue, c.status): c.count for c in queue.stats()}
+
+
+def test_fills_write_each_large_table_case_as_valid_rows(queue: Queue) -> None:
+    with psycopg.connect(queue.database_url, autocommit=True) as conn:
+        for block in ("finished_jobs", "delayed_jobs", "other_queue_jobs"):
+            conn.execute(query(block), {"n": 30})
+    counts = _counts(queue)
+    assert counts[("default", JobStatus.COMPLETED)] == 30
+    assert counts[("default", JobStatus.PENDING)] == 30  # the delayed ones
+    assert counts[("elsewhere", JobStatus.PENDING)] == 30
+    finished = queue.list_jobs(statuses=[JobStatus.COMPLETED], limit=1)[0]
+    assert len(queue.attempts(finished.id)) == 1  # with its attempt-history row
+    delayed = queue.list_jobs(task="later", limit=1)[0]
+    assert delayed.priority == 10
+
+
+def test_claim_plan_is_the_current_claim_and_claims_nothing(queue: Queue) -> None:
+    with psycopg.connect(queue.database_url, autocommit=True) as conn:
+        conn.execute(query("other_queue_jobs"), {"n": 5})
+    plan = asyncio.run(explain_claim(queue.database_url))
+    assert f"Function Scan on {claim_function()}" in plan
+    assert "Buffers:" in plan
+    assert "procrastinate_jobs" in plan  # auto_explain's plans of the statements inside
+    # Rolled back: the jobs are still pending and no worker row was left behind.
+    assert _counts(queue)[("elsewhere", JobStatus.PENDING)] == 5
+
+
+def _results() -> dict[str, Any]:
+    def drain(system: str, one: float, two: float, setting: int) -> dict[str, Any]:
+        rows = [
+            {"procs": p, "setting": setting, "rate": r, "jobs": 10, "default": False}
+            for p, r in ((1, one), (2, two))
+        ]
+        return {
+            "sweep": rows,
+            "best": {"1": rows[0], "2": rows[1]},
+            "default_setting": 10,
+            "settings_text": system,
+        }
+
+    case = {"rows": 100, "drain": 900.0, "bulk": 9000.0, "single": 90.0, "explain": "plan"}
+    case |= {"empty_drain": 1000.0, "empty_bulk": 10000.0, "empty_single": 100.0}
+    case |= {"drain_ratio": 0.9, "bulk_ratio": 0.9, "single_ratio": 0.9, "empty_explain": "p0"}
+    return {
+        "quick": True,
+        "machine": {
+            "date": "d",
+            "git": "g",
+            "schema_version": 8,
+            "claim_function": "queueing_claim_v4",
+            "cpus": 2,
+            "memory_gib": 1.0,
+            "platform": "p",
+            "python": "3.11",
+            "load_before": [1.0],
+            "load_after": [2.0],
+            "postgres": "15",
+            "postgres_settings": {"synchronous_commit": "on"},
+            "versions": {"pgqueuer": "1.6"},
+        },
+        "drain": {
+            "queueing": drain("queueing", 5000, 8000, 100),
+            "pgqueuer": drain("pgqueuer", 4000, 6000, 250),
+        },
+        "enqueue": {
+            "queueing": {"bulk": 20000.0, "single": 1000.0},
+            "pgqueuer": {"bulk": 10000.0, "single": 500.0},
+        },
+        "pickup": {
+            "queueing": {"20": {"p50": 2.0, "p99": 4.0, "achieved_rate": 20.0}},
+            "pgqueuer": {"20": {"p50": 4.0, "p99": 8.0, "achieved_rate": 20.0}},
+        },
+        "large_table": {"concurrency": 200, "jobs": 10, "cases": {"delayed": case}},
+        "claimers": [{"procs": 8, "setting": 100, "rate": 8000.0, "connections_per_process": 5}],
+        "rss": {
+            "concurrency": 1000,
+            "jobs": 10,
+            "ready_kib": 1024,
+            "peak_kib": 2048,
+            "after_kib": 2048,
+            "rate": 100.0,
+        },
+    }
+
+
+def test_report_puts_the_ratios_beside_the_figures() -> None:
+    text = render(_results())
+    assert "| drain, 1 process (best setting: queueing 100, PgQueuer 250) | 5,000/s | " in text
+    assert "| 4,000/s | 1.25\N{MULTIPLICATION SIGN} |" in text
+    assert "| 2.00\N{MULTIPLICATION SIGN} |" in text  # bulk enqueue, queueing / PgQueuer
+    assert "0.50\N{MULTIPLICATION SIGN} / 0.50\N{MULTIPLICATION SIGN}" in text  # pick-up
+    assert "1,000 -> 900/s | **0.90\N{MULTIPLICATION SIGN}**" in text
+    assert "claim plan: delayed jobs due tomorrow, priority 10" in text
+    assert "| 8 | 100 | 8,000/s | 1.00\N{MULTIPLICATION SIGN} | 5.0 |" in text
+    assert "peak 2.0 MiB" in text
