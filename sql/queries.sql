@@ -296,9 +296,7 @@ SELECT queue_name AS queue,
  GROUP BY 1, 2
  ORDER BY 1, 2;
 
-
--- ==============================================================================
-
+-- =====================================================================================
 -- Periodic jobs (queueing.schedules, queueing/worker/scheduler.py; migration 0009).
 -- Times are the queue clock's (queueing_now_v1: now() in production).
 -- =====================================================================================
@@ -438,7 +436,7 @@ WITH known AS (
 SELECT c.name, c.paused,
        CASE WHEN NOT c.paused THEN queueing_wake_workers_v1(c.name, 0)::text END AS woken
   FROM changed AS c;
-=======
+
 -- ---------------------------------------------------------------------------------------
 -- The worker's vacuum service (queueing/worker/vacuumer.py).
 
