@@ -56,7 +56,11 @@ def test_eight_workers_2000_jobs_20_keys_limit_2(app: Queue) -> None:
     ]
     # The control: jobs with no limit, measured the same way, do overlap.
     requests += [JobRequest("unlimited", {"seconds": 0.05}) for _ in range(200)]
-    args = ("--app", APP, "--concurrency", "5", "--poll-interval", "0.1", "--prune-interval", "0")
+    # No pruner, no vacuumer: 5 connections a worker, 40 for the fleet (a shared server).
+    args = (
+        "--app", APP, "--concurrency", "5", "--poll-interval", "0.1",
+        "--prune-interval", "0", "--vacuum-interval", "0",
+    )  # fmt: skip
     with contextlib.ExitStack() as stack:
         fleet = Fleet(stack, url, *[args] * 8)
         ids = [job.id for job in app.enqueue_many(requests)]

@@ -57,17 +57,11 @@ def _tick_jobs(url: str) -> list[tuple[int, str, dt.datetime]]:
 def test_four_workers_over_three_hours_of_a_five_minute_schedule_run_36_jobs(app: Queue) -> None:
     url = app.database_url
     clock = QueueClock(app)
-    # No pruner: one connection less per worker (the server is shared).
+    # No pruner, no vacuumer: two connections less per worker (the server is shared).
     args = (
-        "--app",
-        APP,
-        "--schedule-interval",
-        "0.05",
-        "--poll-interval",
-        "0.2",
-        "--prune-interval",
-        "0",
-    )
+        "--app", APP, "--schedule-interval", "0.05", "--poll-interval", "0.2",
+        "--prune-interval", "0", "--vacuum-interval", "0",
+    )  # fmt: skip
     with contextlib.ExitStack() as stack:
         fleet = Fleet(stack, url, *[args] * 4)
         fleet.wait_until(
