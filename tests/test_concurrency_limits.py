@@ -7,6 +7,7 @@ import contextlib
 import threading
 from collections import Counter
 from collections.abc import Iterator
+from typing import Any
 
 import psycopg
 import pytest
@@ -266,3 +267,44 @@ def test_cli_enqueue_with_a_key_and_a_bad_limit(queue: Queue) -> None:
     assert bad.returncode == 1 and bad.stdout == ""
     assert bad.stderr == "error: a concurrency limit must be at least 1, got 0\n"
     assert len(queue.list_jobs()) == 1
+
+
+def _insert(conn: psycopg.Connection[Any], n: int, queue: str, key: str | None) -> None:
+    conn.execute(
+        "INSERT INTO procrastinate_jobs (queue_name, task_name, args, concurrency_key,"
+        " concurrency_limit) SELECT %s, 't', '{}', %s, CASE WHEN %s::text IS NULL THEN NULL"
+        " ELSE 2 END FROM generate_series(1, %s)",
+        (queue, key, key, n),
+    )
+
+
+@pytest.mark.parametrize("analyzed", [True, False], ids=["analyzed", "fresh-statistics"])
+def test_a_full_key_and_a_paused_queue_are_not_walked(queue: Queue, analyzed: bool) -> None:
+    """A claim's cost does not grow with a key's waiting jobs or a paused queue's: buffers
+    from EXPLAIN (ANALYZE, BUFFERS), as tests/test_claim_plans.py counts them."""
+    with psycopg.connect(queue.database_url, autocommit=True) as conn:
+        (worker_id,) = conn.execute("SELECT procrastinate_register_worker_v1()").fetchone() or (0,)
+        _insert(conn, 20_000, "q", "full")
+        claim = "SELECT count(*) FROM queueing_claim_v5(%s, %s, %s, false)"
+        assert conn.execute(claim, (None, worker_id, 2)).fetchone() == (2,)  # "full" is full
+        _insert(conn, 20_000, "parked", None)
+        conn.execute("INSERT INTO queueing_queues (name, paused) VALUES ('parked', true)")
+        _insert(conn, 1, "q", "small")
+        _insert(conn, 50, "q", None)
+        if analyzed:
+            conn.execute("ANALYZE procrastinate_jobs")
+        conn.execute(claim, (["warm"], worker_id, 1))  # plans the function's statements
+        explain = (
+            "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)"
+            " SELECT * FROM queueing_claim_v5(NULL, %s, 10, false)"
+        )
+        row = conn.execute(explain, (worker_id,)).fetchone()
+        assert row is not None
+        top = row[0][0]["Plan"]
+        claimed = conn.execute(
+            "SELECT concurrency_key, count(*) FROM procrastinate_jobs WHERE status = 'doing'"
+            " GROUP BY 1 ORDER BY 1"
+        ).fetchall()
+    buffers = top.get("Shared Hit Blocks", 0) + top.get("Shared Read Blocks", 0)
+    assert claimed == [("full", 2), ("small", 1), (None, 9)]
+    assert buffers <= 1_500, f"the claim touched {buffers} buffers"
