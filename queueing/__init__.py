@@ -23,6 +23,7 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, eagerly
         JobNotFound,
         NotAllowed,
         QueueingError,
+        QueueNotFound,
         SchemaNotMigrated,
         UnknownTask,
         UnusableConnection,
@@ -41,7 +42,9 @@ if TYPE_CHECKING:  # what type checkers and IDEs see: the same names, eagerly
     )
     from queueing.ops import JobFilter
     from queueing.queue import AsyncQueue, JobRequest, Queue
+    from queueing.queues import QueueInfo
     from queueing.retry import Backoff, RetryPolicy
+    from queueing.schedules import Schedule, ScheduleInfo
     from queueing.tasks import Task
 
 #: The module that defines each public name.
@@ -59,6 +62,7 @@ _HOMES = {
             "JobNotFound",
             "NotAllowed",
             "QueueingError",
+            "QueueNotFound",
             "SchemaNotMigrated",
             "UnknownTask",
             "UnusableConnection",
@@ -77,7 +81,9 @@ _HOMES = {
         ],
         "queueing.ops": ["JobFilter"],
         "queueing.queue": ["AsyncQueue", "JobRequest", "Queue"],
+        "queueing.queues": ["QueueInfo"],
         "queueing.retry": ["Backoff", "RetryPolicy"],
+        "queueing.schedules": ["Schedule", "ScheduleInfo"],
         "queueing.tasks": ["Task"],
     }.items()
     for name in names
@@ -108,8 +114,12 @@ __all__ = [
     "NotAllowed",
     "Queue",
     "QueueCount",
+    "QueueInfo",
+    "QueueNotFound",
     "QueueingError",
     "RetryPolicy",
+    "Schedule",
+    "ScheduleInfo",
     "SchemaNotMigrated",
     "Task",
     "UnknownTask",

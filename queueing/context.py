@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import datetime as dt
 import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -33,6 +34,9 @@ class JobContext:
     _write_progress: ProgressWriter = field(repr=False)
     _loop: asyncio.AbstractEventLoop = field(repr=False)
     _cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
+    #: The tick this job runs for, if a schedule made it (``Queue.schedule``), in the
+    #: queue clock's time; None for an enqueued job.
+    schedule_tick: dt.datetime | None = None
 
     @property
     def cancelled(self) -> bool:

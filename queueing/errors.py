@@ -6,6 +6,7 @@ generated from these classes):
 
 - 403 NotAllowed: the caller may see the job but not change it;
 - 404 JobNotFound: no such job, or the caller may not see it (another tenant's);
+- 404 QueueNotFound: no job, task or setting uses this queue name (a typo);
 - 409 InvalidTransition: the job's status does not allow the change (cancel a completed job);
 - 422 InvalidPayload, InvalidProgress, UnknownTask: the request itself is wrong;
 - 503 DatabaseUnavailable, SchemaNotMigrated: try again later / an operator must act;
@@ -67,6 +68,17 @@ class JobNotFound(QueueingError):
     def __init__(self, job_id: int) -> None:
         super().__init__(f"job {job_id} not found")
         self.job_id = job_id
+
+
+class QueueNotFound(QueueingError):
+    """No job was ever enqueued into this queue, no task declares it and it has no
+    settings (pause, limit): most likely a misspelt name; nothing changed (HTTP 404)."""
+
+    http_status: ClassVar[int] = 404
+
+    def __init__(self, queue: str) -> None:
+        super().__init__(f"queue {queue!r} not found (no job, task or setting uses it)")
+        self.queue = queue
 
 
 class InvalidTransition(QueueingError):

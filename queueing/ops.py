@@ -26,6 +26,7 @@ from typing import Any, TypeVar
 from pydantic import TypeAdapter
 
 from queueing import models, sql, tracing
+from queueing.concurrency import with_concurrency
 from queueing.errors import (
     InvalidTransition,
     JobNotFound,
@@ -101,6 +102,8 @@ class NewJob:
     max_attempts: int
     dedupe_key: str | None = None
     dedupe_for: float | None = None
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
 
 
 def _job(row: Row) -> Job:
@@ -120,7 +123,10 @@ def enqueue(jobs: Sequence[NewJob]) -> Op[list[EnqueuedJob]]:
                 "task_name": j.task_name,
                 "priority": j.priority,
                 # With the enqueuer's trace context, if a span is active (tracing.py).
-                "args": tracing.with_trace_context(j.args, trace_context),
+                "args": tracing.with_trace_context(
+                    with_concurrency(j.args, j.concurrency_key, j.concurrency_limit),
+                    trace_context,
+                ),
                 "scheduled_at": j.scheduled_at.isoformat() if j.scheduled_at else None,
                 "tenant_id": j.tenant_id,
                 "user_id": j.user_id,

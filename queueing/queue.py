@@ -20,13 +20,16 @@ import psycopg
 from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from pydantic import BaseModel
 
-from queueing import drivers, integrations, limits, models, ops
+from queueing import concurrency, drivers, integrations, limits, models, ops, queues
+from queueing.concurrency import ConcurrencyKey
 from queueing.config import connect_options, listen_database_url, resolve_database_url
 from queueing.errors import ConfigurationError, InvalidPayload, UnknownTask
 from queueing.models import SYSTEM, Actor, EnqueuedJob, Job, JobStatus
 from queueing.ops import JobFilter, NewJob, Op
+from queueing.queues import QueueInfo
 from queueing.retention import Retention, RetentionPolicy
 from queueing.retry import DEFAULT_RETRY, RetryPolicy
+from queueing.schedules import Schedule, ScheduleInfo, build_schedule, list_schedules
 from queueing.tasks import Task, build_task
 
 if TYPE_CHECKING:  # annotations only: see Queue.blueprint
@@ -61,6 +64,9 @@ class JobRequest:
     run_at: dt.datetime | None = None
     dedupe_key: str | None = None
     dedupe_for: float | dt.timedelta | None = None
+    #: This job's concurrency key and limit, over its task's (see ``Queue.task``).
+    concurrency_key: str | None = None
+    concurrency_limit: int | None = None
 
 
 class JobOptions(TypedDict, total=False):
@@ -75,6 +81,8 @@ class JobOptions(TypedDict, total=False):
     run_at: dt.datetime | None
     dedupe_key: str | None
     dedupe_for: float | dt.timedelta | None
+    concurrency_key: str | None
+    concurrency_limit: int | None
 
 
 class Queue:
@@ -114,6 +122,8 @@ class Queue:
         self._pool_lock = threading.Lock()
         self._schema_checked = False
         self.tasks: dict[str, Task] = {}
+        #: The periodic jobs this app declares (``schedule``), by name.
+        self.schedules: dict[str, Schedule] = {}
         self.aio = AsyncQueue(self)
 
     # --- configuration --------------------------------------------------------
@@ -169,6 +179,8 @@ class Queue:
         priority: int = 0,
         retry: RetryPolicy | int | None = None,
         timeout: float | None = None,
+        concurrency_key: ConcurrencyKey | None = None,
+        concurrency_limit: int | None = None,
     ) -> Callable[[F], Task]: ...
     def task(
         self,
@@ -180,8 +192,16 @@ class Queue:
         priority: int = 0,
         retry: RetryPolicy | int | None = None,
         timeout: float | None = None,
+        concurrency_key: ConcurrencyKey | None = None,
+        concurrency_limit: int | None = None,
     ) -> Task | Callable[[F], Task]:
-        """Declare a task (decorator). ``retry`` is a RetryPolicy or a max attempt count."""
+        """Declare a task (decorator). ``retry`` is a RetryPolicy or a max attempt count.
+
+        ``concurrency_key`` and ``concurrency_limit``: at most that many of the jobs whose
+        key is the same run at once, across all workers (``queueing.concurrency``: the key
+        is a template over the arguments, ``tenant_id`` and ``user_id``, or a callable of
+        the arguments).
+        """
         check_queue_name(queue)
         policy = (
             DEFAULT_RETRY
@@ -192,14 +212,52 @@ class Queue:
         )
 
         def register(fn: Callable[..., Any]) -> Task:
+            label = str(name or getattr(fn, "__name__", "?"))
+            concurrency.check_declared(concurrency_key, concurrency_limit, task=label)
             registered = self.blueprint.task(name=name, queue=queue, priority=priority)(fn)
-            task = build_task(fn, registered, retry=policy, timeout=timeout)
+            task = build_task(
+                fn, registered, retry=policy, timeout=timeout,
+                concurrency_key=concurrency_key, concurrency_limit=concurrency_limit,
+            )  # fmt: skip
             if task.name in self.tasks:
                 raise ConfigurationError(f"task {task.name!r} is declared twice")
             self.tasks[task.name] = task
             return task
 
         return register(handler) if handler is not None else register
+
+    def schedule(
+        self,
+        task: Task,
+        cron: str,
+        *,
+        args: Mapping[str, Any] | BaseModel | None = None,
+        timezone: str = "UTC",
+        name: str | None = None,
+        catch_up: int = 1,
+    ) -> Schedule:
+        """Run ``task`` with ``args`` at every tick of ``cron`` (five fields, read in
+        ``timezone``): exactly one job per tick, whatever the number of workers.
+
+        Every worker of this app runs the schedules it declares. ``name`` identifies the
+        schedule across deploys (default: the task, the cron and the arguments); a task
+        may have several schedules. ``catch_up``: after an outage across several ticks,
+        how many of the most recent missed ones run (default 1, at most 100). The job of
+        a tick is an ordinary job; its handler reads the tick as ``ctx.schedule_tick``.
+        ConfigurationError for a bad cron, timezone, catch_up or a second schedule of
+        the same name; InvalidPayload for arguments the task refuses.
+        """
+        if not isinstance(task, Task) or self.tasks.get(task.name) is not task:
+            raise ConfigurationError(f"schedule: {task!r} is not a task declared on this queue")
+        built = build_schedule(
+            task, cron, args=args, timezone=timezone, name=name, catch_up=catch_up
+        )
+        if built.name in self.schedules:
+            raise ConfigurationError(
+                f"schedule {built.name!r} is declared twice (give each a distinct name=)"
+            )
+        self.schedules[built.name] = built
+        return built
 
     def prepare(self, requests: Iterable[JobRequest]) -> list[NewJob]:
         """Validate requests and turn them into rows (no I/O). Raises before any write."""
@@ -234,6 +292,7 @@ class Queue:
             priority = _checked_priority(r.priority)
         dedupe_for = _dedupe_window(r.dedupe_key, r.dedupe_for)
         limits.check_id("dedupe_key", r.dedupe_key)
+        key, limit = _concurrency(task, r, args)
         return NewJob(
             task_name=name,
             queue=queue,
@@ -245,6 +304,8 @@ class Queue:
             max_attempts=attempts,
             dedupe_key=r.dedupe_key,
             dedupe_for=dedupe_for,
+            concurrency_key=key,
+            concurrency_limit=limit,
         )
 
     def _resolve_task(self, task: Task | str) -> Task | None:
@@ -406,6 +467,35 @@ class Queue:
         """Make a delayed job, or one waiting out a retry backoff, due now."""
         return self._run(ops.run_now(job_id))
 
+    def list_schedules(self) -> list[ScheduleInfo]:
+        """The schedules registered in the database and those this app declares: next run,
+        last tick run, its job and that job's status."""
+        return self._run(list_schedules(self.schedules))
+
+    def list_queues(self) -> list[QueueInfo]:
+        """Every queue holding a job or a setting: jobs pending, active, delayed, failed in
+        the last hour, the oldest pending job's age, paused, max_active."""
+        return self._run(queues.list_queues())
+
+    def pause_queue(self, name: str) -> QueueInfo:
+        """Stop every worker from claiming this queue's jobs (decided in the claim);
+        enqueueing goes on, running jobs finish. QueueNotFound for an unknown queue."""
+        return self._run(self._queue_change(name, paused=True))
+
+    def resume_queue(self, name: str) -> QueueInfo:
+        """Let workers claim this queue's jobs again; they are woken at once."""
+        return self._run(self._queue_change(name, paused=False))
+
+    def set_queue_limit(self, name: str, max_active: int | None) -> QueueInfo:
+        """At most ``max_active`` jobs of this queue active at once across all workers
+        (None: no limit). InvalidPayload for a limit under 1."""
+        return self._run(self._queue_change(name, max_active=max_active, set_limit=True))
+
+    def _queue_change(self, name: str, **change: Any) -> Op[QueueInfo]:
+        """The operation changing a queue's settings (the name is checked now)."""
+        declared = check_queue_name(name) in {t.queue for t in self.tasks.values()}
+        return queues.change(name, declared=declared, **change)
+
     def migrate(self) -> list[int]:
         """Apply the schema; returns the migration versions applied (none if current)."""
         return drivers.run_sync_at(self.database_url, ops.migrate())
@@ -413,6 +503,29 @@ class Queue:
     def schema_status(self) -> models.MigrationState:
         """Which schema version the database has, and which this code needs."""
         return drivers.run_sync_at(self.database_url, ops.schema_state())
+
+
+def _concurrency(
+    task: Task | None, r: JobRequest, args: Mapping[str, Any]
+) -> tuple[str | None, int | None]:
+    """A job's concurrency key and limit: the request's, else its task's (None, None:
+    no limit). InvalidPayload when one cannot be made or a key has no limit."""
+    template: ConcurrencyKey | None = r.concurrency_key
+    if template is None and task is not None:
+        template = task.concurrency_key
+    limit = r.concurrency_limit
+    if limit is None and task is not None:
+        limit = task.concurrency_limit
+    if limit is not None:
+        concurrency.check_limit(limit)
+    if template is None:
+        if r.concurrency_limit is not None:
+            raise InvalidPayload("concurrency_limit needs a concurrency_key")
+        return None, None
+    if limit is None:
+        raise InvalidPayload("a concurrency_key needs a concurrency_limit")
+    key = concurrency.job_key(template, args, tenant_id=r.tenant_id, user_id=r.user_id)
+    return key, limit
 
 
 def _checked_retention(retention: object) -> Retention:
@@ -619,3 +732,24 @@ class AsyncQueue:
 
     async def run_now(self, job_id: int) -> Job:
         return await self._run(ops.run_now(job_id))
+
+    async def list_queues(self) -> list[QueueInfo]:
+        """See ``Queue.list_queues``."""
+        return await self._run(queues.list_queues())
+
+    async def pause_queue(self, name: str) -> QueueInfo:
+        """See ``Queue.pause_queue``."""
+        return await self._run(self._queue._queue_change(name, paused=True))
+
+    async def resume_queue(self, name: str) -> QueueInfo:
+        """See ``Queue.resume_queue``."""
+        return await self._run(self._queue._queue_change(name, paused=False))
+
+    async def set_queue_limit(self, name: str, max_active: int | None) -> QueueInfo:
+        """See ``Queue.set_queue_limit``."""
+        op = self._queue._queue_change(name, max_active=max_active, set_limit=True)
+        return await self._run(op)
+
+    async def list_schedules(self) -> list[ScheduleInfo]:
+        """See ``Queue.list_schedules``."""
+        return await self._run(list_schedules(self._queue.schedules))

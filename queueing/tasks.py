@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING, Any, get_type_hints
 import pydantic
 from pydantic import BaseModel, ConfigDict
 
+from queueing.concurrency import ConcurrencyKey
 from queueing.context import JobContext
 from queueing.errors import InvalidPayload
 
@@ -33,6 +34,10 @@ class Task:
     context_param: str | None
     args_model: type[BaseModel]
     procrastinate_task: procrastinate.tasks.Task[Any, Any, Any]
+    #: At most ``concurrency_limit`` of the jobs sharing this key active at once, across
+    #: all workers (``queueing.concurrency``); None: no limit.
+    concurrency_key: ConcurrencyKey | None = None
+    concurrency_limit: int | None = None
 
     def __call__(self, *args: Any, **kwargs: Any) -> Any:
         return self.handler(*args, **kwargs)
@@ -77,6 +82,8 @@ def build_task(
     *,
     retry: RetryPolicy,
     timeout: float | None,
+    concurrency_key: ConcurrencyKey | None = None,
+    concurrency_limit: int | None = None,
 ) -> Task:
     """Our Task for a handler procrastinate registered as ``ptask`` (which gives the
     name, queue and priority): its retry policy, timeout and the argument model read
@@ -112,4 +119,6 @@ def build_task(
         context_param=context_param,
         args_model=args_model,
         procrastinate_task=ptask,
+        concurrency_key=concurrency_key,
+        concurrency_limit=concurrency_limit,
     )

@@ -95,10 +95,13 @@ SELECT * FROM queueing_run_now_v1(%(id)s);
 
 -- name: claim_jobs
 -- idle: the worker runs nothing, so it may take a job that must run alone. due_at: when
--- the job fell due (the pickup latency metric); trace_context: the enqueuer's span.
+-- the job fell due (the pickup latency metric); trace_context: the enqueuer's span;
+-- schedule_tick: the tick of a periodic job; limited: a concurrency limit counted it (its
+-- outcome's commit frees a slot). Paused queues, queue limits and per-key
+-- limits are decided inside (queueing_claim_v5, migration 0009).
 SELECT id, task_name, queue_name, args, attempts, max_attempts, tenant_id, user_id, run_alone,
-       due_at, trace_context
-  FROM queueing_claim_v4(%(queues)s::character varying[], %(worker_id)s, %(limit)s, %(idle)s);
+       due_at, trace_context, schedule_tick, limited
+  FROM queueing_claim_v5(%(queues)s::character varying[], %(worker_id)s, %(limit)s, %(idle)s);
 
 -- name: claimed_by_worker
 -- The jobs the database holds as claimed by this worker (columns as claim_jobs returns
@@ -202,6 +205,10 @@ DELETE FROM procrastinate_periodic_defers;
 DELETE FROM queueing_attempts;
 DELETE FROM procrastinate_jobs;
 DELETE FROM procrastinate_workers;
+DELETE FROM queueing_schedule_ticks;
+DELETE FROM queueing_schedules;
+DELETE FROM queueing_clock;
+DELETE FROM queueing_queues;
 
 -- name: testing_worker_runs
 -- What the given worker registrations ran (queueing.testing drain): one row per finished
@@ -216,8 +223,12 @@ SELECT a.job_id, j.task_name, a.attempt, a.outcome, a.worker_id, a.error
 -- Tests move the queue's clock forward by %(seconds)s instead of waiting: every job and
 -- attempt gets that much older, pending jobs waiting for a run time (delay, retry
 -- backoff) fall due that much sooner, and the workers of the jobs now due are woken.
--- Returns the jobs that became due.
-WITH attempts AS (
+-- Returns the jobs that became due. The queue clock (queueing_now_v1, which schedules
+-- read) moves forward by as much.
+WITH clock AS (
+    INSERT INTO queueing_clock (offset_by) VALUES (make_interval(secs => %(seconds)s))
+    ON CONFLICT (id) DO UPDATE SET offset_by = queueing_clock.offset_by + EXCLUDED.offset_by
+), attempts AS (
     UPDATE queueing_attempts
        SET started_at = started_at - make_interval(secs => %(seconds)s),
            finished_at = finished_at - make_interval(secs => %(seconds)s)
@@ -284,6 +295,147 @@ SELECT queue_name AS queue,
   FROM procrastinate_jobs
  GROUP BY 1, 2
  ORDER BY 1, 2;
+
+-- =====================================================================================
+-- Periodic jobs (queueing.schedules, queueing/worker/scheduler.py; migration 0009).
+-- Times are the queue clock's (queueing_now_v1: now() in production).
+-- =====================================================================================
+
+-- name: register_schedules
+-- A starting worker's schedules (JSON array of objects): new ones are first seen now, so
+-- no tick before this instant is run; known ones take the code's current definition.
+INSERT INTO queueing_schedules
+       (name, task_name, cron, timezone, queue_name, args, registered_at, seen_at)
+SELECT s.name, s.task_name, s.cron, s.timezone, s.queue_name, s.args,
+       queueing_now_v1(), queueing_now_v1()
+  FROM json_to_recordset(%(schedules)s::json)
+       AS s(name text, task_name text, cron text, timezone text, queue_name text, args jsonb)
+ON CONFLICT (name) DO UPDATE
+   SET task_name = EXCLUDED.task_name, cron = EXCLUDED.cron, timezone = EXCLUDED.timezone,
+       queue_name = EXCLUDED.queue_name, args = EXCLUDED.args, seen_at = EXCLUDED.seen_at;
+
+-- name: schedule_state
+-- The scheduler's view, once a round: the queue clock's now, and per registered schedule
+-- of these names the instant after which its ticks are due (its last tick run, else when
+-- it was first seen). A name missing from the rows is not registered (yet, or any more).
+SELECT s.name, queueing_now_v1() AS now,
+       GREATEST(s.registered_at, t.tick_at) AS due_after
+  FROM queueing_schedules AS s
+  LEFT JOIN LATERAL (SELECT k.tick_at FROM queueing_schedule_ticks AS k
+                      WHERE k.schedule_name = s.name
+                      ORDER BY k.tick_at DESC LIMIT 1) AS t ON true
+ WHERE s.name = ANY(%(names)s::text[]);
+
+-- name: fire_schedule_ticks
+-- Run the due ticks (JSON array, one object per tick), one job each, in one statement:
+-- the primary key (schedule_name, tick_at) lets one insert of a tick through, whichever
+-- worker's, and the job is inserted only for the tick rows this statement inserted, so
+-- a tick has one job whatever the number of workers. A tick older than the schedule's
+-- last one run is not inserted (a scheduler whose view is a round old). The job is due at
+-- its tick (in the real clock: the queue clock's offset taken off). Tick rows more than a
+-- day older than a new tick of their schedule are deleted (the newest always stays).
+-- Returns the ticks this statement ran.
+WITH due AS (
+    SELECT d.*
+      FROM json_to_recordset(%(ticks)s::json)
+           AS d(schedule_name text, tick_at timestamptz, task_name character varying,
+                queue_name character varying, priority integer, args jsonb,
+                max_attempts integer)
+), ticked AS (
+    INSERT INTO queueing_schedule_ticks (schedule_name, tick_at, job_id)
+    SELECT d.schedule_name, d.tick_at, nextval(pg_get_serial_sequence('procrastinate_jobs', 'id'))
+      FROM due AS d
+     WHERE d.tick_at > COALESCE((SELECT max(k.tick_at) FROM queueing_schedule_ticks AS k
+                                  WHERE k.schedule_name = d.schedule_name), '-infinity')
+    ON CONFLICT DO NOTHING
+    RETURNING schedule_name, tick_at, job_id
+), jobs AS (
+    INSERT INTO procrastinate_jobs
+           (id, queue_name, task_name, priority, args, scheduled_at, max_attempts, schedule_tick)
+    SELECT t.job_id, d.queue_name, d.task_name, d.priority, d.args,
+           t.tick_at - (queueing_now_v1() - now()), d.max_attempts, t.tick_at
+      FROM ticked AS t
+      JOIN due AS d ON d.schedule_name = t.schedule_name AND d.tick_at = t.tick_at
+), pruned AS (
+    DELETE FROM queueing_schedule_ticks AS k
+     USING ticked AS t
+     WHERE k.schedule_name = t.schedule_name AND k.tick_at < t.tick_at - interval '1 day'
+)
+SELECT t.schedule_name, t.tick_at, t.job_id FROM ticked AS t ORDER BY t.tick_at, t.schedule_name;
+
+-- name: queue_clock_now
+SELECT queueing_now_v1() AS now;
+
+-- name: list_schedules
+-- Every registered schedule with its last tick run and that tick's job (NULL status:
+-- the job was deleted by retention).
+SELECT s.name, s.task_name, s.cron, s.timezone, s.queue_name AS queue, s.args,
+       s.registered_at, s.seen_at, t.tick_at AS last_tick_at, t.job_id AS last_job_id,
+       queueing_status_name_v1(j.status) AS last_job_status
+  FROM queueing_schedules AS s
+  LEFT JOIN LATERAL (SELECT k.tick_at, k.job_id FROM queueing_schedule_ticks AS k
+                      WHERE k.schedule_name = s.name
+                      ORDER BY k.tick_at DESC LIMIT 1) AS t ON true
+  LEFT JOIN procrastinate_jobs AS j ON j.id = t.job_id
+ ORDER BY s.name;
+
+-- =====================================================================================
+-- Queue settings: pause, resume, max_active (queueing.queues; migration 0009).
+-- =====================================================================================
+
+-- name: list_queues
+-- Per queue: jobs due now (pending), running (active), waiting for a later run time
+-- (delayed), failed in the last hour, the age of the oldest job due, and its settings.
+-- One pass over the job table (finished jobs included: retention bounds them), joined
+-- to the settings of queues that may hold no job.
+WITH counts AS (
+    SELECT j.queue_name AS name,
+           count(*) FILTER (WHERE j.status = 'todo'
+                              AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())) AS pending,
+           count(*) FILTER (WHERE j.status IN ('doing', 'aborting')) AS active,
+           count(*) FILTER (WHERE j.status = 'todo' AND j.scheduled_at > now()) AS delayed,
+           count(*) FILTER (WHERE j.status = 'failed'
+                              AND j.finished_at > now() - interval '1 hour') AS failed_last_hour,
+           EXTRACT(EPOCH FROM now() - min(GREATEST(j.scheduled_at, j.created_at))
+                   FILTER (WHERE j.status = 'todo'
+                             AND (j.scheduled_at IS NULL OR j.scheduled_at <= now()))
+                  )::float8 AS oldest_pending_age_seconds
+      FROM procrastinate_jobs AS j
+     GROUP BY j.queue_name
+)
+SELECT COALESCE(c.name, q.name) AS name,
+       COALESCE(c.pending, 0) AS pending, COALESCE(c.active, 0) AS active,
+       COALESCE(c.delayed, 0) AS delayed, COALESCE(c.failed_last_hour, 0) AS failed_last_hour,
+       c.oldest_pending_age_seconds,
+       COALESCE(q.paused, false) AS paused, q.max_active
+  FROM counts AS c
+  FULL JOIN queueing_queues AS q ON q.name = c.name
+ WHERE %(queue)s::text IS NULL OR COALESCE(c.name, q.name) = %(queue)s
+ ORDER BY 1;
+
+-- name: set_queue_settings
+-- Pause or resume a queue (paused NULL: unchanged) and set its max_active (set_limit
+-- false: unchanged; max_active NULL with set_limit: no limit), if the queue is known: a
+-- job, a setting or (declared) the caller's tasks use it. No row: unknown, nothing
+-- written. A queue left unpaused wakes its workers in the same commit (the hint of a
+-- job insert: they claim at once instead of at their next poll).
+WITH known AS (
+    SELECT %(queue)s::text AS name
+     WHERE %(declared)s::boolean
+        OR EXISTS (SELECT 1 FROM queueing_queues AS q WHERE q.name = %(queue)s::text)
+        OR EXISTS (SELECT 1 FROM procrastinate_jobs AS j WHERE j.queue_name = %(queue)s::text)
+), changed AS (
+    INSERT INTO queueing_queues AS q (name, paused, max_active)
+    SELECT k.name, COALESCE(%(paused)s::boolean, false), %(max_active)s::integer FROM known AS k
+    ON CONFLICT (name) DO UPDATE
+       SET paused = COALESCE(%(paused)s::boolean, q.paused),
+           max_active = CASE WHEN %(set_limit)s::boolean THEN EXCLUDED.max_active ELSE q.max_active END,
+           changed_at = clock_timestamp()
+    RETURNING q.name, q.paused
+)
+SELECT c.name, c.paused,
+       CASE WHEN NOT c.paused THEN queueing_wake_workers_v1(c.name, 0)::text END AS woken
+  FROM changed AS c;
 
 -- ---------------------------------------------------------------------------------------
 -- The worker's vacuum service (queueing/worker/vacuumer.py).

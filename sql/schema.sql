@@ -1,5 +1,5 @@
--- sql/schema.sql: the whole database schema of queueing at schema version 8,
--- as procrastinate 3.10.0's base schema plus sql/migrations/0001 to 0008 leave it.
+-- sql/schema.sql: the whole database schema of queueing at schema version 9,
+-- as procrastinate 3.10.0's base schema plus sql/migrations/0001 to 0009 leave it.
 -- Every table, view, index, trigger, policy, grant and function is here in its
 -- current form.
 --
@@ -267,10 +267,14 @@ CREATE TABLE public.procrastinate_jobs (
     cancelled_at timestamp with time zone,
     run_alone boolean DEFAULT false NOT NULL,
     trace_context jsonb,
+    schedule_tick timestamp with time zone,
+    concurrency_key text,
+    concurrency_limit integer,
     CONSTRAINT check_not_todo_abort_requested CHECK ((NOT ((status = 'todo'::public.procrastinate_job_status) AND (abort_requested = true)))),
     CONSTRAINT queueing_dedupe_key_length CHECK ((length(dedupe_key) <= 256)),
     CONSTRAINT queueing_finished_after_started CHECK (((finished_at IS NULL) OR ((created_at <= finished_at) AND ((started_at IS NULL) OR (started_at <= finished_at))))),
     CONSTRAINT queueing_finished_iff_terminal CHECK (((finished_at IS NOT NULL) = (status = ANY (ARRAY['succeeded'::public.procrastinate_job_status, 'failed'::public.procrastinate_job_status, 'cancelled'::public.procrastinate_job_status, 'aborted'::public.procrastinate_job_status])))),
+    CONSTRAINT queueing_jobs_concurrency_check CHECK ((((concurrency_key IS NULL) = (concurrency_limit IS NULL)) AND (concurrency_limit >= 1))),
     CONSTRAINT queueing_max_attempts_positive CHECK ((max_attempts >= 1)),
     CONSTRAINT queueing_progress_range CHECK (((progress >= 0) AND (progress <= 100))),
     CONSTRAINT queueing_started_after_created CHECK (((started_at IS NULL) OR (created_at <= started_at)))
@@ -755,6 +759,140 @@ END;
 $$;
 
 --
+-- Name: queueing_claim_restricted_v1(character varying[], integer, text[], text[]); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_claim_restricted_v1(p_queues character varying[], p_limit integer, p_paused text[], p_limited text[]) RETURNS bigint[]
+    LANGUAGE plpgsql
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
+    AS $$
+DECLARE
+    _held    text[] := '{}';   -- limited queues whose lock this claim holds
+    _blocked text[];           -- queues nothing may be claimed from this round
+    _queues  text[];           -- queues served, for jobs without a key
+    _keys    text[] := '{}';   -- keys whose lock this claim holds
+    _ids     bigint[];
+BEGIN
+    IF p_limited IS NOT NULL THEN
+        SELECT COALESCE(array_agg(l.name), '{}') INTO _held
+          FROM unnest(p_limited) AS l(name)
+         WHERE (p_queues IS NULL OR l.name = ANY(p_queues))
+           AND pg_try_advisory_xact_lock(hashtext('queueing_queue_limit'), hashtext(l.name));
+    END IF;
+    _blocked := COALESCE(p_paused, '{}')
+                || ARRAY(SELECT unnest(COALESCE(p_limited, '{}')) EXCEPT SELECT unnest(_held));
+    -- Jobs without a key: per served queue (one index descent each), so a paused or full
+    -- queue's jobs are never walked. All queues: the queues holding such jobs, by a
+    -- skip scan of queueing_jobs_ready_queue_v2_idx (one probe per queue).
+    IF p_queues IS NOT NULL THEN
+        _queues := ARRAY(SELECT unnest(p_queues::text[]) EXCEPT SELECT unnest(_blocked));
+    ELSE
+        -- Ordered as the index is, so no other index (procrastinate's on queue_name
+        -- holds every job) can serve the probe without a sort.
+        WITH RECURSIVE q AS (
+            (SELECT j.queue_name FROM procrastinate_jobs AS j
+              WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
+                AND j.concurrency_key IS NULL
+              ORDER BY j.queue_name, j.priority DESC, j.id LIMIT 1)
+            UNION ALL
+            SELECT (SELECT j.queue_name FROM procrastinate_jobs AS j
+                     WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
+                       AND j.concurrency_key IS NULL AND j.queue_name > q.queue_name
+                     ORDER BY j.queue_name, j.priority DESC, j.id LIMIT 1)
+              FROM q WHERE q.queue_name IS NOT NULL
+        )
+        SELECT ARRAY(SELECT q.queue_name::text FROM q WHERE q.queue_name IS NOT NULL
+                     EXCEPT SELECT unnest(_blocked)) INTO _queues;
+    END IF;
+    -- The keys with waiting jobs (a skip scan of queueing_jobs_keyed_idx), each locked.
+    WITH RECURSIVE k AS (
+        (SELECT j.concurrency_key AS key FROM procrastinate_jobs AS j
+          WHERE j.status = 'todo' AND j.concurrency_key IS NOT NULL AND NOT j.run_alone
+          ORDER BY j.concurrency_key, j.priority DESC, j.id LIMIT 1)
+        UNION ALL
+        SELECT (SELECT j.concurrency_key FROM procrastinate_jobs AS j
+                 WHERE j.status = 'todo' AND j.concurrency_key IS NOT NULL AND NOT j.run_alone
+                   AND j.concurrency_key > k.key
+                 ORDER BY j.concurrency_key, j.priority DESC, j.id LIMIT 1)
+          FROM k WHERE k.key IS NOT NULL
+    )
+    SELECT COALESCE(array_agg(k.key), '{}') INTO _keys
+      FROM k
+     WHERE k.key IS NOT NULL
+       AND pg_try_advisory_xact_lock(hashtext('queueing_key'), hashtext(k.key));
+    -- A new statement, so a new snapshot: taken after every lock above was granted.
+    WITH room AS (
+        SELECT h.name, GREATEST(0, q.max_active
+               -- On an index of the doing jobs (at most the workers' concurrency): the
+               -- "|| ''" keeps procrastinate's index of every job on queue_name out.
+               - (SELECT count(*) FROM procrastinate_jobs AS a
+                   WHERE a.status = 'doing' AND a.queue_name || '' = h.name))::integer
+               AS free
+          FROM unnest(_held) AS h(name)
+          JOIN queueing_queues AS q ON q.name = h.name
+    ), ready AS (
+        SELECT r.id, r.priority, r.queue_name
+          FROM unnest(_queues) AS s(name)
+          LEFT JOIN room ON room.name = s.name
+         CROSS JOIN LATERAL (
+               SELECT j.id, j.priority, j.queue_name
+                 FROM procrastinate_jobs AS j
+                WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
+                  AND j.concurrency_key IS NULL AND j.queue_name = s.name
+                ORDER BY j.queue_name, j.priority DESC, j.id ASC
+                LIMIT LEAST(p_limit, COALESCE(room.free, p_limit))
+                  FOR UPDATE SKIP LOCKED) AS r
+    ), due AS (
+        SELECT j.id, j.priority, j.queue_name
+          FROM procrastinate_jobs AS j
+         WHERE j.status = 'todo' AND j.scheduled_at IS NOT NULL
+           AND j.scheduled_at <= now() AND NOT j.run_alone AND j.concurrency_key IS NULL
+           AND (p_queues IS NULL OR j.queue_name = ANY(p_queues))
+           AND j.queue_name <> ALL(_blocked)
+         ORDER BY j.scheduled_at ASC, j.id ASC
+         LIMIT p_limit
+           FOR UPDATE SKIP LOCKED
+    ), keys AS (
+        -- A key's limit is that of its job next in line (jobs of a key share one).
+        SELECT k.key, GREATEST(0,
+               (SELECT j.concurrency_limit FROM procrastinate_jobs AS j
+                 WHERE j.status = 'todo' AND j.concurrency_key = k.key AND NOT j.run_alone
+                 ORDER BY j.concurrency_key, j.priority DESC, j.id ASC LIMIT 1)
+               - (SELECT count(*) FROM procrastinate_jobs AS a
+                   WHERE a.concurrency_key = k.key AND a.status IN ('doing', 'aborting')))::integer
+               AS free
+          FROM unnest(_keys) AS k(key)
+    ), keyed AS (
+        SELECT c.id, c.priority, c.queue_name
+          FROM keys
+         CROSS JOIN LATERAL (
+               SELECT j.id, j.priority, j.queue_name
+                 FROM procrastinate_jobs AS j
+                WHERE j.status = 'todo' AND j.concurrency_key = keys.key AND NOT j.run_alone
+                  AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
+                  AND (p_queues IS NULL OR j.queue_name = ANY(p_queues))
+                  AND j.queue_name <> ALL(_blocked)
+                ORDER BY j.concurrency_key, j.priority DESC, j.id ASC
+                LIMIT LEAST(p_limit, keys.free)
+                  FOR UPDATE SKIP LOCKED) AS c
+    ), ranked AS (
+        -- A limited queue's room holds across the three kinds of candidates.
+        SELECT b.id, b.priority, b.queue_name,
+               row_number() OVER (PARTITION BY b.queue_name ORDER BY b.priority DESC, b.id) AS n
+          FROM (TABLE ready UNION ALL TABLE due UNION ALL TABLE keyed) AS b
+    )
+    SELECT array_agg(c.id) INTO _ids
+      FROM (SELECT r.id FROM ranked AS r
+              LEFT JOIN room ON room.name = r.queue_name
+             WHERE room.free IS NULL OR r.n <= room.free
+             ORDER BY r.priority DESC, r.id ASC
+             LIMIT p_limit) AS c;
+    RETURN _ids;
+END;
+$$;
+
+--
 -- Name: queueing_claim_v3(character varying[], bigint, integer, boolean); Type: FUNCTION; Schema: public
 --
 
@@ -889,6 +1027,114 @@ BEGIN
     RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
               j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at),
               j.trace_context;
+END;
+$$;
+
+--
+-- Name: queueing_claim_v5(character varying[], bigint, integer, boolean); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_claim_v5(p_queues character varying[], p_worker_id bigint, p_limit integer, p_idle boolean) RETURNS TABLE(id bigint, task_name character varying, queue_name character varying, args jsonb, attempts integer, max_attempts integer, tenant_id text, user_id text, run_alone boolean, due_at timestamp with time zone, trace_context jsonb, schedule_tick timestamp with time zone, limited boolean)
+    LANGUAGE plpgsql
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
+    AS $$
+DECLARE
+    _ids     bigint[];
+    _paused  text[];
+    _limited text[];
+    _key     text;
+BEGIN
+    SELECT array_agg(q.name) FILTER (WHERE q.paused),
+           array_agg(q.name) FILTER (WHERE NOT q.paused)
+      INTO _paused, _limited
+      FROM queueing_queues AS q
+     WHERE q.paused OR q.max_active IS NOT NULL;
+    IF p_idle THEN
+        -- The worker runs nothing: it may take a job that must run alone (0006). Its key
+        -- and its queue's limit are not counted: it runs once, alone, to find a poison pill.
+        SELECT array_agg(j.id) INTO _ids
+          FROM (SELECT j.id
+                  FROM procrastinate_jobs AS j
+                 WHERE j.status = 'todo' AND j.run_alone
+                   AND (p_queues IS NULL OR j.queue_name = ANY(p_queues))
+                   AND (_paused IS NULL OR j.queue_name <> ALL(_paused))
+                   AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
+                 ORDER BY j.priority DESC, j.id ASC
+                 LIMIT 1
+                   FOR UPDATE SKIP LOCKED) AS j;
+    END IF;
+    IF _ids IS NULL AND _paused IS NULL AND _limited IS NULL THEN
+        -- Is a job with a key waiting? One probe of queueing_jobs_keyed_idx: ordered as
+        -- that index is, so the planner cannot pick an index of every pending job and
+        -- walk it (with none waiting, the whole of it).
+        SELECT j.concurrency_key INTO _key
+          FROM procrastinate_jobs AS j
+         WHERE j.status = 'todo' AND j.concurrency_key IS NOT NULL AND NOT j.run_alone
+         ORDER BY j.concurrency_key, j.priority DESC, j.id
+         LIMIT 1;
+    END IF;
+    IF _ids IS NULL AND (_paused IS NOT NULL OR _limited IS NOT NULL OR _key IS NOT NULL) THEN
+        _ids := queueing_claim_restricted_v1(p_queues, p_limit, _paused, _limited);
+    ELSIF _ids IS NULL AND p_queues IS NULL THEN
+        -- Nothing restricts this claim: 0008's paths (queueing_claim_v4), on the v2 indexes.
+        WITH ready AS (
+            SELECT j.id, j.priority
+              FROM procrastinate_jobs AS j
+             WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
+               AND j.concurrency_key IS NULL AND j.priority IS NOT NULL
+             ORDER BY j.priority DESC, j.id ASC
+             LIMIT p_limit
+               FOR UPDATE SKIP LOCKED
+        ), due AS (
+            SELECT j.id, j.priority
+              FROM procrastinate_jobs AS j
+             WHERE j.status = 'todo' AND j.scheduled_at IS NOT NULL
+               AND j.scheduled_at <= now() AND NOT j.run_alone AND j.concurrency_key IS NULL
+             ORDER BY j.scheduled_at ASC
+             LIMIT p_limit
+               FOR UPDATE SKIP LOCKED
+        )
+        SELECT array_agg(c.id) INTO _ids
+          FROM (SELECT b.id FROM (TABLE ready UNION ALL TABLE due) AS b
+                 ORDER BY b.priority DESC, b.id ASC
+                 LIMIT p_limit) AS c;
+    ELSIF _ids IS NULL THEN
+        WITH ready AS (
+            SELECT r.id, r.priority
+              FROM unnest(p_queues) AS q(name)
+             CROSS JOIN LATERAL (
+                   SELECT j.id, j.priority
+                     FROM procrastinate_jobs AS j
+                    WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
+                      AND j.concurrency_key IS NULL AND j.queue_name = q.name
+                    ORDER BY j.priority DESC, j.id ASC
+                    LIMIT p_limit
+                      FOR UPDATE SKIP LOCKED) AS r
+        ), due AS (
+            SELECT j.id, j.priority
+              FROM procrastinate_jobs AS j
+             WHERE j.status = 'todo' AND j.scheduled_at IS NOT NULL
+               AND j.scheduled_at <= now() AND NOT j.run_alone AND j.concurrency_key IS NULL
+               AND j.queue_name = ANY(p_queues)
+             ORDER BY j.scheduled_at ASC
+             LIMIT p_limit
+               FOR UPDATE SKIP LOCKED
+        )
+        SELECT array_agg(c.id) INTO _ids
+          FROM (SELECT b.id FROM (TABLE ready UNION ALL TABLE due) AS b
+                 ORDER BY b.priority DESC, b.id ASC
+                 LIMIT p_limit) AS c;
+    END IF;
+    -- The rows are locked by this transaction since the SELECTs above, still 'todo'.
+    RETURN QUERY
+    UPDATE procrastinate_jobs AS j
+       SET status = 'doing', worker_id = p_worker_id, attempts = j.attempts + 1
+     WHERE j.id = ANY(_ids)
+    RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
+              j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at),
+              j.trace_context, j.schedule_tick,
+              j.concurrency_key IS NOT NULL OR j.queue_name = ANY(_limited);
 END;
 $$;
 
@@ -1172,6 +1418,16 @@ END;
 $$;
 
 --
+-- Name: queueing_now_v1(); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_now_v1() RETURNS timestamp with time zone
+    LANGUAGE sql STABLE
+    AS $$
+    SELECT now() + COALESCE((SELECT c.offset_by FROM queueing_clock AS c), interval '0')
+$$;
+
+--
 -- Name: queueing_prune_v1(character varying, interval, integer, interval, integer); Type: FUNCTION; Schema: public
 --
 
@@ -1362,6 +1618,21 @@ END;
 $$;
 
 --
+-- Name: queueing_take_concurrency_v1(); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_take_concurrency_v1() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    NEW.concurrency_key := NEW.args -> '_queueing_concurrency' ->> 'key';
+    NEW.concurrency_limit := (NEW.args -> '_queueing_concurrency' ->> 'limit')::integer;
+    NEW.args := NEW.args - '_queueing_concurrency';
+    RETURN NEW;
+END;
+$$;
+
+--
 -- Name: queueing_take_trace_context_v1(); Type: FUNCTION; Schema: public
 --
 
@@ -1544,6 +1815,16 @@ ALTER TABLE public.queueing_attempts ALTER COLUMN id ADD GENERATED ALWAYS AS IDE
 );
 
 --
+-- Name: queueing_clock; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.queueing_clock (
+    id boolean DEFAULT true NOT NULL,
+    offset_by interval DEFAULT '00:00:00'::interval NOT NULL,
+    CONSTRAINT queueing_clock_id_check CHECK (id)
+);
+
+--
 -- Name: queueing_migrations; Type: TABLE; Schema: public
 --
 
@@ -1551,6 +1832,43 @@ CREATE TABLE public.queueing_migrations (
     version integer NOT NULL,
     name text NOT NULL,
     applied_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL
+);
+
+--
+-- Name: queueing_queues; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.queueing_queues (
+    name text NOT NULL,
+    paused boolean DEFAULT false NOT NULL,
+    max_active integer,
+    changed_at timestamp with time zone DEFAULT clock_timestamp() NOT NULL,
+    CONSTRAINT queueing_queues_max_active_check CHECK ((max_active >= 1))
+);
+
+--
+-- Name: queueing_schedule_ticks; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.queueing_schedule_ticks (
+    schedule_name text NOT NULL,
+    tick_at timestamp with time zone NOT NULL,
+    job_id bigint NOT NULL
+);
+
+--
+-- Name: queueing_schedules; Type: TABLE; Schema: public
+--
+
+CREATE TABLE public.queueing_schedules (
+    name text NOT NULL,
+    task_name text NOT NULL,
+    cron text NOT NULL,
+    timezone text NOT NULL,
+    queue_name text NOT NULL,
+    args jsonb DEFAULT '{}'::jsonb NOT NULL,
+    registered_at timestamp with time zone NOT NULL,
+    seen_at timestamp with time zone NOT NULL
 );
 
 --
@@ -1614,11 +1932,39 @@ ALTER TABLE ONLY public.queueing_attempts
     ADD CONSTRAINT queueing_attempts_pkey PRIMARY KEY (id);
 
 --
+-- Name: queueing_clock queueing_clock_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.queueing_clock
+    ADD CONSTRAINT queueing_clock_pkey PRIMARY KEY (id);
+
+--
 -- Name: queueing_migrations queueing_migrations_pkey; Type: CONSTRAINT; Schema: public
 --
 
 ALTER TABLE ONLY public.queueing_migrations
     ADD CONSTRAINT queueing_migrations_pkey PRIMARY KEY (version);
+
+--
+-- Name: queueing_queues queueing_queues_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.queueing_queues
+    ADD CONSTRAINT queueing_queues_pkey PRIMARY KEY (name);
+
+--
+-- Name: queueing_schedule_ticks queueing_schedule_ticks_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.queueing_schedule_ticks
+    ADD CONSTRAINT queueing_schedule_ticks_pkey PRIMARY KEY (schedule_name, tick_at);
+
+--
+-- Name: queueing_schedules queueing_schedules_pkey; Type: CONSTRAINT; Schema: public
+--
+
+ALTER TABLE ONLY public.queueing_schedules
+    ADD CONSTRAINT queueing_schedules_pkey PRIMARY KEY (name);
 
 --
 -- Name: idx_procrastinate_jobs_worker_not_null; Type: INDEX; Schema: public
@@ -1699,22 +2045,40 @@ CREATE UNIQUE INDEX queueing_jobs_dedupe_live_idx ON public.procrastinate_jobs U
 CREATE INDEX queueing_jobs_due_idx ON public.procrastinate_jobs USING btree (scheduled_at) WHERE ((status = 'todo'::public.procrastinate_job_status) AND (scheduled_at IS NOT NULL));
 
 --
+-- Name: queueing_jobs_due_v2_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX queueing_jobs_due_v2_idx ON public.procrastinate_jobs USING btree (scheduled_at, id) WHERE ((status = 'todo'::public.procrastinate_job_status) AND (scheduled_at IS NOT NULL) AND (NOT run_alone) AND (concurrency_key IS NULL));
+
+--
 -- Name: queueing_jobs_finished_idx; Type: INDEX; Schema: public
 --
 
 CREATE INDEX queueing_jobs_finished_idx ON public.procrastinate_jobs USING btree (queue_name, status, finished_at) WHERE (finished_at IS NOT NULL);
 
 --
--- Name: queueing_jobs_ready_idx; Type: INDEX; Schema: public
+-- Name: queueing_jobs_key_active_idx; Type: INDEX; Schema: public
 --
 
-CREATE INDEX queueing_jobs_ready_idx ON public.procrastinate_jobs USING btree (priority DESC, id) WHERE ((status = 'todo'::public.procrastinate_job_status) AND (scheduled_at IS NULL) AND (NOT run_alone));
+CREATE INDEX queueing_jobs_key_active_idx ON public.procrastinate_jobs USING btree (concurrency_key) WHERE ((status = ANY (ARRAY['doing'::public.procrastinate_job_status, 'aborting'::public.procrastinate_job_status])) AND (concurrency_key IS NOT NULL));
 
 --
--- Name: queueing_jobs_ready_queue_idx; Type: INDEX; Schema: public
+-- Name: queueing_jobs_keyed_idx; Type: INDEX; Schema: public
 --
 
-CREATE INDEX queueing_jobs_ready_queue_idx ON public.procrastinate_jobs USING btree (queue_name, priority DESC, id) WHERE ((status = 'todo'::public.procrastinate_job_status) AND (scheduled_at IS NULL) AND (NOT run_alone));
+CREATE INDEX queueing_jobs_keyed_idx ON public.procrastinate_jobs USING btree (concurrency_key, priority DESC, id) WHERE ((status = 'todo'::public.procrastinate_job_status) AND (concurrency_key IS NOT NULL) AND (NOT run_alone));
+
+--
+-- Name: queueing_jobs_ready_queue_v2_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX queueing_jobs_ready_queue_v2_idx ON public.procrastinate_jobs USING btree (queue_name, priority DESC, id) WHERE ((status = 'todo'::public.procrastinate_job_status) AND (scheduled_at IS NULL) AND (NOT run_alone) AND (concurrency_key IS NULL));
+
+--
+-- Name: queueing_jobs_ready_v2_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX queueing_jobs_ready_v2_idx ON public.procrastinate_jobs USING btree (priority DESC, id) WHERE ((status = 'todo'::public.procrastinate_job_status) AND (scheduled_at IS NULL) AND (NOT run_alone) AND (concurrency_key IS NULL) AND (priority IS NOT NULL));
 
 --
 -- Name: queueing_jobs_run_alone_idx; Type: INDEX; Schema: public
@@ -1727,6 +2091,12 @@ CREATE INDEX queueing_jobs_run_alone_idx ON public.procrastinate_jobs USING btre
 --
 
 CREATE INDEX queueing_jobs_tenant_user_id_idx ON public.procrastinate_jobs USING btree (tenant_id, user_id, id DESC);
+
+--
+-- Name: queueing_queues_restricted_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX queueing_queues_restricted_idx ON public.queueing_queues USING btree (name) WHERE (paused OR (max_active IS NOT NULL));
 
 --
 -- Name: procrastinate_jobs procrastinate_jobs_notify_queue_job_aborted_v1; Type: TRIGGER; Schema: public
@@ -1769,6 +2139,12 @@ CREATE TRIGGER queueing_notify_jobs_inserted_v1 AFTER INSERT ON public.procrasti
 --
 
 CREATE TRIGGER queueing_stamp_job_v1 BEFORE UPDATE ON public.procrastinate_jobs FOR EACH ROW EXECUTE FUNCTION public.queueing_stamp_job_v1();
+
+--
+-- Name: procrastinate_jobs queueing_take_concurrency_v1; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER queueing_take_concurrency_v1 BEFORE INSERT ON public.procrastinate_jobs FOR EACH ROW WHEN ((new.args ? '_queueing_concurrency'::text)) EXECUTE FUNCTION public.queueing_take_concurrency_v1();
 
 --
 -- Name: procrastinate_jobs queueing_take_trace_context_v1; Type: TRIGGER; Schema: public
@@ -1920,4 +2296,5 @@ INSERT INTO public.queueing_migrations (version, name) VALUES
     (5, 'row_level_security'),
     (6, 'worker_contracts'),
     (7, 'observability'),
-    (8, 'claim_paths');
+    (8, 'claim_paths'),
+    (9, 'schedules_pause_limits');

@@ -51,6 +51,7 @@ ROOT = Path(__file__).resolve().parent.parent
 README = ROOT / "README.md"
 REGENERATE = "scripts/readme"
 APP = "examples.readme_app:queue"
+PERIODIC_APP = "examples.periodic_app:queue"
 #: How long any one command of the session may take before generation fails.
 TIMEOUT = 60.0
 
@@ -69,6 +70,9 @@ VOLATILE = [
     # Fresh databases number workers from 1, but nothing promises it; pids never repeat.
     (re.compile(r'"(worker_id|pid)": \d+'), r'"\1": <id>'),
     (re.compile(r"\b\d+:\d\d:\d\d\b"), "<elapsed>"),
+    # How long a queue's oldest pending job has waited (queues list).
+    (re.compile(r'"oldest_pending_age_seconds": [\d.e-]+'), '"oldest_pending_age_seconds": <n>'),
+    (re.compile(r"(?<= )\d+s(?= |$)", re.MULTILINE), "<age>"),
 ]
 
 #: Blocks whose lines come in an order that varies (concurrent jobs): compared as sorted
@@ -250,9 +254,12 @@ def generate() -> dict[str, str]:
         "example-worker-tests": included(
             "examples/pytest_project/tests/test_worker_results.py", "python"
         ),
+        "periodic-app": included("examples/periodic_app.py", "python"),
     }
     with throwaway_database(migrated=False) as url:
-        blocks.update(cli_session(Session(url)))
+        session = Session(url)
+        blocks.update(cli_session(session))
+        blocks.update(operations_session(session))
     return blocks
 
 
@@ -286,6 +293,26 @@ def cli_session(s: Session) -> dict[str, str]:
         "cli-worker": worker,
         "cli-inspect": inspect_,
     }
+
+
+def operations_session(s: Session) -> dict[str, str]:
+    """After the CLI tour, on the same database: schedules, pausing a queue, limits."""
+    schedules = s.console(
+        ("schedules", "list", "--app", PERIODIC_APP),
+        ("schedules", "list", "--app", "tests.apps.bad_schedule_app:queue"),
+    )
+    report = ("--app", APP, "--args", '{"report": {"title": "Q1"}}')
+    queues = s.console(
+        ("enqueue", "generate_report", *report),
+        ("queues", "pause", "reports"),
+        ("enqueue", "generate_report", *report),
+        ("queues", "list"),
+        ("queues", "resume", "reports"),
+        ("queues", "limit", "reports", "2", "--json"),
+        ("queues", "limit", "reports", "0"),
+        ("queues", "pause", "reprots"),
+    )
+    return {"cli-schedules": schedules, "cli-queues": queues}
 
 
 # --- writing and checking ---------------------------------------------------------------

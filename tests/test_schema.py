@@ -82,6 +82,10 @@ RELEASE_CALLS[7] = RELEASE_CALLS[6] - {"queueing_claim_v2", "queueing_rescue_v2"
     "queueing_status_name_v1",
 }
 RELEASE_CALLS[8] = RELEASE_CALLS[7] - {"queueing_claim_v3"} | {"queueing_claim_v4"}
+RELEASE_CALLS[9] = RELEASE_CALLS[8] - {"queueing_claim_v4"} | {
+    "queueing_claim_v5",
+    "queueing_now_v1",
+}
 
 _CALL = re.compile(r"\b((?:queueing|procrastinate)_\w+)\s*\(")
 _VERSIONED = re.compile(r"^(\w+)_v(\d+)$")

@@ -14,7 +14,7 @@ from typing import Annotated
 
 import typer
 
-from queueing.cli import db, jobs, metrics
+from queueing.cli import db, jobs, metrics, queues, schedules
 from queueing.cli.dashboard import dashboard
 from queueing.cli.options import App, DatabaseUrl, Json, read_args
 from queueing.cli.prune import prune
@@ -32,9 +32,33 @@ app = typer.Typer(
 app.add_typer(db.app, name="db")
 app.add_typer(jobs.app, name="jobs")
 app.add_typer(metrics.app, name="metrics")
+app.add_typer(queues.app, name="queues")
+app.add_typer(schedules.app, name="schedules")
 app.command()(worker)
 app.command()(prune)
 app.command()(dashboard)
+
+
+DedupeKey = Annotated[
+    str | None,
+    typer.Option(help="Return the pending or active job with this key instead of a new one."),
+]
+DedupeFor = Annotated[
+    float | None,
+    typer.Option(min=0, help="With --dedupe-key: also a job completed this many seconds ago."),
+]
+Delay = Annotated[
+    float | None, typer.Option(min=0, help="Run no sooner than this many seconds from now.")
+]
+ConcurrencyKeyOption = Annotated[
+    str | None,
+    typer.Option(
+        "--concurrency-key", help="With --concurrency-limit: at most that many of its jobs run."
+    ),
+]
+ConcurrencyLimit = Annotated[
+    int | None, typer.Option(help="Jobs of the --concurrency-key active at once (>= 1).")
+]
 
 
 @app.command()
@@ -53,17 +77,11 @@ def enqueue(
         str | None, typer.Option(help="Queue (default: the task's, else 'default').")
     ] = None,
     priority: Annotated[int | None, typer.Option(help="Higher runs first.")] = None,
-    dedupe_key: Annotated[
-        str | None,
-        typer.Option(help="Return the pending or active job with this key instead of a new one."),
-    ] = None,
-    dedupe_for: Annotated[
-        float | None,
-        typer.Option(min=0, help="With --dedupe-key: also a job completed this many seconds ago."),
-    ] = None,
-    delay: Annotated[
-        float | None, typer.Option(min=0, help="Run no sooner than this many seconds from now.")
-    ] = None,
+    dedupe_key: DedupeKey = None,
+    dedupe_for: DedupeFor = None,
+    delay: Delay = None,
+    concurrency_key: ConcurrencyKeyOption = None,
+    concurrency_limit: ConcurrencyLimit = None,
     app_path: App = None,
     database_url: DatabaseUrl = None,
     as_json: Json = False,
@@ -91,6 +109,8 @@ def enqueue(
             delay=delay,
             dedupe_key=dedupe_key,
             dedupe_for=dedupe_for,
+            concurrency_key=concurrency_key,
+            concurrency_limit=concurrency_limit,
         )
     if as_json:
         print_json(job_json(job))

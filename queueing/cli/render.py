@@ -53,7 +53,8 @@ def print_json(value: Any) -> None:
     print(json.dumps(value, ensure_ascii=False))  # noqa: T201 - machine output goes to stdout
 
 
-def _when(value: Any) -> str:
+def when(value: Any) -> str:
+    """A time for a table cell: ISO 8601 to the second, "-" for none."""
     return value.isoformat(timespec="seconds") if value is not None else "-"
 
 
@@ -81,7 +82,7 @@ def jobs_table(jobs: Iterable[Job]) -> None:
             f"{job.attempts}/{job.max_attempts}",
             job.tenant_id or "-",
             job.user_id or "-",
-            _when(job.created_at),
+            when(job.created_at),
         )
     console().print(table)
 
@@ -121,8 +122,8 @@ def attempts_table(history: Iterable[Attempt]) -> None:
             str(a.run),
             str(a.attempt),
             "-" if a.worker_id is None else str(a.worker_id),
-            _when(a.started_at),
-            _when(a.finished_at),
+            when(a.started_at),
+            when(a.finished_at),
             a.outcome,
             f"{a.error.type}: {a.error.message}" if a.error else "-",
         )

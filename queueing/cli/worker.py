@@ -24,6 +24,9 @@ HeartbeatInterval = Annotated[float, _seconds("Seconds between this worker's hea
 StallTimeout = Annotated[float, _seconds("Silence after which a worker is lost (> heartbeat).")]
 RescueInterval = Annotated[float, _seconds("Seconds between looks for lost workers' jobs.")]
 PruneInterval = Annotated[float, _seconds("Seconds between prunes (0: never).", minimum=0)]
+ScheduleInterval = Annotated[
+    float, _seconds("Longest wait between looks for due schedule ticks (it wakes at each tick).")
+]
 VacuumInterval = Annotated[
     float, _seconds("Seconds between looks whether to VACUUM the queue (0: never).", minimum=0)
 ]
@@ -42,6 +45,7 @@ def worker(
     stall_timeout: StallTimeout = 30.0,
     rescue_interval: RescueInterval = 10.0,
     prune_interval: PruneInterval = 60.0,
+    schedule_interval: ScheduleInterval = 10.0,
     vacuum_interval: VacuumInterval = 10.0,
     metrics_port: Annotated[
         int | None,
@@ -78,4 +82,5 @@ def worker(
         vacuum_interval=vacuum_interval or None,
         metrics_port=metrics_port,
         metrics_host=metrics_host,
+        schedule_interval=schedule_interval,
     )

@@ -16,7 +16,9 @@ class QueueClock:
     one waiting out a retry backoff, falls due that much sooner (workers are woken for
     it); created, started and finished times move back too, so age-based rules
     (``dedupe_for`` windows, retention) see the time pass. Only the jobs present at the
-    call move: a job enqueued afterwards starts from the real clock.
+    call move: a job enqueued afterwards starts from the real clock. The clock schedules
+    read (``queueing_now_v1()``, ``Queue.schedule``) moves forward by as much: a worker's
+    scheduler then runs the ticks that came due.
     """
 
     def __init__(self, queue: Queue) -> None:

@@ -69,9 +69,14 @@ class ClaimLoop:
         and none runs."""
         self._seen_generation = self._conn.generation
         slot_freed = self._running.slot_freed
+        # Outcomes of limited jobs committed: their slots under a concurrency limit are
+        # free in the database only now, after the handler's end freed this worker's slot
+        # (a claim made in between saw the key still at its limit).
+        committed = self._registration.committed
         while not stopping.is_set():
             # Clear the wake-ups before looking, so one that fires while we look is kept.
             slot_freed.clear()
+            committed.clear()
             wait_for: float | None = self._poll_interval
             free = self._free_slots()
             if free > 0:
@@ -81,7 +86,13 @@ class ClaimLoop:
                     return
                 if wait_for == 0:
                     continue
-            await first(self._wake.wait(), slot_freed.wait(), stopping.wait(), timeout=wait_for)
+            await first(
+                self._wake.wait(),
+                slot_freed.wait(),
+                committed.wait(),
+                stopping.wait(),
+                timeout=wait_for,
+            )
 
     def _free_slots(self) -> int:
         if self._running.alone:

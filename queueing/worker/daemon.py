@@ -50,6 +50,7 @@ def run_worker(
     retention: Retention | None = None,
     metrics_port: int | None = None,
     metrics_host: str = "0.0.0.0",
+    schedule_interval: float = 10.0,
 ) -> None:
     """Run until SIGTERM or SIGINT: the first stops gracefully, a second skips the grace period.
 
@@ -57,7 +58,8 @@ def run_worker(
     policy it prunes with, given explicitly (it wins); by default the one the Queue
     declares (``Queue(retention=...)``, itself ``Retention()`` by default). ``metrics_port``:
     serve the worker's metrics and probes there (see ``Worker``). ``vacuum_interval``
-    ``None``: this worker never vacuums the queue's tables.
+    ``None``: this worker never vacuums the queue's tables. ``schedule_interval``: how long
+    its scheduler waits at most between rounds.
     """
     try:
         worker = Worker(
@@ -76,6 +78,7 @@ def run_worker(
             vacuum_interval=vacuum_interval,
             metrics_port=metrics_port,
             metrics_host=metrics_host,
+            schedule_interval=schedule_interval,
         )
     except ValueError as exc:
         raise ConfigurationError(str(exc)) from exc

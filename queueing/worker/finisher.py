@@ -46,7 +46,11 @@ class Finisher:
     """Writes the outcomes of one worker registration's attempts (see the module doc)."""
 
     def __init__(
-        self, worker_id: int, database_url: str, metrics: WorkerMetrics | None = None
+        self,
+        worker_id: int,
+        database_url: str,
+        metrics: WorkerMetrics | None = None,
+        committed: asyncio.Event | None = None,
     ) -> None:
         self.worker_id = worker_id
         self.name = f"queueing-finisher-{worker_id}"
@@ -61,6 +65,8 @@ class Finisher:
         self._backoff = ReconnectBackoff()  # consecutive failed writes, and since when
         self.written = 0
         self._metrics = metrics
+        #: Set after each commit of outcomes (see Registration.committed).
+        self._committed = committed
 
     def submit(self, outcome: Outcome) -> None:
         self._pending.append(outcome)
@@ -162,6 +168,8 @@ class Finisher:
                 continue
             self._recovered()
             self.written += len(batch)
+            if self._committed is not None and any(o.job.limited for o in batch):
+                self._committed.set()
             if self._metrics is not None:
                 self._metrics.committed(batch, rows)
             self._log(batch, rows)

@@ -45,6 +45,11 @@ class Claimed:
     due_at: dt.datetime | None = None
     #: The W3C trace context of the span the job was enqueued in (``queueing.tracing``).
     trace_context: dict[str, str] | None = None
+    #: The schedule tick the job was made for (``queueing.schedules``), else None.
+    schedule_tick: dt.datetime | None = None
+    #: A concurrency limit (its key's or its queue's) counts this job while it is active:
+    #: the commit of its outcome frees a slot other claims may be waiting for.
+    limited: bool = False
 
 
 class OutcomeKind(enum.StrEnum):

@@ -47,7 +47,7 @@ class Periodic:
             await asyncio.sleep(self.first_delay)
             while True:
                 await self._one_round()
-                await asyncio.sleep(self.interval)
+                await asyncio.sleep(self.next_delay())
         finally:
             await self._conn.close()
 
@@ -70,6 +70,11 @@ class Periodic:
     async def after_outage(self) -> None:
         """Called before the first round on a database that answers again after failed
         rounds."""
+
+    def next_delay(self) -> float:
+        """Seconds from the end of a round to the next: ``interval`` (a service that knows
+        when its next work is due may wait less)."""
+        return self.interval
 
     async def round(self, conn: Connection) -> None:
         raise NotImplementedError

@@ -49,6 +49,10 @@ class Registration:
         self._all: list[Registered] = []
         self._replacing: set[asyncio.Task[None]] = set()
         self._metrics = metrics
+        #: Set whenever a finisher committed outcomes of jobs a concurrency limit counted
+        #: (``Claimed.limited``): they left "active" in the database, so their slots are
+        #: free for a claim only now (a handler's end frees the worker's slot earlier).
+        self.committed = asyncio.Event()
 
     @property
     def current(self) -> Registered:
@@ -62,7 +66,7 @@ class Registration:
     async def register(self) -> Registered:
         """Register a new worker row and start its finisher."""
         rows = await self._conn.fetch("register_worker")
-        finisher = Finisher(rows[0]["worker_id"], self._url, self._metrics)
+        finisher = Finisher(rows[0]["worker_id"], self._url, self._metrics, self.committed)
         self._services.start(finisher)
         registered = Registered(finisher.worker_id, finisher)
         self._all.append(registered)

@@ -86,6 +86,7 @@ class RunningJobs:
             _write_progress=functools.partial(self._progress.write, job),
             _loop=asyncio.get_running_loop(),
             _cancelled=stop,
+            schedule_tick=job.schedule_tick,
         )
         task = self._queue.tasks.get(job.task_name)
         running: _Running

@@ -19,6 +19,7 @@ from queueing import drivers, logs, ops
 from queueing.errors import ConfigurationError
 from queueing.queue import Queue, check_queue_name
 from queueing.retention import Retention
+from queueing.schedules import Schedule
 from queueing.worker.abort_watch import AbortWatch
 from queueing.worker.claim_loop import ClaimLoop
 from queueing.worker.connection import Connection
@@ -32,6 +33,7 @@ from queueing.worker.pruner import Pruner
 from queueing.worker.registration import Registration
 from queueing.worker.rescuer import Rescuer
 from queueing.worker.running import RunningJobs, WorkerStats
+from queueing.worker.scheduler import Scheduler
 from queueing.worker.services import Services, first
 from queueing.worker.status_server import StatusServer
 from queueing.worker.vacuumer import Vacuumer
@@ -59,6 +61,8 @@ class WorkerSettings:
     #: Serve /metrics, /healthz and /readyz on this port (0: any free one; None: no server).
     metrics_port: int | None = None
     metrics_host: str = "0.0.0.0"  # all interfaces: Prometheus scrapes from other hosts
+    #: The scheduler's longest wait between rounds (it wakes at each tick anyway).
+    schedule_interval: float = 10.0
     #: Look this often whether the queue's tables need a VACUUM (None: never; see
     #: queueing/worker/vacuumer.py).
     vacuum_interval: float | None = 10.0
@@ -67,10 +71,13 @@ class WorkerSettings:
         if self.concurrency < 1:
             raise ValueError("concurrency must be at least 1")
         intervals = [self.heartbeat_interval, self.rescue_interval, self.prune_interval]
+        intervals.append(self.schedule_interval)
         if self.vacuum_interval is not None:
             intervals.append(self.vacuum_interval)
         if min(intervals) <= 0:
-            raise ValueError("heartbeat, rescue, prune and vacuum intervals must be positive")
+            raise ValueError(
+                "heartbeat, rescue, prune, schedule and vacuum intervals must be positive"
+            )
         if self.stall_timeout <= self.heartbeat_interval:
             raise ValueError(
                 f"stall_timeout ({self.stall_timeout}s) must exceed heartbeat_interval "
@@ -95,7 +102,9 @@ class Worker:
     applies ``retention`` (default: the Queue's, ``Queue(retention=...)``; ``None``: this
     worker never prunes). Every ``vacuum_interval`` seconds it vacuums the queue's
     tables if they hold many dead rows and no vacuum ran since (``None``: never; see
-    ``queueing.worker.vacuumer``). Raises ValueError for
+    ``queueing.worker.vacuumer``). It runs the due ticks of the Queue's schedules
+    (``Queue.schedule``), waking at each tick, or after ``schedule_interval`` seconds at
+    most. Raises ValueError for
     settings that cannot work (see ``WorkerSettings``).
 
     ``metrics``: where it reports its Prometheus metrics (default: a ``WorkerMetrics`` of
@@ -120,6 +129,7 @@ class Worker:
         metrics: WorkerMetrics | None = None,
         metrics_port: int | None = None,
         metrics_host: str = "0.0.0.0",
+        schedule_interval: float = 10.0,
         vacuum_interval: float | None = 10.0,
     ) -> None:
         self.queue = queue
@@ -127,7 +137,7 @@ class Worker:
         self.settings = WorkerSettings(
             concurrency, queues, poll_interval, shutdown_timeout, heartbeat_interval,
             stall_timeout, rescue_interval, kept, prune_interval, batch_size,
-            metrics_port, metrics_host, vacuum_interval,
+            metrics_port, metrics_host, schedule_interval, vacuum_interval,
         )  # fmt: skip
         if metrics is None and metrics_port is not None:
             metrics = WorkerMetrics()
@@ -207,6 +217,7 @@ class _Parts:
     heartbeat: Heartbeat
     watchdog: LoopWatchdog
     metrics: WorkerMetrics | None
+    schedules: dict[str, Schedule]
     status: StatusServer | None = None
 
     @classmethod
@@ -257,7 +268,7 @@ class _Parts:
         )
         parts = cls(
             url, s, conn, services, registration, running, progress, claim_loop, listener,
-            aborts, heartbeat, LoopWatchdog(), metrics,
+            aborts, heartbeat, LoopWatchdog(), metrics, dict(queue.schedules),
         )  # fmt: skip
         return registration, parts
 
@@ -282,6 +293,8 @@ class _Parts:
             self.services.start(Pruner(self.url, interval=s.prune_interval, retention=s.retention))
         if s.vacuum_interval is not None:
             self.services.start(Vacuumer(self.url, interval=s.vacuum_interval))
+        if self.schedules:
+            self.services.start(Scheduler(self.url, self.schedules, interval=s.schedule_interval))
         if self.listener is None:
             logs.event("worker.not_listening", poll_interval=s.poll_interval)
             return
