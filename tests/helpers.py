@@ -10,11 +10,13 @@ blocks on a full pipe while the test waits elsewhere, and every wait is on a con
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import json
 import os
 import signal
 import subprocess
 import sys
+import tempfile
 import threading
 import time
 import uuid
@@ -54,18 +56,35 @@ def run_cli(*args: str | bytes) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@contextlib.contextmanager
+def many_connections() -> Iterator[None]:
+    """Held by a test that opens dozens of connections at once (a fleet of worker
+    processes, fifty clients, a project's own ``pytest -n 4``): one such test at a time
+    on this machine, across xdist workers and pytest sessions, so that together they stay
+    under the server's ``max_connections`` (100 by default) instead of failing with "too
+    many clients". A lock on a file: the kernel releases it if the holder dies."""
+    path = Path(tempfile.gettempdir()) / f"queueing-tests-many-connections-{os.getuid()}.lock"
+    with path.open("a") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(lock, fcntl.LOCK_UN)
+
+
 def run_pytest(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
     """pytest in a project of its own (``cwd`` with its pytest.ini), in a real process, as
     a user would run it: this run's xdist and database settings stay out of it."""
     env = {k: v for k, v in os.environ.items() if not k.startswith(("PYTEST_", "QUEUEING_DB"))}
-    return subprocess.run(
-        [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
-        cwd=cwd,
-        env=env,  # QUEUEING_TEST_DATABASE_URL passes through
-        capture_output=True,
-        text=True,
-        timeout=300,
-    )
+    with many_connections():
+        return subprocess.run(
+            [sys.executable, "-m", "pytest", "-p", "no:cacheprovider", *args],
+            cwd=cwd,
+            env=env,  # QUEUEING_TEST_DATABASE_URL passes through
+            capture_output=True,
+            text=True,
+            timeout=300,
+        )
 
 
 @contextlib.contextmanager
@@ -316,6 +335,7 @@ class Fleet:
     together; each stopped (killed if need be) when ``stack`` closes."""
 
     def __init__(self, stack: contextlib.ExitStack, url: str, *workers: Sequence[str]) -> None:
+        stack.enter_context(many_connections())  # released after the workers stopped
         self.changed = threading.Condition()
         self.workers = [
             stack.enter_context(worker_process(url, *args, changed=self.changed))

@@ -17,7 +17,7 @@ import psycopg
 from psycopg.rows import TupleRow
 
 from queueing.queue import JobRequest, Queue
-from tests.helpers import WorkerProcess, poll, wait_all, worker_process
+from tests.helpers import WorkerProcess, many_connections, poll, wait_all, worker_process
 
 JOBS = 2000
 WORKERS = 3
@@ -94,6 +94,7 @@ def test_no_job_lost_when_a_worker_is_killed_every_two_seconds(
     killed_ids: set[int] = set()
     all_workers: list[WorkerProcess] = []
     with contextlib.ExitStack() as stack:
+        stack.enter_context(many_connections())
         workers = [_start(stack, queueing_database_url) for _ in range(WORKERS)]
         all_workers += workers
         pacing = threading.Event()  # never set: waits below are the injector's pacing

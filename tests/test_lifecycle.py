@@ -22,6 +22,7 @@ from queueing import (
     RetryPolicy,
 )
 from queueing.testing import drain
+from tests.helpers import many_connections
 
 # --- deduplication ----------------------------------------------------------------------
 
@@ -95,7 +96,7 @@ def test_fifty_concurrent_clients_get_one_job(queue: Queue) -> None:
             job = q.enqueue("generate", {"by": n}, tenant_id="acme", dedupe_key="report-42")
             return job.id, job.created
 
-    with ThreadPoolExecutor(max_workers=50) as pool:
+    with many_connections(), ThreadPoolExecutor(max_workers=50) as pool:
         results = list(pool.map(client, range(50)))
     ids = {job_id for job_id, _ in results}
     assert len(ids) == 1
