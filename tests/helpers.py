@@ -21,8 +21,9 @@ import threading
 import time
 import uuid
 from collections.abc import Callable, Iterator, Sequence
+from dataclasses import dataclass
 from pathlib import Path
-from typing import TypeVar
+from typing import IO, TypeVar
 
 import psycopg
 
@@ -56,20 +57,42 @@ def run_cli(*args: str | bytes) -> subprocess.CompletedProcess[str]:
     )  # fmt: skip
 
 
+@dataclass
+class _MachineLock:
+    """This process's hold on the many-connections lock: its file while held, and how
+    many of this process's contexts hold it (a test may start two fleets)."""
+
+    guard: threading.Lock
+    depth: int = 0
+    file: IO[str] | None = None
+
+
+_MANY = _MachineLock(threading.Lock())
+
+
 @contextlib.contextmanager
 def many_connections() -> Iterator[None]:
     """Held by a test that opens dozens of connections at once (a fleet of worker
     processes, fifty clients, a project's own ``pytest -n 4``): one such test at a time
     on this machine, across xdist workers and pytest sessions, so that together they stay
     under the server's ``max_connections`` (100 by default) instead of failing with "too
-    many clients". A lock on a file: the kernel releases it if the holder dies."""
-    path = Path(tempfile.gettempdir()) / f"queueing-tests-many-connections-{os.getuid()}.lock"
-    with path.open("a") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        try:
-            yield
-        finally:
-            fcntl.flock(lock, fcntl.LOCK_UN)
+    many clients". A lock on a file (the kernel releases it if the holder dies),
+    re-entrant within a process."""
+    with _MANY.guard:
+        if _MANY.depth == 0:
+            name = f"queueing-tests-many-connections-{os.getuid()}.lock"
+            _MANY.file = (Path(tempfile.gettempdir()) / name).open("a")
+            fcntl.flock(_MANY.file, fcntl.LOCK_EX)
+        _MANY.depth += 1
+    try:
+        yield
+    finally:
+        with _MANY.guard:
+            _MANY.depth -= 1
+            if _MANY.depth == 0 and _MANY.file is not None:
+                fcntl.flock(_MANY.file, fcntl.LOCK_UN)
+                _MANY.file.close()
+                _MANY.file = None
 
 
 def run_pytest(cwd: Path, *args: str) -> subprocess.CompletedProcess[str]:
