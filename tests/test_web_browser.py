@@ -135,6 +135,13 @@ def test_the_overview_loads_and_follows_new_jobs_live(
         lambda d: d.find_elements(By.CSS_SELECTOR, 'tr[data-queue="invoices"]'),
     )
     assert not_reloaded(driver)
+    click(driver, 'tr[data-queue="emails"] button[data-action="pause"]')
+    wait_until(
+        driver,
+        "the queue shows paused",
+        lambda d: text_of(d, 'tr[data-queue="emails"] td.queue-state').startswith("paused"),
+    )
+    assert [q.paused for q in tasks.list_queues() if q.name == "emails"] == [True]
     screenshot(driver, "overview")
     assert console_errors(driver) == []
 

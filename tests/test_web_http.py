@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 from queueing import ConfigurationError, JobStatus, Queue, sql
 from queueing.testing import drain
 from queueing.web import basic_auth, create_app, local_operator
-from tests.helpers import run_cli
+from tests.helpers import run_cli, worker_process
 from tests.web_support import dashboard_process
 
 ORIGIN = "http://testserver"
@@ -217,6 +217,46 @@ def test_bulk_cancel_of_a_queue(client: TestClient, app_queue: Queue) -> None:
     assert app_queue.get_job(kept).status == JobStatus.PENDING
 
 
+def queue_cell(html: str, queue: str) -> str:
+    row = re.search(rf'data-queue="{queue}">(.*?)</tr>', html, re.S)
+    assert row is not None, f"no line for queue {queue}"
+    cell = re.search(r'<td class="queue-state">(.*?)</td>', row.group(1), re.S)
+    assert cell is not None
+    return cell.group(1)
+
+
+def test_pause_and_resume_from_the_overview_hold_and_release_a_real_workers_claims(
+    client: TestClient, app_queue: Queue
+) -> None:
+    held = app_queue.enqueue("add", {"a": 1, "b": 2}, queue="reports")
+    app_queue.set_queue_limit("reports", 3)
+    assert 'data-action="pause"' in queue_cell(client.get("/").text, "reports")
+    assert post(client, "/queues/reports/pause") == 303
+    cell = queue_cell(client.get("/").text, "reports")
+    assert "paused" in cell and "(max 3 active)" in cell and 'data-action="resume"' in cell
+    # A minute between polls: after the resume, only its notification wakes the worker.
+    with worker_process(app_queue.database_url, "--poll-interval", "60") as worker:
+        # Enqueued after `held`: claimed first only if the claim skips the paused queue.
+        later = app_queue.enqueue("noop")
+        assert app_queue.wait_for(later.id, timeout=30).status == JobStatus.COMPLETED
+        assert app_queue.get_job(held.id).status == JobStatus.PENDING
+        assert post(client, "/queues/reports/resume") == 303
+        assert app_queue.wait_for(held.id, timeout=30).result == 3
+        assert worker.job_lines(held.id)
+    (info,) = [q for q in app_queue.list_queues() if q.name == "reports"]
+    assert (info.paused, info.max_active) == (False, 3)
+
+
+def test_a_queue_action_is_checked_by_the_library(client: TestClient, app_queue: Queue) -> None:
+    assert post(client, "/queues/nowhere/pause") == 404  # no job or setting uses it
+    assert post(client, "/queues/bad%20name/pause") == 422
+    app_queue.enqueue("noop", queue="known")
+    assert post(client, "/queues/known/explode") == 400
+    assert client.get("/queues/known/pause").status_code == 405  # never a GET
+    assert post(client, "/queues/known/pause", origin="https://evil.example") == 403
+    assert [q.paused for q in app_queue.list_queues() if q.name == "known"] == [False]
+
+
 # --- CSRF, read-only, authentication --------------------------------------------------------
 
 
@@ -248,6 +288,10 @@ def test_read_only_hides_and_refuses_every_action(read_only: TestClient, app_que
     assert post(read_only, "/jobs/bulk", action="cancel", newest_id=str(job.id)) == 403
     assert read_only.get("/jobs/bulk?action=cancel").status_code == 403
     assert app_queue.get_job(job.id).status == JobStatus.PENDING
+    overview = read_only.get("/").text
+    assert "running" in queue_cell(overview, "default") and "data-action" not in overview
+    assert post(read_only, "/queues/default/pause") == 403
+    assert [q.paused for q in app_queue.list_queues()] == [False]
 
 
 def test_basic_auth_guards_every_operator_page(app_queue: Queue) -> None:

@@ -1,10 +1,10 @@
-"""What an operator may do: cancel, retry, run now, one job or a filtered set.
+"""What an operator may do: cancel, retry, run now, one job or a filtered set; pause
+and resume a queue.
 
 Every action is a POST from the dashboard's own page (``csrf.checked_form``), refused in
 read-only mode, and goes through the library's operations (``Queue.aio``) as the system
 actor: the database records ``cancelled_by = 'system'`` and the operator's name goes to
-the ``dashboard.action`` log line. (Pausing a queue is the scheduling work's: see the
-TODO in templates/_overview_table.html.)
+the ``dashboard.action`` log line.
 """
 
 from __future__ import annotations
@@ -20,6 +20,7 @@ from queueing import logs
 from queueing.errors import InvalidTransition, JobNotFound, NotAllowed
 from queueing.models import SYSTEM, Job
 from queueing.queue import AsyncQueue
+from queueing.queues import QueueInfo
 from queueing.web import data
 from queueing.web.auth import operator_only
 from queueing.web.csrf import FIELD, Forbidden, checked_form
@@ -32,6 +33,10 @@ ACTIONS: dict[str, Action] = {
     "cancel": lambda q, ident: q.cancel(ident, actor=SYSTEM),
     "retry": lambda q, ident: q.retry(ident, actor=SYSTEM),
     "run-now": lambda q, ident: q.run_now(ident),
+}
+QUEUE_ACTIONS: dict[str, Callable[[AsyncQueue, str], Awaitable[QueueInfo]]] = {
+    "pause": lambda q, name: q.pause_queue(name),
+    "resume": lambda q, name: q.resume_queue(name),
 }
 BULK_ACTIONS = ("cancel", "retry")
 BULK_MAX = 1000
@@ -66,6 +71,26 @@ async def act(request: Request) -> Response:
     )
     root = request.scope.get("root_path", "")
     return RedirectResponse(f"{root}/jobs/{ident}", status_code=303)
+
+
+@operator_only
+async def act_on_queue(request: Request) -> Response:
+    """POST /queues/{name}/{pause|resume}: then back to the overview. The library checks
+    the name (400) and that the queue is known (404)."""
+    _writable(request)
+    await checked_form(request)
+    action = _action(request, request.path_params["action"], tuple(QUEUE_ACTIONS))
+    name = request.path_params["queue"]
+    info = await QUEUE_ACTIONS[action](web(request).queue.aio, name)
+    logs.event(
+        "dashboard.action",
+        operator=request.state.operator,
+        action=action,
+        queue=info.name,
+        paused=info.paused,
+    )
+    root = request.scope.get("root_path", "")
+    return RedirectResponse(f"{root}/", status_code=303)
 
 
 @operator_only
