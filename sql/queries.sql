@@ -61,8 +61,9 @@ SELECT queue, status, count(*) AS count
  ORDER BY queue, status;
 
 -- name: cancel_job
--- On behalf of an actor; returns what happened (see queueing_cancel_v2).
-SELECT outcome, job FROM queueing_cancel_v2(%(id)s, %(actor)s, %(tenant)s, %(user)s);
+-- On behalf of an actor; returns what happened (see queueing_cancel_v3).
+SELECT outcome, job
+  FROM queueing_cancel_v3(%(id)s, %(actor)s, %(tenant)s, %(user)s, %(operator)s);
 
 -- name: retry_job
 SELECT outcome, job FROM queueing_retry_v2(%(id)s, %(actor)s, %(tenant)s);

@@ -86,6 +86,7 @@ RELEASE_CALLS[9] = RELEASE_CALLS[8] - {"queueing_claim_v4"} | {
     "queueing_claim_v5",
     "queueing_now_v1",
 }
+RELEASE_CALLS[10] = RELEASE_CALLS[9] - {"queueing_cancel_v2"} | {"queueing_cancel_v3"}
 
 _CALL = re.compile(r"\b((?:queueing|procrastinate)_\w+)\s*\(")
 _VERSIONED = re.compile(r"^(\w+)_v(\d+)$")

@@ -11,7 +11,7 @@ import psycopg
 import pytest
 from starlette.testclient import TestClient
 
-from queueing import ConfigurationError, JobStatus, Queue, sql
+from queueing import Actor, ConfigurationError, JobStatus, Queue, sql
 from queueing.testing import drain
 from queueing.web import basic_auth, create_app, local_operator
 from tests.helpers import run_cli, worker_process
@@ -179,7 +179,7 @@ def test_cancel_retry_and_run_now_go_through_the_library(
     assert app_queue.get_job(pending.id).scheduled_at <= app_queue.get_job(pending.id).updated_at
     assert post(client, f"/jobs/{pending.id}/cancel") == 303
     cancelled = app_queue.get_job(pending.id)
-    assert (cancelled.status, cancelled.cancelled_by) == (JobStatus.CANCELLED, "system")
+    assert (cancelled.status, cancelled.cancelled_by) == (JobStatus.CANCELLED, "operator:ops")
     failed = failed_job(app_queue)
     assert post(client, f"/jobs/{failed}/retry") == 303
     assert app_queue.get_job(failed).status == JobStatus.PENDING
@@ -304,6 +304,28 @@ def test_basic_auth_guards_every_operator_page(app_queue: Queue) -> None:
         assert client.get("/", auth=("ops", "wrong")).status_code == 401
         assert client.get("/", auth=("nobody", "s3cret")).status_code == 401
         assert client.get("/", auth=("ops", "s3cret")).status_code == 200
+
+
+def test_a_cancel_from_the_page_records_the_basic_auth_users_name(app_queue: Queue) -> None:
+    job = app_queue.enqueue("noop")
+    app = create_app(app_queue, operator=basic_auth("ada", "s3cret"))
+    with TestClient(app) as client:
+        client.auth = ("ada", "s3cret")  # on every request, as a browser resends it
+        assert post(client, f"/jobs/{job.id}/cancel") == 303
+    cancelled = app_queue.get_job(job.id)
+    assert (cancelled.status, cancelled.cancelled_by) == (JobStatus.CANCELLED, "operator:ada")
+    assert cancelled.cancelled_by_actor == Actor.operator("ada")
+
+
+def test_an_operator_name_from_the_host_app_is_checked(app_queue: Queue) -> None:
+    job = app_queue.enqueue("noop")
+    with TestClient(create_app(app_queue, operator=lambda request: "x" * 300)) as client:
+        response = client.get("/")
+        assert (response.status_code, response.text) == (
+            422,
+            "operator name must be 1 to 256 characters",
+        )
+    assert app_queue.get_job(job.id).status == JobStatus.PENDING
 
 
 def test_an_app_without_any_authentication_is_refused(app_queue: Queue) -> None:
