@@ -139,7 +139,8 @@ SELECT EXTRACT(EPOCH FROM min(scheduled_at) - now())::float8 AS seconds
    AND (%(queues)s::character varying[] IS NULL OR queue_name = ANY(%(queues)s::character varying[]));
 
 -- name: register_worker
-SELECT worker_id FROM procrastinate_register_worker_v1();
+-- The worker's row, with the host and process id it runs as (migration 0010).
+SELECT worker_id FROM queueing_register_worker_v1(%(host)s, %(pid)s);
 
 -- name: unregister_worker
 SELECT procrastinate_unregister_worker_v1(%(worker_id)s);
@@ -511,7 +512,7 @@ SELECT count(*) AS total, max(id) AS newest_id
 
 -- name: dashboard_workers
 -- The registered workers, with the jobs each is running now.
-SELECT w.id, w.last_heartbeat,
+SELECT w.id, w.host, w.pid, w.started_at, w.last_heartbeat,
        EXTRACT(EPOCH FROM now() - w.last_heartbeat)::float8 AS heartbeat_age_seconds,
        COALESCE(array_agg(j.id ORDER BY j.id) FILTER (WHERE j.id IS NOT NULL),
                 '{}') AS running_job_ids

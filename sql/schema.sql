@@ -1528,6 +1528,17 @@ END;
 $$;
 
 --
+-- Name: queueing_register_worker_v1(text, integer); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_register_worker_v1(p_host text, p_pid integer) RETURNS TABLE(worker_id bigint)
+    LANGUAGE sql
+    AS $$
+    INSERT INTO procrastinate_workers (host, pid) VALUES (p_host, p_pid)
+    RETURNING procrastinate_workers.id
+$$;
+
+--
 -- Name: queueing_rescue_v3(interval, integer); Type: FUNCTION; Schema: public
 --
 
@@ -1800,7 +1811,10 @@ ALTER SEQUENCE public.procrastinate_periodic_defers_id_seq OWNED BY public.procr
 
 CREATE TABLE public.procrastinate_workers (
     id bigint NOT NULL,
-    last_heartbeat timestamp with time zone DEFAULT now() NOT NULL
+    last_heartbeat timestamp with time zone DEFAULT now() NOT NULL,
+    host text,
+    pid integer,
+    started_at timestamp with time zone DEFAULT now()
 );
 
 --

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterator
 
 import httpx2
@@ -124,11 +125,33 @@ def test_a_job_page_shows_arguments_error_traceback_and_attempts(
     assert 'class="timeline"' in page
 
 
-def test_the_workers_page_lists_registered_workers(client: TestClient, app_queue: Queue) -> None:
+def worker_row(html: str, worker_id: int) -> str:
+    row = re.search(rf'data-worker-id="{worker_id}">(.*?)</tr>', html, re.S)
+    assert row is not None, f"no line for worker {worker_id}"
+    return row.group(1)
+
+
+def test_the_workers_page_shows_a_real_workers_host_pid_and_start(
+    client: TestClient, app_queue: Queue
+) -> None:
+    with worker_process(app_queue.database_url) as worker:
+        started = worker.wait_for_log("worker.started")
+        assert (started["host"], started["pid"]) == (socket.gethostname(), worker.proc.pid)
+        row = worker_row(client.get("/workers").text, worker.id)
+    assert f'<td class="worker-host">{socket.gethostname()}</td>' in row
+    assert f'<td class="num worker-pid">{worker.proc.pid}</td>' in row
+    (start, heartbeat) = re.findall(r"<td>(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)</td>", row)
+    assert start <= heartbeat
+
+
+def test_a_worker_registered_by_procrastinate_itself_shows_no_host_or_pid(
+    client: TestClient, app_queue: Queue
+) -> None:
+    # procrastinate's own registration is kept: its workers may share the database.
     with psycopg.connect(app_queue.database_url, autocommit=True) as conn:
         (worker_id,) = conn.execute("SELECT procrastinate_register_worker_v1()").fetchone() or ()
-    page = client.get("/workers").text
-    assert f'data-worker-id="{worker_id}"' in page
+    row = worker_row(client.get("/workers").text, worker_id)
+    assert '<td class="worker-host">—</td>' in row and '<td class="num worker-pid">—</td>' in row
 
 
 # --- bad requests -------------------------------------------------------------------------

@@ -37,6 +37,10 @@ class WorkerRow(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: int
+    host: str | None
+    """None for a worker registered before migration 0010 or by procrastinate itself."""
+    pid: int | None
+    started_at: dt.datetime | None
     last_heartbeat: dt.datetime
     heartbeat_age_seconds: float
     running_job_ids: list[int]

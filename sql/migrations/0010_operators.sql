@@ -1,4 +1,4 @@
--- Migration 0010: operators as actors.
+-- Migration 0010: operators as actors, and where each worker runs.
 --
 -- * queueing_cancel_v3: queueing_cancel_v2's rules plus the actor kind 'operator' (a
 --   named person acting with the system's rights: the dashboard's signed-in operator),
@@ -6,6 +6,13 @@
 --   calls it, and so does queueing_api_cancel_v1 (end users are never operators).
 --   Retry and run-now record no actor, so they keep their functions: the library calls
 --   queueing_retry_v2 with an operator's rights ('system').
+-- * procrastinate_workers gains host, pid and started_at, all nullable: rows registered
+--   before this migration, and by procrastinate's own procrastinate_register_worker_v1
+--   (kept: a procrastinate worker may share the database), have no host or pid. A row
+--   registered from now on gets started_at = its insert time; older rows stay NULL
+--   (their start is unknown), which is why the default is set after the column is added.
+-- * queueing_register_worker_v1(host, pid): the worker's registration, with its host
+--   and process id (the dashboard's /workers page shows them).
 
 -- Cancel on behalf of an actor: 'system' or 'operator' p_operator (anything), 'admin'
 -- of p_tenant (any job of that tenant) or 'user' p_user of p_tenant (their own jobs). A
@@ -69,4 +76,19 @@ BEGIN
      WHERE id = p_job_id;
     RETURN QUERY SELECT 'stop_requested'::text, queueing_job_json_v1(p_job_id);
 END;
+$$;
+
+ALTER TABLE procrastinate_workers
+    ADD COLUMN host text,
+    ADD COLUMN pid integer,
+    ADD COLUMN started_at timestamptz;
+ALTER TABLE procrastinate_workers ALTER COLUMN started_at SET DEFAULT now();
+
+-- Register a worker: its id. host and pid say where it runs (shown to operators only).
+CREATE FUNCTION queueing_register_worker_v1(p_host text, p_pid integer)
+    RETURNS TABLE (worker_id bigint)
+    LANGUAGE sql
+AS $$
+    INSERT INTO procrastinate_workers (host, pid) VALUES (p_host, p_pid)
+    RETURNING procrastinate_workers.id
 $$;
