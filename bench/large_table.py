@@ -46,7 +46,7 @@ async def explain_claim(conninfo: str) -> str:
     plans: list[str] = []
     async with await psycopg.AsyncConnection.connect(conninfo) as conn:
         try:
-            cur = await conn.execute(queueing_query("register_worker"))
+            cur = await conn.execute(queueing_query("register_worker"), {"host": "bench", "pid": 0})
             row = await cur.fetchone()
             assert row is not None
             conn.add_notice_handler(lambda d: plans.append(d.message_primary or ""))

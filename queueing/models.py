@@ -6,7 +6,9 @@ import datetime as dt
 import enum
 from typing import Any
 
-from pydantic import BaseModel, ConfigDict, Field
+from pydantic import BaseModel, ConfigDict, Field, model_validator
+
+from queueing.limits import check_id
 
 JSON = Any
 """A JSON value (dict, list, str, int, float, bool or None)."""
@@ -75,8 +77,10 @@ class Job(BaseModel):
     cancelled_by: str | None = None
     """Who asked for the cancel, as the database stores it (``queueing_cancel_v2``):
 
-    - ``"system"``: the system actor (the CLI without ``--as-user``/``--admin``, an
-      operator, ``queue.cancel(id)`` with the default actor);
+    - ``"system"``: the system actor (the CLI without ``--as-user``/``--admin``,
+      ``queue.cancel(id)`` with the default actor);
+    - ``"operator:<name>"``: that operator (``Actor.operator(name)``, e.g. the
+      dashboard's signed-in user), with the system's rights;
     - ``"admin:<tenant_id>"``: an admin of that tenant (always the job's own tenant);
     - ``"user:<user_id>"``: that user (always the job's owner, the only user allowed).
 
@@ -98,13 +102,16 @@ class Job(BaseModel):
         """``cancelled_by`` as the Actor who cancelled (None if nobody did).
 
         A user or an admin could only cancel a job of their own tenant, so the job's
-        ``tenant_id`` is theirs. ValueError for a value queueing never writes.
+        ``tenant_id`` is theirs; an operator comes back with their name. ValueError for a
+        value queueing never writes.
         """
         if self.cancelled_by is None:
             return None
         kind, sep, ident = self.cancelled_by.partition(":")
         if kind == "system" and not sep:
             return Actor.system()
+        if kind == "operator" and ident:
+            return Actor.operator(ident)
         if kind == "admin" and ident:
             return Actor.admin(ident)
         if kind == "user" and ident:
@@ -141,17 +148,40 @@ class Attempt(BaseModel):
 
 
 class Actor(BaseModel):
-    """Who asks for a change: the system (CLI, operators), a tenant's admin, or a user."""
+    """Who asks for a change: the system (CLI, programs), a named operator (a person
+    with the system's rights, e.g. the dashboard's signed-in user), a tenant's admin, or
+    a user."""
 
     model_config = ConfigDict(frozen=True)
 
-    kind: str = Field(pattern="^(system|admin|user)$")
+    kind: str = Field(pattern="^(system|operator|admin|user)$")
     tenant_id: str | None = None
     user_id: str | None = None
+    name: str | None = None
+    """The operator's name (``operator`` actors only)."""
+
+    @model_validator(mode="after")
+    def _named_operator(self) -> Actor:
+        if (self.kind == "operator") != (self.name is not None):
+            raise ValueError("an operator actor needs a name, and only an operator actor has one")
+        check_id("operator name", self.name)  # InvalidPayload, as for every id
+        return self
 
     @classmethod
     def system(cls) -> Actor:
         return cls(kind="system")
+
+    @classmethod
+    def operator(cls, name: str) -> Actor:
+        """A person acting with the system's rights (cancel, retry, run now any job),
+        recorded by name: a cancel stores ``cancelled_by = 'operator:<name>'``.
+        InvalidPayload for a name that is empty, over-long or holds NUL."""
+        return cls(kind="operator", name=name)
+
+    @property
+    def rights(self) -> str:
+        """The kind whose rights this actor has: an operator has the system's."""
+        return "system" if self.kind == "operator" else self.kind
 
     @classmethod
     def admin(cls, tenant_id: str) -> Actor:

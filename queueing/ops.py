@@ -204,7 +204,12 @@ def _changed_or_explain(rows: list[Row], job_id: int, action: str) -> Op[Job]:
 
 
 def _actor_params(actor: Actor) -> dict[str, Any]:
-    return {"actor": actor.kind, "tenant": actor.tenant_id, "user": actor.user_id}
+    return {
+        "actor": actor.kind,
+        "tenant": actor.tenant_id,
+        "user": actor.user_id,
+        "operator": actor.name,
+    }
 
 
 def _acted(row: Row, job_id: int, verb: str, refused: str, refusal: str) -> Job:
@@ -223,17 +228,20 @@ def _acted(row: Row, job_id: int, verb: str, refused: str, refusal: str) -> Job:
 def cancel(job_id: int, actor: Actor) -> Op[Job]:
     """Cancel a pending job now, or ask an active one to stop, if ``actor`` may.
 
-    Rules (enforced by queueing_cancel_v2): the owner may cancel their own job, a tenant
-    admin any job of the tenant, the system any job; another user gets NotAllowed; a
-    job of another tenant is JobNotFound to them; a terminal job is InvalidTransition.
+    Rules (enforced by queueing_cancel_v3): the owner may cancel their own job, a tenant
+    admin any job of the tenant, the system and an operator any job; another user gets
+    NotAllowed; a job of another tenant is JobNotFound to them; a terminal job is
+    InvalidTransition. ``cancelled_by`` records the actor (``Job.cancelled_by``).
     """
     (row,) = yield Query("cancel_job", {"id": job_id, **_actor_params(actor)})
     return _acted(row, job_id, "cancel", "terminal", "cancelled")
 
 
 def retry(job_id: int, actor: Actor) -> Op[Job]:
-    """Re-run a failed or cancelled job (same id; attempts continue): admins and system only."""
-    (row,) = yield Query("retry_job", {"id": job_id, **_actor_params(actor)})
+    """Re-run a failed or cancelled job (same id; attempts continue): admins, the system
+    and operators only. A retry records no actor: an operator retries as the system."""
+    params = {"id": job_id, "actor": actor.rights, "tenant": actor.tenant_id}
+    (row,) = yield Query("retry_job", params)
     return _acted(
         row, job_id, "retry", "not_retryable", "retried (only failed or cancelled jobs are)"
     )

@@ -55,9 +55,9 @@ async def set_actor_async(conn: AsyncJoinable, actor: Actor) -> None:
 
 
 def _check(actor: Actor, *, autocommit: bool, status: psycopg.pq.TransactionStatus) -> None:
-    if actor.kind == "system":
+    if actor.rights == "system":
         raise ConfigurationError(
-            "the system actor does not read through the row-level security API: "
+            f"the {actor.kind} actor does not read through the row-level security API: "
             "connect as the queue's owner role instead"
         )
     if actor.tenant_id is None:

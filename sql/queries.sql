@@ -61,8 +61,9 @@ SELECT queue, status, count(*) AS count
  ORDER BY queue, status;
 
 -- name: cancel_job
--- On behalf of an actor; returns what happened (see queueing_cancel_v2).
-SELECT outcome, job FROM queueing_cancel_v2(%(id)s, %(actor)s, %(tenant)s, %(user)s);
+-- On behalf of an actor; returns what happened (see queueing_cancel_v3).
+SELECT outcome, job
+  FROM queueing_cancel_v3(%(id)s, %(actor)s, %(tenant)s, %(user)s, %(operator)s);
 
 -- name: retry_job
 SELECT outcome, job FROM queueing_retry_v2(%(id)s, %(actor)s, %(tenant)s);
@@ -138,7 +139,8 @@ SELECT EXTRACT(EPOCH FROM min(scheduled_at) - now())::float8 AS seconds
    AND (%(queues)s::character varying[] IS NULL OR queue_name = ANY(%(queues)s::character varying[]));
 
 -- name: register_worker
-SELECT worker_id FROM procrastinate_register_worker_v1();
+-- The worker's row, with the host and process id it runs as (migration 0010).
+SELECT worker_id FROM queueing_register_worker_v1(%(host)s, %(pid)s);
 
 -- name: unregister_worker
 SELECT procrastinate_unregister_worker_v1(%(worker_id)s);
@@ -459,29 +461,13 @@ VACUUM (SKIP_LOCKED) procrastinate_jobs, queueing_attempts;
 -- The web dashboard (queueing/web/): what the operator pages read, and the end-user
 -- view's reads and cancels through the row-level-security API (migration 0005).
 
--- name: dashboard_overview
--- Per queue: due pending, delayed, active, failed in the last hour, and the age of the
--- oldest due pending job. One pass over the job table (retention bounds it): ~60 ms, and
--- dashboard_throughput ~35 ms, at 100,000 jobs on a 2-core dev machine, so the pages
--- refresh it at most once a second per viewer (static/dashboard.js).
-SELECT queue_name AS queue,
-       count(*) FILTER (WHERE status = 'todo'
-                          AND (scheduled_at IS NULL OR scheduled_at <= now())) AS pending,
-       count(*) FILTER (WHERE status = 'todo' AND scheduled_at > now()) AS delayed,
-       count(*) FILTER (WHERE status IN ('doing', 'aborting')) AS active,
-       count(*) FILTER (WHERE status = 'failed'
-                          AND finished_at >= now() - interval '1 hour') AS failed_last_hour,
-       EXTRACT(EPOCH FROM now() - min(GREATEST(scheduled_at, created_at))
-                             FILTER (WHERE status = 'todo'
-                                       AND (scheduled_at IS NULL OR scheduled_at <= now()))
-              )::float8 AS oldest_pending_seconds
-  FROM procrastinate_jobs
- GROUP BY queue_name
- ORDER BY queue_name;
-
+-- The overview's counts and settings per queue are list_queues' (the library's).
 -- name: dashboard_throughput
 -- Jobs finished per queue in each 5-minute slot of the last hour; slot 1 is the most
--- recent, 12 the oldest (slots with none are absent).
+-- recent, 12 the oldest (slots with none are absent). With list_queues, one pass over
+-- the job table each (retention bounds it): ~60 ms and ~35 ms at 100,000 jobs on a
+-- 2-core dev machine, so the pages refresh at most once a second per viewer
+-- (static/dashboard.js).
 SELECT queue_name AS queue,
        width_bucket(EXTRACT(EPOCH FROM now() - finished_at)::float8, 0, 3600, 12) AS slot,
        count(*) AS finished
@@ -526,7 +512,7 @@ SELECT count(*) AS total, max(id) AS newest_id
 
 -- name: dashboard_workers
 -- The registered workers, with the jobs each is running now.
-SELECT w.id, w.last_heartbeat,
+SELECT w.id, w.host, w.pid, w.started_at, w.last_heartbeat,
        EXTRACT(EPOCH FROM now() - w.last_heartbeat)::float8 AS heartbeat_age_seconds,
        COALESCE(array_agg(j.id ORDER BY j.id) FILTER (WHERE j.id IS NOT NULL),
                 '{}') AS running_job_ids

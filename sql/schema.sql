@@ -1,5 +1,5 @@
--- sql/schema.sql: the whole database schema of queueing at schema version 9,
--- as procrastinate 3.10.0's base schema plus sql/migrations/0001 to 0009 leave it.
+-- sql/schema.sql: the whole database schema of queueing at schema version 10,
+-- as procrastinate 3.10.0's base schema plus sql/migrations/0001 to 0010 leave it.
 -- Every table, view, index, trigger, policy, grant and function is here in its
 -- current form.
 --
@@ -759,6 +759,65 @@ END;
 $$;
 
 --
+-- Name: queueing_cancel_v3(bigint, text, text, text, text); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_cancel_v3(p_job_id bigint, p_actor text, p_tenant text, p_user text, p_operator text) RETURNS TABLE(outcome text, job text)
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    _job procrastinate_jobs;
+    _by text;
+BEGIN
+    IF p_actor NOT IN ('system', 'operator', 'admin', 'user') THEN
+        RAISE EXCEPTION 'unknown actor kind %', p_actor;
+    END IF;
+    IF p_actor = 'operator' AND COALESCE(p_operator, '') = '' THEN
+        RAISE EXCEPTION 'an operator actor needs a name';
+    END IF;
+    SELECT * INTO _job FROM procrastinate_jobs WHERE id = p_job_id FOR UPDATE;
+    IF NOT FOUND THEN
+        RETURN QUERY SELECT 'not_found'::text, NULL::text;
+        RETURN;
+    END IF;
+    IF p_actor IN ('admin', 'user') AND _job.tenant_id IS DISTINCT FROM p_tenant THEN
+        RETURN QUERY SELECT 'not_found'::text, NULL::text;
+        RETURN;
+    END IF;
+    IF p_actor = 'user' AND _job.user_id IS DISTINCT FROM p_user THEN
+        RETURN QUERY SELECT 'not_allowed'::text, NULL::text;
+        RETURN;
+    END IF;
+    IF _job.status NOT IN ('todo', 'doing') THEN
+        RETURN QUERY SELECT 'terminal'::text, queueing_job_json_v1(p_job_id);
+        RETURN;
+    END IF;
+    _by := CASE p_actor
+               WHEN 'system' THEN 'system'
+               WHEN 'operator' THEN 'operator:' || p_operator
+               WHEN 'admin' THEN 'admin:' || p_tenant
+               ELSE 'user:' || p_user
+           END;
+    IF _job.status = 'todo' THEN
+        UPDATE procrastinate_jobs
+           SET status = 'cancelled', cancelled_by = _by, cancelled_at = clock_timestamp()
+         WHERE id = p_job_id;
+        RETURN QUERY SELECT 'cancelled'::text, queueing_job_json_v1(p_job_id);
+        RETURN;
+    END IF;
+    IF _job.abort_requested THEN
+        RETURN QUERY SELECT 'already_requested'::text, queueing_job_json_v1(p_job_id);
+        RETURN;
+    END IF;
+    -- procrastinate's trigger sends "abort_job_requested" to the workers.
+    UPDATE procrastinate_jobs
+       SET abort_requested = true, cancelled_by = _by, cancelled_at = clock_timestamp()
+     WHERE id = p_job_id;
+    RETURN QUERY SELECT 'stop_requested'::text, queueing_job_json_v1(p_job_id);
+END;
+$$;
+
+--
 -- Name: queueing_claim_restricted_v1(character varying[], integer, text[], text[]); Type: FUNCTION; Schema: public
 --
 
@@ -1469,6 +1528,17 @@ END;
 $$;
 
 --
+-- Name: queueing_register_worker_v1(text, integer); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_register_worker_v1(p_host text, p_pid integer) RETURNS TABLE(worker_id bigint)
+    LANGUAGE sql
+    AS $$
+    INSERT INTO procrastinate_workers (host, pid) VALUES (p_host, p_pid)
+    RETURNING procrastinate_workers.id
+$$;
+
+--
 -- Name: queueing_rescue_v3(interval, integer); Type: FUNCTION; Schema: public
 --
 
@@ -1741,7 +1811,10 @@ ALTER SEQUENCE public.procrastinate_periodic_defers_id_seq OWNED BY public.procr
 
 CREATE TABLE public.procrastinate_workers (
     id bigint NOT NULL,
-    last_heartbeat timestamp with time zone DEFAULT now() NOT NULL
+    last_heartbeat timestamp with time zone DEFAULT now() NOT NULL,
+    host text,
+    pid integer,
+    started_at timestamp with time zone DEFAULT now()
 );
 
 --
@@ -2297,4 +2370,5 @@ INSERT INTO public.queueing_migrations (version, name) VALUES
     (6, 'worker_contracts'),
     (7, 'observability'),
     (8, 'claim_paths'),
-    (9, 'schedules_pause_limits');
+    (9, 'schedules_pause_limits'),
+    (10, 'operators');

@@ -13,6 +13,7 @@ import pytest
 
 from queueing import (
     Actor,
+    InvalidPayload,
     InvalidTransition,
     JobNotFound,
     JobRequest,
@@ -152,6 +153,38 @@ def test_admin_cancels_any_job_of_the_tenant_and_system_any_job(queue: Queue) ->
     other = queue.enqueue("generate", tenant_id="globex", user_id="eve")
     assert queue.cancel(mine.id, actor=Actor.admin("acme")).cancelled_by == "admin:acme"
     assert queue.cancel(other.id).cancelled_by == "system"
+
+
+def test_an_operator_cancels_and_retries_any_job_and_is_recorded_by_name(
+    queue: Queue,
+) -> None:
+    ada = Actor.operator("ada")
+    job = queue.enqueue("generate", tenant_id="globex", user_id="eve")
+    cancelled = queue.cancel(job.id, actor=ada)
+    assert (cancelled.status, cancelled.cancelled_by) == (JobStatus.CANCELLED, "operator:ada")
+    assert queue.get_job(job.id).cancelled_by_actor == ada
+    retried = queue.retry(job.id, actor=ada)  # the system's rights; a retry records no one
+    assert (retried.status, retried.cancelled_by) == (JobStatus.PENDING, None)
+    with pytest.raises(InvalidTransition):
+        queue.retry(job.id, actor=ada)
+
+
+@pytest.mark.parametrize(
+    ("name", "message"),
+    [("", "operator name must be 1 to 256"), ("a" * 257, "1 to 256"), ("a\x00b", "NUL")],
+)
+def test_an_operators_name_is_checked_as_an_id(name: str, message: str) -> None:
+    with pytest.raises(InvalidPayload, match=message):
+        Actor.operator(name)
+
+
+async def test_an_operator_cancels_an_active_job_through_the_async_api(queue: Queue) -> None:
+    job = queue.enqueue("generate")
+    with psycopg.connect(queue.database_url, autocommit=True) as conn:
+        conn.execute("UPDATE procrastinate_jobs SET status = 'doing' WHERE id = %s", [job.id])
+    stopping = await queue.aio.cancel(job.id, actor=Actor.operator("grace:hopper"))
+    assert (stopping.cancel_requested, stopping.cancelled_by) == (True, "operator:grace:hopper")
+    assert stopping.cancelled_by_actor == Actor.operator("grace:hopper")
 
 
 def test_a_completed_job_cannot_be_cancelled(queue: Queue) -> None:

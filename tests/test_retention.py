@@ -108,7 +108,7 @@ def test_pending_and_active_jobs_are_never_touched(queue: Queue) -> None:
     busy = _make(queue, "todo", [30 * DAY, 30 * DAY], queue_name="busy")
     with psycopg.connect(queue.database_url, autocommit=True) as conn:
         # Active jobs: claimed by a registered worker.
-        row = conn.execute(sql.query("register_worker")).fetchone()
+        row = conn.execute(sql.query("register_worker"), {"host": "h", "pid": 1}).fetchone()
         assert row is not None
         worker_id = row[0]
         active = [

@@ -304,6 +304,8 @@ def test_set_actor_refuses_what_would_not_mean_what_it_says(app_url: str) -> Non
         with conn.transaction():
             with pytest.raises(ConfigurationError, match="system actor"):
                 set_actor(conn, Actor.system())
+            with pytest.raises(ConfigurationError, match="operator actor does not read"):
+                set_actor(conn, Actor.operator("ada"))  # the system's rights: the owner role
             with pytest.raises(ConfigurationError, match="needs a tenant_id"):
                 set_actor(conn, Actor.user("u1"))
             with pytest.raises(InvalidPayload, match="tenant_id must be 1 to 256"):

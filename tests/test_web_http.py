@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import re
+import socket
 from collections.abc import Iterator
 
 import httpx2
@@ -11,10 +12,10 @@ import psycopg
 import pytest
 from starlette.testclient import TestClient
 
-from queueing import ConfigurationError, JobStatus, Queue, sql
+from queueing import Actor, ConfigurationError, JobStatus, Queue, sql
 from queueing.testing import drain
 from queueing.web import basic_auth, create_app, local_operator
-from tests.helpers import run_cli
+from tests.helpers import run_cli, worker_process
 from tests.web_support import dashboard_process
 
 ORIGIN = "http://testserver"
@@ -124,11 +125,33 @@ def test_a_job_page_shows_arguments_error_traceback_and_attempts(
     assert 'class="timeline"' in page
 
 
-def test_the_workers_page_lists_registered_workers(client: TestClient, app_queue: Queue) -> None:
+def worker_row(html: str, worker_id: int) -> str:
+    row = re.search(rf'data-worker-id="{worker_id}">(.*?)</tr>', html, re.S)
+    assert row is not None, f"no line for worker {worker_id}"
+    return row.group(1)
+
+
+def test_the_workers_page_shows_a_real_workers_host_pid_and_start(
+    client: TestClient, app_queue: Queue
+) -> None:
+    with worker_process(app_queue.database_url) as worker:
+        started = worker.wait_for_log("worker.started")
+        assert (started["host"], started["pid"]) == (socket.gethostname(), worker.proc.pid)
+        row = worker_row(client.get("/workers").text, worker.id)
+    assert f'<td class="worker-host">{socket.gethostname()}</td>' in row
+    assert f'<td class="num worker-pid">{worker.proc.pid}</td>' in row
+    (start, heartbeat) = re.findall(r"<td>(\d{4}-\d\d-\d\d \d\d:\d\d:\d\d)</td>", row)
+    assert start <= heartbeat
+
+
+def test_a_worker_registered_by_procrastinate_itself_shows_no_host_or_pid(
+    client: TestClient, app_queue: Queue
+) -> None:
+    # procrastinate's own registration is kept: its workers may share the database.
     with psycopg.connect(app_queue.database_url, autocommit=True) as conn:
         (worker_id,) = conn.execute("SELECT procrastinate_register_worker_v1()").fetchone() or ()
-    page = client.get("/workers").text
-    assert f'data-worker-id="{worker_id}"' in page
+    row = worker_row(client.get("/workers").text, worker_id)
+    assert '<td class="worker-host">—</td>' in row and '<td class="num worker-pid">—</td>' in row
 
 
 # --- bad requests -------------------------------------------------------------------------
@@ -179,7 +202,7 @@ def test_cancel_retry_and_run_now_go_through_the_library(
     assert app_queue.get_job(pending.id).scheduled_at <= app_queue.get_job(pending.id).updated_at
     assert post(client, f"/jobs/{pending.id}/cancel") == 303
     cancelled = app_queue.get_job(pending.id)
-    assert (cancelled.status, cancelled.cancelled_by) == (JobStatus.CANCELLED, "system")
+    assert (cancelled.status, cancelled.cancelled_by) == (JobStatus.CANCELLED, "operator:ops")
     failed = failed_job(app_queue)
     assert post(client, f"/jobs/{failed}/retry") == 303
     assert app_queue.get_job(failed).status == JobStatus.PENDING
@@ -217,6 +240,46 @@ def test_bulk_cancel_of_a_queue(client: TestClient, app_queue: Queue) -> None:
     assert app_queue.get_job(kept).status == JobStatus.PENDING
 
 
+def queue_cell(html: str, queue: str) -> str:
+    row = re.search(rf'data-queue="{queue}">(.*?)</tr>', html, re.S)
+    assert row is not None, f"no line for queue {queue}"
+    cell = re.search(r'<td class="queue-state">(.*?)</td>', row.group(1), re.S)
+    assert cell is not None
+    return cell.group(1)
+
+
+def test_pause_and_resume_from_the_overview_hold_and_release_a_real_workers_claims(
+    client: TestClient, app_queue: Queue
+) -> None:
+    held = app_queue.enqueue("add", {"a": 1, "b": 2}, queue="reports")
+    app_queue.set_queue_limit("reports", 3)
+    assert 'data-action="pause"' in queue_cell(client.get("/").text, "reports")
+    assert post(client, "/queues/reports/pause") == 303
+    cell = queue_cell(client.get("/").text, "reports")
+    assert "paused" in cell and "(max 3 active)" in cell and 'data-action="resume"' in cell
+    # A minute between polls: after the resume, only its notification wakes the worker.
+    with worker_process(app_queue.database_url, "--poll-interval", "60") as worker:
+        # Enqueued after `held`: claimed first only if the claim skips the paused queue.
+        later = app_queue.enqueue("noop")
+        assert app_queue.wait_for(later.id, timeout=30).status == JobStatus.COMPLETED
+        assert app_queue.get_job(held.id).status == JobStatus.PENDING
+        assert post(client, "/queues/reports/resume") == 303
+        assert app_queue.wait_for(held.id, timeout=30).result == 3
+        assert worker.job_lines(held.id)
+    (info,) = [q for q in app_queue.list_queues() if q.name == "reports"]
+    assert (info.paused, info.max_active) == (False, 3)
+
+
+def test_a_queue_action_is_checked_by_the_library(client: TestClient, app_queue: Queue) -> None:
+    assert post(client, "/queues/nowhere/pause") == 404  # no job or setting uses it
+    assert post(client, "/queues/bad%20name/pause") == 422
+    app_queue.enqueue("noop", queue="known")
+    assert post(client, "/queues/known/explode") == 400
+    assert client.get("/queues/known/pause").status_code == 405  # never a GET
+    assert post(client, "/queues/known/pause", origin="https://evil.example") == 403
+    assert [q.paused for q in app_queue.list_queues() if q.name == "known"] == [False]
+
+
 # --- CSRF, read-only, authentication --------------------------------------------------------
 
 
@@ -248,6 +311,10 @@ def test_read_only_hides_and_refuses_every_action(read_only: TestClient, app_que
     assert post(read_only, "/jobs/bulk", action="cancel", newest_id=str(job.id)) == 403
     assert read_only.get("/jobs/bulk?action=cancel").status_code == 403
     assert app_queue.get_job(job.id).status == JobStatus.PENDING
+    overview = read_only.get("/").text
+    assert "running" in queue_cell(overview, "default") and "data-action" not in overview
+    assert post(read_only, "/queues/default/pause") == 403
+    assert [q.paused for q in app_queue.list_queues()] == [False]
 
 
 def test_basic_auth_guards_every_operator_page(app_queue: Queue) -> None:
@@ -260,6 +327,28 @@ def test_basic_auth_guards_every_operator_page(app_queue: Queue) -> None:
         assert client.get("/", auth=("ops", "wrong")).status_code == 401
         assert client.get("/", auth=("nobody", "s3cret")).status_code == 401
         assert client.get("/", auth=("ops", "s3cret")).status_code == 200
+
+
+def test_a_cancel_from_the_page_records_the_basic_auth_users_name(app_queue: Queue) -> None:
+    job = app_queue.enqueue("noop")
+    app = create_app(app_queue, operator=basic_auth("ada", "s3cret"))
+    with TestClient(app) as client:
+        client.auth = ("ada", "s3cret")  # on every request, as a browser resends it
+        assert post(client, f"/jobs/{job.id}/cancel") == 303
+    cancelled = app_queue.get_job(job.id)
+    assert (cancelled.status, cancelled.cancelled_by) == (JobStatus.CANCELLED, "operator:ada")
+    assert cancelled.cancelled_by_actor == Actor.operator("ada")
+
+
+def test_an_operator_name_from_the_host_app_is_checked(app_queue: Queue) -> None:
+    job = app_queue.enqueue("noop")
+    with TestClient(create_app(app_queue, operator=lambda request: "x" * 300)) as client:
+        response = client.get("/")
+        assert (response.status_code, response.text) == (
+            422,
+            "operator name must be 1 to 256 characters",
+        )
+    assert app_queue.get_job(job.id).status == JobStatus.PENDING
 
 
 def test_an_app_without_any_authentication_is_refused(app_queue: Queue) -> None:

@@ -34,7 +34,8 @@ def create_app(
       name, or None for "not signed in": 401), e.g. ``queueing.web.basic_auth(user,
       password)`` or a function reading the host app's own session. With it, the
       operator pages are served: ``/``, ``/jobs``, ``/jobs/{id}``, ``/workers``,
-      ``/events``, and their actions (cancel, retry, run now, bulk) unless ``read_only``.
+      ``/events``, and their actions (cancel, retry, run now, bulk; pause and resume a
+      queue) unless ``read_only``.
     - ``end_users``: an ``EndUsers`` (actor resolver + web-role database URL). With it,
       ``/me`` shows each end user their own jobs, live, through the row-level-security
       API, and lets them cancel the ones they may.
@@ -82,6 +83,7 @@ def operator_routes() -> list[BaseRoute]:
         Route("/jobs/bulk", actions.bulk_apply, methods=["POST"], name="bulk_apply"),
         Route("/jobs/{job_id}", jobs.job, name="job"),
         Route("/jobs/{job_id}/{action}", actions.act, methods=["POST"], name="act"),
+        Route("/queues/{queue}/{action}", actions.act_on_queue, methods=["POST"], name="queue_act"),
         Route("/workers", workers.workers, name="workers"),
         Route("/events", events.operator_events, name="events"),
     ]

@@ -14,6 +14,7 @@ from starlette.requests import Request
 from starlette.responses import PlainTextResponse, Response
 
 from queueing.errors import ConfigurationError
+from queueing.models import Actor
 from queueing.web.runtime import Operator, web
 
 Endpoint = Callable[[Request], Awaitable[Response]]
@@ -60,7 +61,9 @@ def is_loopback(host: str) -> bool:
 
 
 def operator_only(endpoint: Endpoint) -> Endpoint:
-    """Wrap an operator page: 401 unless the operator resolver names someone."""
+    """Wrap an operator page: 401 unless the operator resolver names someone; the
+    request's ``state.operator`` is then that operator's ``Actor``, whose name every
+    action records (``Actor.operator``)."""
 
     @functools.wraps(endpoint)
     async def guarded(request: Request) -> Response:
@@ -70,7 +73,8 @@ def operator_only(endpoint: Endpoint) -> Endpoint:
             return PlainTextResponse(
                 "sign in to see the dashboard", 401, headers={"WWW-Authenticate": REALM}
             )
-        request.state.operator = name
+        # Checked as any id (InvalidPayload: one line), before anything is read or done.
+        request.state.operator = Actor.operator(name)
         return await endpoint(request)
 
     return guarded
@@ -83,7 +87,7 @@ def end_user_only(endpoint: Endpoint) -> Endpoint:
     async def guarded(request: Request) -> Response:
         end_users = web(request).end_users
         actor = end_users.actor(request) if end_users is not None else None
-        if actor is None or actor.kind == "system":
+        if actor is None or actor.rights == "system":
             return PlainTextResponse("sign in to see your jobs", 401)
         request.state.actor = actor
         return await endpoint(request)

@@ -16,23 +16,17 @@ from pydantic import BaseModel, ConfigDict
 
 from queueing.models import JSON, Job, JobError, JobStatus
 from queueing.ops import Op, Query
+from queueing.queues import QueueInfo, list_queues
 from queueing.web.params import JobQuery
 
 THROUGHPUT_SLOTS = 12
 """The overview's chart: the last hour in slots of five minutes."""
 
 
-class QueueOverview(BaseModel):
-    """One queue's line on the overview."""
+class QueueOverview(QueueInfo):
+    """One queue's line on the overview: the library's ``list_queues`` record (counts,
+    ``paused``, ``max_active``) and its throughput."""
 
-    model_config = ConfigDict(frozen=True)
-
-    queue: str
-    pending: int
-    delayed: int
-    active: int
-    failed_last_hour: int
-    oldest_pending_seconds: float | None
     throughput: tuple[int, ...] = ()
     """Jobs finished in each five-minute slot of the last hour, oldest first."""
 
@@ -43,6 +37,10 @@ class WorkerRow(BaseModel):
     model_config = ConfigDict(frozen=True)
 
     id: int
+    host: str | None
+    """None for a worker registered before migration 0010 or by procrastinate itself."""
+    pid: int | None
+    started_at: dt.datetime | None
     last_heartbeat: dt.datetime
     heartbeat_age_seconds: float
     running_job_ids: list[int]
@@ -87,34 +85,36 @@ class JobPage:
 
 
 def overview() -> Op[list[QueueOverview]]:
-    """Every queue's counts and its throughput over the last hour."""
-    rows = yield Query("dashboard_overview")
+    """Every queue's counts and settings (``queueing.queues.list_queues``, as the library
+    gives them) and its throughput over the last hour."""
+    infos = {q.name: q for q in (yield from list_queues())}
     finished: dict[tuple[str, int], int] = {
         (r["queue"], r["slot"]): r["finished"] for r in (yield Query("dashboard_throughput"))
     }
-    queues = {r["queue"]: r for r in rows}
-    for queue, _ in finished:  # a queue whose jobs all finished (and none waits) still shows
-        queues.setdefault(queue, _idle(queue))
+    for name, _ in finished:  # (between the two reads, a queue's last job may be pruned)
+        infos.setdefault(name, _idle(name))
     return [
         QueueOverview(
-            **queues[name],
+            **infos[name].model_dump(),
             throughput=tuple(
                 finished.get((name, slot), 0) for slot in range(THROUGHPUT_SLOTS, 0, -1)
             ),
         )
-        for name in sorted(queues)
+        for name in sorted(infos)
     ]
 
 
-def _idle(queue: str) -> dict[str, object]:
-    return {
-        "queue": queue,
-        "pending": 0,
-        "delayed": 0,
-        "active": 0,
-        "failed_last_hour": 0,
-        "oldest_pending_seconds": None,
-    }
+def _idle(name: str) -> QueueInfo:
+    return QueueInfo(
+        name=name,
+        pending=0,
+        active=0,
+        delayed=0,
+        failed_last_hour=0,
+        oldest_pending_age_seconds=None,
+        paused=False,
+        max_active=None,
+    )
 
 
 def jobs_page(query: JobQuery) -> Op[JobPage]:

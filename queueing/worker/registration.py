@@ -14,6 +14,8 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
+import os
+import socket
 from dataclasses import dataclass
 
 import psycopg
@@ -23,6 +25,11 @@ from queueing.worker.connection import Connection
 from queueing.worker.finisher import Finisher
 from queueing.worker.metrics import WorkerMetrics
 from queueing.worker.services import Services
+
+
+def where_this_runs() -> dict[str, object]:
+    """The host and process id a worker registers with (shown on the dashboard)."""
+    return {"host": socket.gethostname(), "pid": os.getpid()}
 
 
 @dataclass(frozen=True)
@@ -65,7 +72,7 @@ class Registration:
 
     async def register(self) -> Registered:
         """Register a new worker row and start its finisher."""
-        rows = await self._conn.fetch("register_worker")
+        rows = await self._conn.fetch("register_worker", where_this_runs())
         finisher = Finisher(rows[0]["worker_id"], self._url, self._metrics, self.committed)
         self._services.start(finisher)
         registered = Registered(finisher.worker_id, finisher)

@@ -30,7 +30,7 @@ from queueing.worker.metrics import WorkerMetrics
 from queueing.worker.outcome import Interrupted
 from queueing.worker.progress import ProgressWriter
 from queueing.worker.pruner import Pruner
-from queueing.worker.registration import Registration
+from queueing.worker.registration import Registration, where_this_runs
 from queueing.worker.rescuer import Rescuer
 from queueing.worker.running import RunningJobs, WorkerStats
 from queueing.worker.scheduler import Scheduler
@@ -176,11 +176,14 @@ class Worker:
         self._registration, parts = await _Parts.build(
             self.queue, self.settings, self.stats, self.metrics
         )
+        place = where_this_runs()  # as registered: the dashboard's /workers shows them
         try:
             await parts.start(self._loop, self._stop)
             logs.event(
                 "worker.started",
                 worker_id=self.worker_id,
+                host=place["host"],
+                pid=place["pid"],
                 concurrency=self.settings.concurrency,
                 queues=self.settings.queues or "all",
                 tasks=len(self.queue.tasks),

@@ -1,10 +1,11 @@
-"""What an operator may do: cancel, retry, run now, one job or a filtered set.
+"""What an operator may do: cancel, retry, run now, one job or a filtered set; pause
+and resume a queue.
 
 Every action is a POST from the dashboard's own page (``csrf.checked_form``), refused in
-read-only mode, and goes through the library's operations (``Queue.aio``) as the system
-actor: the database records ``cancelled_by = 'system'`` and the operator's name goes to
-the ``dashboard.action`` log line. (Pausing a queue is the scheduling work's: see the
-TODO in templates/_overview_table.html.)
+read-only mode, and goes through the library's operations (``Queue.aio``) as the
+signed-in operator (``Actor.operator(name)``, the system's rights): a cancel records
+``cancelled_by = 'operator:<name>'``, and the name goes to the ``dashboard.action`` log
+line.
 """
 
 from __future__ import annotations
@@ -18,8 +19,9 @@ from starlette.responses import RedirectResponse, Response
 
 from queueing import logs
 from queueing.errors import InvalidTransition, JobNotFound, NotAllowed
-from queueing.models import SYSTEM, Job
+from queueing.models import Actor, Job
 from queueing.queue import AsyncQueue
+from queueing.queues import QueueInfo
 from queueing.web import data
 from queueing.web.auth import operator_only
 from queueing.web.csrf import FIELD, Forbidden, checked_form
@@ -27,11 +29,15 @@ from queueing.web.params import BadRequest, job_id, job_query
 from queueing.web.render import render
 from queueing.web.runtime import web
 
-Action = Callable[[AsyncQueue, int], Awaitable[Job]]
+Action = Callable[[AsyncQueue, int, Actor], Awaitable[Job]]
 ACTIONS: dict[str, Action] = {
-    "cancel": lambda q, ident: q.cancel(ident, actor=SYSTEM),
-    "retry": lambda q, ident: q.retry(ident, actor=SYSTEM),
-    "run-now": lambda q, ident: q.run_now(ident),
+    "cancel": lambda q, ident, actor: q.cancel(ident, actor=actor),
+    "retry": lambda q, ident, actor: q.retry(ident, actor=actor),
+    "run-now": lambda q, ident, actor: q.run_now(ident),  # (records no actor)
+}
+QUEUE_ACTIONS: dict[str, Callable[[AsyncQueue, str], Awaitable[QueueInfo]]] = {
+    "pause": lambda q, name: q.pause_queue(name),
+    "resume": lambda q, name: q.resume_queue(name),
 }
 BULK_ACTIONS = ("cancel", "retry")
 BULK_MAX = 1000
@@ -56,16 +62,36 @@ async def act(request: Request) -> Response:
     await checked_form(request)
     action = _action(request, request.path_params["action"], tuple(ACTIONS))
     ident = job_id(request.path_params["job_id"])
-    job = await ACTIONS[action](web(request).queue.aio, ident)
+    job = await ACTIONS[action](web(request).queue.aio, ident, request.state.operator)
     logs.event(
         "dashboard.action",
-        operator=request.state.operator,
+        operator=request.state.operator.name,
         action=action,
         job_id=ident,
         status=str(job.status),
     )
     root = request.scope.get("root_path", "")
     return RedirectResponse(f"{root}/jobs/{ident}", status_code=303)
+
+
+@operator_only
+async def act_on_queue(request: Request) -> Response:
+    """POST /queues/{name}/{pause|resume}: then back to the overview. The library checks
+    the name (400) and that the queue is known (404)."""
+    _writable(request)
+    await checked_form(request)
+    action = _action(request, request.path_params["action"], tuple(QUEUE_ACTIONS))
+    name = request.path_params["queue"]
+    info = await QUEUE_ACTIONS[action](web(request).queue.aio, name)
+    logs.event(
+        "dashboard.action",
+        operator=request.state.operator.name,
+        action=action,
+        queue=info.name,
+        paused=info.paused,
+    )
+    root = request.scope.get("root_path", "")
+    return RedirectResponse(f"{root}/", status_code=303)
 
 
 @operator_only
@@ -97,13 +123,13 @@ async def bulk_apply(request: Request) -> Response:
     done = 0
     for ident in ids:
         try:
-            await ACTIONS[action](state.queue.aio, ident)
+            await ACTIONS[action](state.queue.aio, ident, request.state.operator)
             done += 1
         except (InvalidTransition, JobNotFound, NotAllowed):
             pass  # changed since the confirmation (finished, pruned): counted as skipped
     logs.event(
         "dashboard.bulk_action",
-        operator=request.state.operator,
+        operator=request.state.operator.name,
         action=action,
         matched=len(ids),
         done=done,
