@@ -2,7 +2,8 @@
 process (or the host app mounting the end-user view) and a real worker.
 
 Every wait is on a condition with a deadline (WebDriverWait); every test ends with the
-browser console free of errors. The screenshots in docs/screenshots are taken here.
+browser console free of errors. The README's screenshots are taken here (kept in
+docs/screenshots when scripts/screenshots runs these tests).
 """
 
 from __future__ import annotations

@@ -12,6 +12,7 @@ import contextlib
 import os
 import subprocess
 import sys
+import tempfile
 from collections.abc import Iterator
 from pathlib import Path
 from typing import Any
@@ -27,7 +28,6 @@ from tests.test_rls import APP_ROLE, _as_user, _login_role
 
 CHROMIUM = Path("/usr/bin/chromium")
 CHROMEDRIVER = Path("/usr/bin/chromedriver")
-SCREENSHOTS = ROOT / "docs" / "screenshots"
 NO_BROWSER = (
     "no browser for the dashboard's tests: install Debian's chromium and its driver "
     "(sudo apt-get install -y chromium chromium-driver)"
@@ -130,5 +130,15 @@ def console_errors(driver: WebDriver) -> list[dict[str, Any]]:
 
 
 def screenshot(driver: WebDriver, name: str) -> None:
-    SCREENSHOTS.mkdir(parents=True, exist_ok=True)
-    driver.save_screenshot(str(SCREENSHOTS / f"{name}.png"))
+    """Save the page as ``name``.png: into docs/screenshots when ``scripts/screenshots``
+    runs the browser tests (QUEUEING_SCREENSHOTS_DIR), else into a temporary folder, so
+    that a test run leaves the checkout as it found it."""
+    folder = Path(os.environ.get("QUEUEING_SCREENSHOTS_DIR") or _scratch_screenshots())
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / f"{name}.png"
+    assert driver.save_screenshot(str(path)), f"no screenshot {name}"
+    assert path.stat().st_size > 0
+
+
+def _scratch_screenshots() -> Path:
+    return Path(tempfile.gettempdir()) / f"queueing-screenshots-{os.getuid()}-{os.getpid()}"
