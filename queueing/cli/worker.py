@@ -34,7 +34,7 @@ VacuumInterval = Annotated[
 
 def worker(
     app: Annotated[str, typer.Option("--app", help="module:attribute of your Queue.")],
-    concurrency: Annotated[int, typer.Option(min=1, max=10_000, help="Jobs run at once.")] = 10,
+    concurrency: Annotated[int, typer.Option(min=1, max=10_000, help="Jobs run at once.")] = 100,
     queue: Annotated[
         list[str] | None,
         typer.Option("--queue", "-q", help="Serve only these queues (repeatable)."),

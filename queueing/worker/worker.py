@@ -48,7 +48,7 @@ FORCED_FLUSH_TIMEOUT = 2.0
 class WorkerSettings:
     """How a worker runs (see ``Worker``); checked once, when it is built."""
 
-    concurrency: int = 10
+    concurrency: int = 100
     queues: Sequence[str] | None = None
     poll_interval: float = 1.0
     shutdown_timeout: float = 30.0
@@ -116,7 +116,7 @@ class Worker:
         self,
         queue: Queue,
         *,
-        concurrency: int = 10,
+        concurrency: int = 100,
         queues: Sequence[str] | None = None,
         poll_interval: float = 1.0,
         shutdown_timeout: float = 30.0,
