@@ -1,5 +1,5 @@
--- sql/schema.sql: the whole database schema of queueing at schema version 10,
--- as procrastinate 3.10.0's base schema plus sql/migrations/0001 to 0010 leave it.
+-- sql/schema.sql: the whole database schema of queueing at schema version 11,
+-- as procrastinate 3.10.0's base schema plus sql/migrations/0001 to 0011 leave it.
 -- Every table, view, index, trigger, policy, grant and function is here in its
 -- current form.
 --
@@ -2070,12 +2070,6 @@ CREATE INDEX procrastinate_jobs_id_lock_idx_v1 ON public.procrastinate_jobs USIN
 CREATE UNIQUE INDEX procrastinate_jobs_lock_idx_v1 ON public.procrastinate_jobs USING btree (lock) WHERE (status = 'doing'::public.procrastinate_job_status);
 
 --
--- Name: procrastinate_jobs_priority_idx_v1; Type: INDEX; Schema: public
---
-
-CREATE INDEX procrastinate_jobs_priority_idx_v1 ON public.procrastinate_jobs USING btree (priority DESC, id) WHERE (status = 'todo'::public.procrastinate_job_status);
-
---
 -- Name: procrastinate_jobs_queue_name_idx_v1; Type: INDEX; Schema: public
 --
 
@@ -2371,4 +2365,5 @@ INSERT INTO public.queueing_migrations (version, name) VALUES
     (7, 'observability'),
     (8, 'claim_paths'),
     (9, 'schedules_pause_limits'),
-    (10, 'operators');
+    (10, 'operators'),
+    (11, 'drop_priority_index');

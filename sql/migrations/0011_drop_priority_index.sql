@@ -1,0 +1,15 @@
+-- 0011: procrastinate's index of every pending job, dropped.
+--
+-- procrastinate_jobs_priority_idx_v1 (priority DESC, id) WHERE status = 'todo' holds every
+-- pending job of every queue. No claim of ours reads it since 0008/0009 (each kind of
+-- claimable job has an index of its own), but the planner still could: for a worker of
+-- named queues, with statistics that make its queue look large, it walked this index
+-- with a filter instead of the queue's own, past every pending job of the other queues
+-- (measured by `python -m bench large-table`: 100,000 jobs of an unserved queue cut the
+-- drain to 0.34x of the empty table's, 100,000 rows removed by filter per claim). Each
+-- enqueue also paid an insert into it.
+--
+-- procrastinate's own fetch (procrastinate_fetch_job_v2) still works without it, by a
+-- scan: running queueing's jobs with procrastinate's worker was never supported (it
+-- would bypass the status record and the attempt history).
+DROP INDEX procrastinate_jobs_priority_idx_v1;
