@@ -91,3 +91,15 @@ def test_a_due_scheduled_job_takes_its_place_in_priority_order(
     _run(conn, "fill_scheduled_due", n=BATCH // 2, priority=5)
     _claim_buffers(conn, ["q"])
     assert _run(conn, "claimed_priorities", queue="q") == [(0, BATCH // 2), (5, BATCH // 2)]
+
+
+def test_a_large_queue_is_read_on_its_own_index(conn: psycopg.Connection[Any]) -> None:
+    """With its queue a fair share of the table, the statistics once made a per-queue read
+    walk procrastinate's index of every pending job with a filter, past every job of the
+    other queue (migration 0011 dropped that index)."""
+    _run(conn, "fill_other_queue", n=OBSTACLES)
+    _run(conn, "fill_due", n=OBSTACLES // 4)
+    _run(conn, "analyze")
+    buffers, claimed = _claim_buffers(conn, ["q"])
+    assert claimed == BATCH
+    assert buffers <= MAX_BUFFERS, f"the claim touched {buffers} buffers"
