@@ -226,7 +226,7 @@ def _main(args: argparse.Namespace) -> None:
             # PgQueuer's own CLI (`pgq run`) and its benchmark run on uvloop.
             import uvloop
 
-            uvloop.run(coro)  # type: ignore[arg-type]
+            uvloop.run(coro)  # type: ignore[arg-type, unused-ignore]  # typed only with the bench extra
         else:
             asyncio.run(coro)  # type: ignore[arg-type]
     finally:
