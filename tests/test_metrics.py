@@ -89,7 +89,9 @@ def test_worker_counters_and_histograms_equal_the_outcomes(observed: Queue) -> N
         + [JobRequest("boom", {"message": f"no {i}"}) for i in range(3)]
         + [JobRequest("flaky") for _ in range(2)]
     )
-    with worker_process(observed.database_url, "--app", APP, "--metrics-port", "0") as worker:
+    with worker_process(
+        observed.database_url, "--app", APP, "--metrics-port", "0", "--concurrency", "10"
+    ) as worker:
         url = base_url(worker)
         jobs = observed.enqueue_many(requests)
         wait_all(observed, [j.id for j in jobs], timeout=30)
