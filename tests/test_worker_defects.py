@@ -238,7 +238,9 @@ def test_a_worker_frozen_in_its_rescue_round_does_not_stop_the_others_rescuing(
         holder_pid = holder.info.backend_pid
         watcher = stack.enter_context(psycopg.connect(url, autocommit=True))
 
-        w = stack.enter_context(_worker(url, *RESCUE_FAST))
+        # W serves a queue no job uses: a claim W sent just before its SIGSTOP can still
+        # be read and run by its backend after the test enqueued D2's job, and would take it.
+        w = stack.enter_context(_worker(url, *RESCUE_FAST, "--queue", "defect-w"))
 
         def blocked_by_holder() -> int | None:
             row = watcher.execute(
