@@ -8,7 +8,6 @@ test with one line saying how to install it.
 
 from __future__ import annotations
 
-import asyncio
 import contextlib
 import os
 import pwd
@@ -28,7 +27,6 @@ from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
 from queueing import Queue, sql
 from queueing.config import LISTEN_URL_ENV, PREPARE_THRESHOLD, PREPARED_STATEMENTS_ENV
-from queueing.models import JobStatus
 from tests.apps import tasks_app
 from tests.helpers import pointed_at, run_cli, unique_name, wait_all, worker_process
 
@@ -217,25 +215,6 @@ def test_worker_that_cannot_listen_claims_by_polling(
         wait_all(waiter, ids, timeout=60)
     assert [pooled.get_job(i).result for i in ids] == [2, 3, 4]
     assert worker.count("worker.not_listening") == (1 if listen == "off" else 0)
-
-
-async def test_async_waits_poll_through_pgbouncer_when_listening_is_off(
-    pooled: Queue, queue: Queue, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    """``aio.wait_for`` and ``aio.wait_for_change`` through the pooler, listening off:
-    they see a change made elsewhere by reading the job again (a wait that began before
-    the change and LISTENed through the pooler would never be woken, and time out)."""
-    monkeypatch.setenv(PREPARED_STATEMENTS_ENV, "false")
-    monkeypatch.setenv(LISTEN_URL_ENV, "off")
-    enqueued = await pooled.aio.enqueue("add", {"a": 1, "b": 1})
-    try:
-        seen = await pooled.aio.get_job(enqueued.id)
-        changed = asyncio.create_task(pooled.aio.wait_for_change(seen, timeout=60))
-        ended = asyncio.create_task(pooled.aio.wait_for(seen.id, timeout=60))
-        await asyncio.to_thread(queue.cancel, seen.id)
-        assert (await changed).status == (await ended).status == JobStatus.CANCELLED
-    finally:
-        await pooled.aio.close()
 
 
 def test_a_prepared_statements_setting_that_is_not_a_boolean_is_one_line(
