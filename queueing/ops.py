@@ -168,6 +168,8 @@ class JobFilter:
     user_id: str | None = None
     created_after: dt.datetime | None = None
     created_before: dt.datetime | None = None
+    #: Text the error's type or message contains (case-insensitive, no wildcards).
+    error_text: str | None = None
     before_id: int | None = None
     limit: int = 100
 
@@ -183,6 +185,7 @@ def list_jobs(filters: JobFilter) -> Op[list[Job]]:
             "user_id": filters.user_id,
             "created_after": filters.created_after,
             "created_before": filters.created_before,
+            "error_text": filters.error_text,
             "before_id": filters.before_id,
             "limit": filters.limit,
         },

@@ -39,7 +39,8 @@ SELECT job FROM queueing_enqueue_v2(%(jobs)s::json);
 SELECT * FROM queueing_jobs WHERE id = %(id)s;
 
 -- name: list_jobs
--- Newest first; keyset pagination: pass the last id seen as before_id.
+-- Newest first; keyset pagination: pass the last id seen as before_id. error_text: a
+-- search in the error's type and message (plain text, no wildcards).
 SELECT *
   FROM queueing_jobs
  WHERE (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
@@ -49,6 +50,9 @@ SELECT *
    AND (%(user_id)s::text IS NULL OR user_id = %(user_id)s)
    AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)
    AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)
+   AND (%(error_text)s::text IS NULL
+        OR strpos(lower(concat_ws(' ', error->>'type', error->>'message')),
+                  lower(%(error_text)s)) > 0)
    AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s)
  ORDER BY id DESC
  LIMIT %(limit)s;
@@ -475,27 +479,8 @@ SELECT queue_name AS queue,
  WHERE finished_at >= now() - interval '1 hour'
  GROUP BY 1, 2;
 
--- name: dashboard_jobs
--- list_jobs plus a search in the error's type and message (error_text, matched as
--- plain text, no wildcards). Newest first; keyset pagination on before_id.
-SELECT *
-  FROM queueing_jobs
- WHERE (%(statuses)s::text[] IS NULL OR status = ANY(%(statuses)s::text[]))
-   AND (%(task)s::text IS NULL OR task_name = %(task)s)
-   AND (%(queue)s::text IS NULL OR queue = %(queue)s)
-   AND (%(tenant_id)s::text IS NULL OR tenant_id = %(tenant_id)s)
-   AND (%(user_id)s::text IS NULL OR user_id = %(user_id)s)
-   AND (%(created_after)s::timestamptz IS NULL OR created_at >= %(created_after)s)
-   AND (%(created_before)s::timestamptz IS NULL OR created_at < %(created_before)s)
-   AND (%(error_text)s::text IS NULL
-        OR strpos(lower(concat_ws(' ', error->>'type', error->>'message')),
-                  lower(%(error_text)s)) > 0)
-   AND (%(before_id)s::bigint IS NULL OR id < %(before_id)s)
- ORDER BY id DESC
- LIMIT %(limit)s;
-
 -- name: dashboard_count_jobs
--- How many jobs dashboard_jobs' filters match (all pages), and the newest one's id: a
+-- How many jobs list_jobs' filters match (all pages), and the newest one's id: a
 -- bulk action touches the jobs counted, none enqueued after its confirmation.
 SELECT count(*) AS total, max(id) AS newest_id
   FROM queueing_jobs

@@ -120,7 +120,7 @@ def _idle(name: str) -> QueueInfo:
 def jobs_page(query: JobQuery) -> Op[JobPage]:
     """The page of jobs ``query`` asks for, and the count of all it matches."""
     params = query.sql_params()
-    rows = yield Query("dashboard_jobs", params)
+    rows = yield Query("list_jobs", params)
     (count,) = yield Query("dashboard_count_jobs", params)
     return JobPage(
         jobs=[Job.model_validate(r) for r in rows],
@@ -132,7 +132,7 @@ def jobs_page(query: JobQuery) -> Op[JobPage]:
 def matching_ids(query: JobQuery, newest_id: int, limit: int) -> Op[list[int]]:
     """The ids of the jobs ``query``'s filters match, none newer than ``newest_id``."""
     params = {**query.sql_params(), "before_id": newest_id + 1, "limit": limit}
-    rows = yield Query("dashboard_jobs", params)
+    rows = yield Query("list_jobs", params)
     return [r["id"] for r in rows]
 
 

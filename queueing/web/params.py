@@ -50,7 +50,7 @@ class JobQuery:
     limit: int = DEFAULT_PAGE
 
     def sql_params(self) -> dict[str, Any]:
-        """The parameters of the dashboard_jobs / dashboard_count_jobs queries."""
+        """The parameters of the list_jobs / dashboard_count_jobs queries."""
         return {
             "statuses": [str(s) for s in self.statuses] or None,
             "task": self.task,
