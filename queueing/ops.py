@@ -83,7 +83,9 @@ T = TypeVar("T")
 Op = Generator[Effect, Any, T]
 """An operation returning a ``T``: it yields effects and is sent each one's result."""
 
-JOB_CHANGED_CHANNEL = "queueing_job_changed_v1"
+JOB_CHANGED_CHANNEL = "queueing_jobs_changed_v2"
+"""Notified once per statement that changes jobs' status or progress (migration 0012);
+the payload is their ids, comma-separated (see ``hinted_ids``)."""
 #: Seconds between two reads of a waited-for job when no connection may LISTEN.
 WAIT_POLL_INTERVAL = 0.25
 
@@ -283,7 +285,6 @@ def wait_for(
     deadline = time.monotonic() + timeout
     if listen:
         yield Listen(JOB_CHANGED_CHANNEL)
-    expected = str(job_id)
     while True:
         job = yield from get_job(job_id)
         if job.status in wanted:
@@ -296,7 +297,7 @@ def wait_for(
                     f"(waited for {', '.join(sorted(wanted))})"
                 )
             payloads = yield from _wait_hint(remaining, listen)
-            if not listen or expected in payloads:
+            if not listen or _names(payloads, job_id):
                 break
 
 
@@ -306,7 +307,6 @@ def wait_for_change(job_id: int, seen: Job, timeout: float, *, listen: bool = Tr
     deadline = time.monotonic() + timeout
     if listen:
         yield Listen(JOB_CHANGED_CHANNEL)
-    expected = str(job_id)
     while True:
         job = yield from get_job(job_id)
         if job != seen:
@@ -315,11 +315,28 @@ def wait_for_change(job_id: int, seen: Job, timeout: float, *, listen: bool = Tr
         if remaining <= 0:
             return job
         payloads = yield from _wait_hint(remaining, listen)
-        while listen and payloads and expected not in payloads:
+        while listen and payloads and not _names(payloads, job_id):
             remaining = deadline - time.monotonic()
             if remaining <= 0:
                 return job
             payloads = yield WaitNotify(remaining)
+
+
+def hinted_ids(payload: str) -> frozenset[int] | None:
+    """The job ids a ``JOB_CHANGED_CHANNEL`` payload names; None for a payload that is not
+    a comma-separated list of ids.
+
+    Anyone who can connect may NOTIFY: a hint only chooses what to re-read.
+    """
+    parts = payload.split(",")
+    if not all(p.isascii() and p.isdigit() and len(p) < 20 for p in parts):
+        return None
+    return frozenset(int(p) for p in parts)
+
+
+def _names(payloads: list[str], job_id: int) -> bool:
+    """Whether any of these payloads hints at ``job_id``."""
+    return any(job_id in (hinted_ids(p) or ()) for p in payloads)
 
 
 def _wait_hint(remaining: float, listen: bool) -> Op[list[str]]:

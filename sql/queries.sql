@@ -118,7 +118,7 @@ SELECT id, task_name, queue_name, args, attempts, max_attempts, tenant_id, user_
 
 -- name: finish_jobs
 -- outcomes: queueing.worker.outcome.OutcomeKind values; the cast refuses any other.
-SELECT id, status FROM queueing_finish_v3(
+SELECT id, status FROM queueing_finish_v4(
     %(worker_id)s, %(ids)s::bigint[], %(attempts)s::integer[],
     %(outcomes)s::text[]::queueing_outcome_v1[],
     %(results)s::jsonb[], %(errors)s::jsonb[], %(retry_at)s::timestamptz[]);

@@ -1,5 +1,5 @@
--- sql/schema.sql: the whole database schema of queueing at schema version 11,
--- as procrastinate 3.10.0's base schema plus sql/migrations/0001 to 0011 leave it.
+-- sql/schema.sql: the whole database schema of queueing at schema version 12,
+-- as procrastinate 3.10.0's base schema plus sql/migrations/0001 to 0012 leave it.
 -- Every table, view, index, trigger, policy, grant and function is here in its
 -- current form.
 --
@@ -1006,90 +1006,6 @@ END;
 $$;
 
 --
--- Name: queueing_claim_v4(character varying[], bigint, integer, boolean); Type: FUNCTION; Schema: public
---
-
-CREATE FUNCTION public.queueing_claim_v4(p_queues character varying[], p_worker_id bigint, p_limit integer, p_idle boolean) RETURNS TABLE(id bigint, task_name character varying, queue_name character varying, args jsonb, attempts integer, max_attempts integer, tenant_id text, user_id text, run_alone boolean, due_at timestamp with time zone, trace_context jsonb)
-    LANGUAGE plpgsql
-    SET enable_seqscan TO 'off'
-    SET enable_bitmapscan TO 'off'
-    AS $$
-DECLARE
-    _ids bigint[];
-BEGIN
-    IF p_idle THEN
-        -- The worker runs nothing: it may take a job that must run alone (0006). Rare,
-        -- so one index of its own.
-        SELECT array_agg(j.id) INTO _ids
-          FROM (SELECT j.id
-                  FROM procrastinate_jobs AS j
-                 WHERE j.status = 'todo' AND j.run_alone
-                   AND (p_queues IS NULL OR j.queue_name = ANY(p_queues))
-                   AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
-                 ORDER BY j.priority DESC, j.id ASC
-                 LIMIT 1
-                   FOR UPDATE SKIP LOCKED) AS j;
-    END IF;
-    IF _ids IS NULL AND p_queues IS NULL THEN
-        WITH ready AS (
-            SELECT j.id, j.priority
-              FROM procrastinate_jobs AS j
-             WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
-             ORDER BY j.priority DESC, j.id ASC
-             LIMIT p_limit
-               FOR UPDATE SKIP LOCKED
-        ), due AS (
-            SELECT j.id, j.priority
-              FROM procrastinate_jobs AS j
-             WHERE j.status = 'todo' AND j.scheduled_at IS NOT NULL
-               AND j.scheduled_at <= now() AND NOT j.run_alone
-             ORDER BY j.scheduled_at ASC
-             LIMIT p_limit
-               FOR UPDATE SKIP LOCKED
-        )
-        SELECT array_agg(c.id) INTO _ids
-          FROM (SELECT b.id FROM (TABLE ready UNION ALL TABLE due) AS b
-                 ORDER BY b.priority DESC, b.id ASC
-                 LIMIT p_limit) AS c;
-    ELSIF _ids IS NULL THEN
-        WITH ready AS (
-            SELECT r.id, r.priority
-              FROM unnest(p_queues) AS q(name)
-             CROSS JOIN LATERAL (
-                   SELECT j.id, j.priority
-                     FROM procrastinate_jobs AS j
-                    WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
-                      AND j.queue_name = q.name
-                    ORDER BY j.priority DESC, j.id ASC
-                    LIMIT p_limit
-                      FOR UPDATE SKIP LOCKED) AS r
-        ), due AS (
-            SELECT j.id, j.priority
-              FROM procrastinate_jobs AS j
-             WHERE j.status = 'todo' AND j.scheduled_at IS NOT NULL
-               AND j.scheduled_at <= now() AND NOT j.run_alone
-               AND j.queue_name = ANY(p_queues)
-             ORDER BY j.scheduled_at ASC
-             LIMIT p_limit
-               FOR UPDATE SKIP LOCKED
-        )
-        SELECT array_agg(c.id) INTO _ids
-          FROM (SELECT b.id FROM (TABLE ready UNION ALL TABLE due) AS b
-                 ORDER BY b.priority DESC, b.id ASC
-                 LIMIT p_limit) AS c;
-    END IF;
-    -- The rows are locked by this transaction since the SELECTs above, still 'todo'.
-    RETURN QUERY
-    UPDATE procrastinate_jobs AS j
-       SET status = 'doing', worker_id = p_worker_id, attempts = j.attempts + 1
-     WHERE j.id = ANY(_ids)
-    RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
-              j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at),
-              j.trace_context;
-END;
-$$;
-
---
 -- Name: queueing_claim_v5(character varying[], bigint, integer, boolean); Type: FUNCTION; Schema: public
 --
 
@@ -1194,6 +1110,23 @@ BEGIN
               j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at),
               j.trace_context, j.schedule_tick,
               j.concurrency_key IS NOT NULL OR j.queue_name = ANY(_limited);
+END;
+$$;
+
+--
+-- Name: queueing_delete_attempts_v1(); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_delete_attempts_v1() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    IF TG_OP = 'TRUNCATE' THEN
+        TRUNCATE queueing_attempts;
+    ELSE
+        DELETE FROM queueing_attempts AS a USING deleted_jobs AS d WHERE a.job_id = d.id;
+    END IF;
+    RETURN NULL;
 END;
 $$;
 
@@ -1431,6 +1364,55 @@ CREATE FUNCTION public.queueing_finish_v3(p_worker_id bigint, p_ids bigint[], p_
 $$;
 
 --
+-- Name: queueing_finish_v4(bigint, bigint[], integer[], public.queueing_outcome_v1[], jsonb[], jsonb[], timestamp with time zone[]); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_finish_v4(p_worker_id bigint, p_ids bigint[], p_attempts integer[], p_outcomes public.queueing_outcome_v1[], p_results jsonb[], p_errors jsonb[], p_retry_at timestamp with time zone[]) RETURNS TABLE(id bigint, status text)
+    LANGUAGE sql
+    AS $$
+    WITH updated AS (
+        UPDATE procrastinate_jobs AS j
+           SET status = queueing_outcome_status_v1(j.abort_requested, o.outcome),
+               result = CASE WHEN queueing_outcome_status_v1(j.abort_requested, o.outcome)
+                                  = 'succeeded' THEN o.result END,
+               error = CASE WHEN queueing_outcome_status_v1(j.abort_requested, o.outcome)
+                                 = 'succeeded' THEN NULL
+                            ELSE COALESCE(o.error, j.error) END,
+               progress = CASE WHEN queueing_outcome_status_v1(j.abort_requested, o.outcome)
+                                    = 'succeeded' THEN 100 ELSE j.progress END,
+               abort_requested = false,
+               worker_id = CASE WHEN queueing_outcome_status_v1(j.abort_requested, o.outcome)
+                                     = 'todo' THEN NULL ELSE j.worker_id END,
+               scheduled_at = CASE WHEN queueing_outcome_status_v1(j.abort_requested, o.outcome)
+                                        = 'todo' THEN o.retry_at ELSE j.scheduled_at END,
+               -- An attempt cut short by a worker shutdown is not the job's fault.
+               attempts = CASE WHEN NOT j.abort_requested AND o.outcome = 'interrupted'
+                               THEN j.attempts - 1 ELSE j.attempts END
+          FROM unnest(p_ids, p_attempts, p_outcomes, p_results, p_errors, p_retry_at)
+                 AS o(id, attempt, outcome, result, error, retry_at)
+         -- Fencing: only the attempt this worker holds. The rows are found by primary
+         -- key; the other conditions are written so that no partial index matches them
+         -- (see queueing_finish_v1).
+         WHERE j.id = o.id
+           AND j.status::text = 'doing' AND j.worker_id IS NOT DISTINCT FROM p_worker_id
+           AND j.attempts = o.attempt
+        RETURNING j.id, j.status, j.started_at, j.updated_at, j.error, o.attempt, o.outcome
+    ), history AS (
+        INSERT INTO queueing_attempts
+               (job_id, attempt, worker_id, started_at, finished_at, outcome, error)
+        SELECT u.id, u.attempt, p_worker_id, u.started_at, u.updated_at,
+               CASE WHEN u.status = 'aborted' THEN 'cancelled'
+                    WHEN u.status = 'succeeded' THEN 'completed'
+                    WHEN u.status = 'failed' THEN 'failed'
+                    WHEN u.outcome = 'interrupted' THEN 'interrupted'
+                    ELSE 'retry' END,
+               CASE WHEN u.status = 'succeeded' THEN NULL ELSE u.error END
+          FROM updated AS u
+    )
+    SELECT u.id, queueing_status_name_v1(u.status) FROM updated AS u
+$$;
+
+--
 -- Name: queueing_job_json_v1(bigint); Type: FUNCTION; Schema: public
 --
 
@@ -1441,14 +1423,28 @@ CREATE FUNCTION public.queueing_job_json_v1(p_job_id bigint) RETURNS text
 $$;
 
 --
--- Name: queueing_notify_job_changed_v1(); Type: FUNCTION; Schema: public
+-- Name: queueing_notify_jobs_changed_v2(); Type: FUNCTION; Schema: public
 --
 
-CREATE FUNCTION public.queueing_notify_job_changed_v1() RETURNS trigger
+CREATE FUNCTION public.queueing_notify_jobs_changed_v2() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
+DECLARE
+    _ids text;
 BEGIN
-    PERFORM pg_notify('queueing_job_changed_v1', NEW.id::text);
+    -- 350 ids of at most 20 characters each stay under NOTIFY's 8,000-byte payload.
+    FOR _ids IN
+        SELECT string_agg(c.id::text, ',' ORDER BY c.id)
+          FROM (SELECT n.id, (row_number() OVER (ORDER BY n.id) - 1) / 350 AS chunk
+                  FROM changed_new AS n
+                  JOIN changed_old AS o ON o.id = n.id
+                 WHERE o.status IS DISTINCT FROM n.status
+                    OR o.progress IS DISTINCT FROM n.progress
+                    OR o.progress_detail IS DISTINCT FROM n.progress_detail) AS c
+         GROUP BY c.chunk
+    LOOP
+        PERFORM pg_notify('queueing_jobs_changed_v2', _ids);
+    END LOOP;
     RETURN NULL;
 END;
 $$;
@@ -1484,6 +1480,22 @@ CREATE FUNCTION public.queueing_now_v1() RETURNS timestamp with time zone
     LANGUAGE sql STABLE
     AS $$
     SELECT now() + COALESCE((SELECT c.offset_by FROM queueing_clock AS c), interval '0')
+$$;
+
+--
+-- Name: queueing_outcome_status_v1(boolean, public.queueing_outcome_v1); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_outcome_status_v1(p_abort_requested boolean, p_outcome public.queueing_outcome_v1) RETURNS public.procrastinate_job_status
+    LANGUAGE sql STABLE PARALLEL SAFE
+    AS $$
+    SELECT (CASE
+        WHEN p_abort_requested THEN 'aborted'
+        WHEN p_outcome = 'cancelled' THEN 'aborted'
+        WHEN p_outcome = 'succeeded' THEN 'succeeded'
+        WHEN p_outcome = 'failed' THEN 'failed'
+        ELSE 'todo'  -- retry, interrupted
+    END)::procrastinate_job_status
 $$;
 
 --
@@ -2058,24 +2070,6 @@ CREATE INDEX idx_procrastinate_workers_last_heartbeat ON public.procrastinate_wo
 CREATE INDEX procrastinate_events_job_id_fkey_v1 ON public.procrastinate_events USING btree (job_id);
 
 --
--- Name: procrastinate_jobs_id_lock_idx_v1; Type: INDEX; Schema: public
---
-
-CREATE INDEX procrastinate_jobs_id_lock_idx_v1 ON public.procrastinate_jobs USING btree (id, lock) WHERE (status = ANY (ARRAY['todo'::public.procrastinate_job_status, 'doing'::public.procrastinate_job_status]));
-
---
--- Name: procrastinate_jobs_lock_idx_v1; Type: INDEX; Schema: public
---
-
-CREATE UNIQUE INDEX procrastinate_jobs_lock_idx_v1 ON public.procrastinate_jobs USING btree (lock) WHERE (status = 'doing'::public.procrastinate_job_status);
-
---
--- Name: procrastinate_jobs_queue_name_idx_v1; Type: INDEX; Schema: public
---
-
-CREATE INDEX procrastinate_jobs_queue_name_idx_v1 ON public.procrastinate_jobs USING btree (queue_name);
-
---
 -- Name: procrastinate_jobs_queueing_lock_idx_v1; Type: INDEX; Schema: public
 --
 
@@ -2124,6 +2118,12 @@ CREATE INDEX queueing_jobs_due_v2_idx ON public.procrastinate_jobs USING btree (
 CREATE INDEX queueing_jobs_finished_idx ON public.procrastinate_jobs USING btree (queue_name, status, finished_at) WHERE (finished_at IS NOT NULL);
 
 --
+-- Name: queueing_jobs_id_lock_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX queueing_jobs_id_lock_idx ON public.procrastinate_jobs USING btree (id, lock) WHERE ((status = ANY (ARRAY['todo'::public.procrastinate_job_status, 'doing'::public.procrastinate_job_status])) AND (lock IS NOT NULL));
+
+--
 -- Name: queueing_jobs_key_active_idx; Type: INDEX; Schema: public
 --
 
@@ -2134,6 +2134,12 @@ CREATE INDEX queueing_jobs_key_active_idx ON public.procrastinate_jobs USING btr
 --
 
 CREATE INDEX queueing_jobs_keyed_idx ON public.procrastinate_jobs USING btree (concurrency_key, priority DESC, id) WHERE ((status = 'todo'::public.procrastinate_job_status) AND (concurrency_key IS NOT NULL) AND (NOT run_alone));
+
+--
+-- Name: queueing_jobs_lock_idx; Type: INDEX; Schema: public
+--
+
+CREATE UNIQUE INDEX queueing_jobs_lock_idx ON public.procrastinate_jobs USING btree (lock) WHERE ((status = 'doing'::public.procrastinate_job_status) AND (lock IS NOT NULL));
 
 --
 -- Name: queueing_jobs_ready_queue_v2_idx; Type: INDEX; Schema: public
@@ -2154,10 +2160,10 @@ CREATE INDEX queueing_jobs_ready_v2_idx ON public.procrastinate_jobs USING btree
 CREATE INDEX queueing_jobs_run_alone_idx ON public.procrastinate_jobs USING btree (priority DESC, id) WHERE ((status = 'todo'::public.procrastinate_job_status) AND run_alone);
 
 --
--- Name: queueing_jobs_tenant_user_id_idx; Type: INDEX; Schema: public
+-- Name: queueing_jobs_tenant_user_id_v2_idx; Type: INDEX; Schema: public
 --
 
-CREATE INDEX queueing_jobs_tenant_user_id_idx ON public.procrastinate_jobs USING btree (tenant_id, user_id, id DESC);
+CREATE INDEX queueing_jobs_tenant_user_id_v2_idx ON public.procrastinate_jobs USING btree (tenant_id, user_id, id DESC) WHERE (tenant_id IS NOT NULL);
 
 --
 -- Name: queueing_queues_restricted_idx; Type: INDEX; Schema: public
@@ -2190,10 +2196,16 @@ CREATE TRIGGER procrastinate_trigger_delete_jobs_v1 BEFORE DELETE ON public.proc
 CREATE TRIGGER procrastinate_trigger_scheduled_events_v1 AFTER INSERT OR UPDATE ON public.procrastinate_jobs FOR EACH ROW WHEN (((new.scheduled_at IS NOT NULL) AND (new.status = 'todo'::public.procrastinate_job_status))) EXECUTE FUNCTION public.procrastinate_trigger_function_scheduled_events_v1();
 
 --
--- Name: procrastinate_jobs queueing_notify_job_changed_v1; Type: TRIGGER; Schema: public
+-- Name: procrastinate_jobs queueing_delete_attempts_v1; Type: TRIGGER; Schema: public
 --
 
-CREATE TRIGGER queueing_notify_job_changed_v1 AFTER UPDATE OF status, progress, progress_detail ON public.procrastinate_jobs FOR EACH ROW WHEN (((old.status IS DISTINCT FROM new.status) OR (old.progress IS DISTINCT FROM new.progress) OR (old.progress_detail IS DISTINCT FROM new.progress_detail))) EXECUTE FUNCTION public.queueing_notify_job_changed_v1();
+CREATE TRIGGER queueing_delete_attempts_v1 AFTER DELETE ON public.procrastinate_jobs REFERENCING OLD TABLE AS deleted_jobs FOR EACH STATEMENT EXECUTE FUNCTION public.queueing_delete_attempts_v1();
+
+--
+-- Name: procrastinate_jobs queueing_notify_jobs_changed_v2; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER queueing_notify_jobs_changed_v2 AFTER UPDATE ON public.procrastinate_jobs REFERENCING OLD TABLE AS changed_old NEW TABLE AS changed_new FOR EACH STATEMENT EXECUTE FUNCTION public.queueing_notify_jobs_changed_v2();
 
 --
 -- Name: procrastinate_jobs queueing_notify_jobs_inserted_v1; Type: TRIGGER; Schema: public
@@ -2220,6 +2232,12 @@ CREATE TRIGGER queueing_take_concurrency_v1 BEFORE INSERT ON public.procrastinat
 CREATE TRIGGER queueing_take_trace_context_v1 BEFORE INSERT ON public.procrastinate_jobs FOR EACH ROW WHEN ((new.args ? '_queueing_trace'::text)) EXECUTE FUNCTION public.queueing_take_trace_context_v1();
 
 --
+-- Name: procrastinate_jobs queueing_truncate_attempts_v1; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER queueing_truncate_attempts_v1 AFTER TRUNCATE ON public.procrastinate_jobs FOR EACH STATEMENT EXECUTE FUNCTION public.queueing_delete_attempts_v1();
+
+--
 -- Name: procrastinate_events procrastinate_events_job_id_fkey; Type: FK CONSTRAINT; Schema: public
 --
 
@@ -2239,13 +2257,6 @@ ALTER TABLE ONLY public.procrastinate_jobs
 
 ALTER TABLE ONLY public.procrastinate_periodic_defers
     ADD CONSTRAINT procrastinate_periodic_defers_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.procrastinate_jobs(id);
-
---
--- Name: queueing_attempts queueing_attempts_job_id_fkey; Type: FK CONSTRAINT; Schema: public
---
-
-ALTER TABLE ONLY public.queueing_attempts
-    ADD CONSTRAINT queueing_attempts_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.procrastinate_jobs(id) ON DELETE CASCADE;
 
 --
 -- Name: procrastinate_jobs; Type: ROW SECURITY; Schema: public
@@ -2366,4 +2377,5 @@ INSERT INTO public.queueing_migrations (version, name) VALUES
     (8, 'claim_paths'),
     (9, 'schedules_pause_limits'),
     (10, 'operators'),
-    (11, 'drop_priority_index');
+    (11, 'drop_priority_index'),
+    (12, 'lighter_status_changes');

@@ -12,7 +12,7 @@ to real worker processes:
   is still picked up promptly, by NOTIFY (the worker polls only once a minute, so only a
   living listener can explain a prompt pick-up), and the garbage is logged as a count,
   never as text;
-- a forged ``queueing_job_changed_v1`` does not make ``Queue.wait_for`` return early.
+- a forged ``queueing_jobs_changed_v2`` does not make ``Queue.wait_for`` return early.
 
 Nothing sleeps: the tests wait on the worker's log lines, on a thread with a deadline,
 or on a polled condition with a deadline.

@@ -14,7 +14,7 @@ from starlette.testclient import TestClient
 
 from queueing import JobStatus, Queue
 from queueing.web import EndUsers, create_app
-from queueing.web.feed import hinted_job_id
+from queueing.web.feed import hinted_job_ids
 from tests.apps.web_host import demo_actor
 from tests.web_support import host_process, web_role_url
 
@@ -145,22 +145,25 @@ def test_the_stream_needs_an_actor(queue: Queue, web_url: str) -> None:
 @pytest.mark.parametrize(
     ("channel", "payload", "expected"),
     [
-        ("queueing_job_changed_v1", "42", 42),
-        ("queueing_job_changed_v1", "4" * 25, None),
-        ("queueing_job_changed_v1", "'; DROP TABLE x; --", None),
-        ("queueing_job_changed_v1", "٤٢", None),  # digits, but not ASCII ones
-        ("procrastinate_any_queue_v1", '{"type": "job_inserted", "job_id": 7}', 7),
-        ("procrastinate_any_queue_v1", '{"type": "abort_job_requested", "job_id": 8}', 8),
-        ("procrastinate_any_queue_v1", '{"type": "job_inserted", "job_id": "7"}', None),
-        ("procrastinate_any_queue_v1", "[" * 8000, None),
+        ("queueing_jobs_changed_v2", "42", [42]),
+        ("queueing_jobs_changed_v2", "42,7,42", [7, 42]),
+        ("queueing_jobs_changed_v2", "42,,7", [None]),
+        ("queueing_jobs_changed_v2", "42,x", [None]),
+        ("queueing_jobs_changed_v2", "4" * 25, [None]),
+        ("queueing_jobs_changed_v2", "'; DROP TABLE x; --", [None]),
+        ("queueing_jobs_changed_v2", "٤٢", [None]),  # digits, but not ASCII ones
+        ("procrastinate_any_queue_v1", '{"type": "job_inserted", "job_id": 7}', [7]),
+        ("procrastinate_any_queue_v1", '{"type": "abort_job_requested", "job_id": 8}', [8]),
+        ("procrastinate_any_queue_v1", '{"type": "job_inserted", "job_id": "7"}', [None]),
+        ("procrastinate_any_queue_v1", "[" * 8000, [None]),
     ],
 )
 def test_a_notification_names_a_job_or_everything(
-    channel: str, payload: str, expected: int | None
+    channel: str, payload: str, expected: list[int | None]
 ) -> None:
     """Anyone may NOTIFY: a payload the feed cannot read makes pages look at everything
     (re-read as their reader, so it shows nothing new), never raises."""
-    assert hinted_job_id(channel, payload) == expected
+    assert hinted_job_ids(channel, payload) == expected
 
 
 def test_a_forged_notification_neither_breaks_nor_leaks_into_a_stream(
@@ -176,8 +179,8 @@ def test_a_forged_notification_neither_breaks_nor_leaks_into_a_stream(
         lines = response.iter_lines()
         assert next(lines) == "event: ready"
         with psycopg.connect(queue.database_url, autocommit=True) as conn:
-            conn.execute("SELECT pg_notify('queueing_job_changed_v1', 'not an id')")
-            conn.execute("SELECT pg_notify('queueing_job_changed_v1', %s)", [str(other)])
+            conn.execute("SELECT pg_notify('queueing_jobs_changed_v2', 'not an id')")
+            conn.execute("SELECT pg_notify('queueing_jobs_changed_v2', %s)", [str(other)])
         queue.cancel(mine)
         seen = events_until(lines, mine)
     assert {job_id for ids in seen for job_id in ids} == {mine}, seen

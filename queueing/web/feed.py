@@ -1,7 +1,7 @@
 """One LISTEN connection per process, fanned out to every open event stream.
 
-The database notifies ``queueing_job_changed_v1`` (payload: the job id) when a job's
-status or progress changes, and ``procrastinate_any_queue_v1`` when jobs are inserted or
+The database notifies ``queueing_jobs_changed_v2`` (payload: the job ids) when a
+statement changes jobs' status or progress, and ``procrastinate_any_queue_v1`` when jobs are inserted or
 a cancel is asked of a running one (procrastinate's JSON hints). Each open event stream
 holds a ``Subscription``: the ids hinted since it last looked, coalesced, so a burst of
 progress reports is one look and a slow client never makes the feed wait. Hints are
@@ -22,7 +22,7 @@ import psycopg
 from psycopg import sql as pgsql
 
 from queueing import sql
-from queueing.ops import JOB_CHANGED_CHANNEL
+from queueing.ops import JOB_CHANGED_CHANNEL, hinted_ids
 from queueing.worker.backoff import ReconnectBackoff
 from queueing.worker.connection import connect
 from queueing.worker.listener import ANY_QUEUE_CHANNEL, hint_kind
@@ -122,7 +122,8 @@ class ChangeFeed:
                     listening.set()
                     self._publish(None)  # what changed while it was not listening
                     async for notify in conn.notifies():
-                        self._publish(hinted_job_id(notify.channel, notify.payload))
+                        for job_id in hinted_job_ids(notify.channel, notify.payload):
+                            self._publish(job_id)
             except psycopg.Error as exc:
                 listening.clear()
                 await asyncio.sleep(backoff.failed("web.listener_lost", exc))
@@ -132,17 +133,17 @@ class ChangeFeed:
             subscription.hint(job_id)
 
 
-def hinted_job_id(channel: str, payload: str) -> int | None:
-    """The job id a notification names; None (look at everything) for one it cannot read.
+def hinted_job_ids(channel: str, payload: str) -> list[int | None]:
+    """The job ids a notification names; [None] (look at everything) for one it cannot
+    read.
 
     Anyone who can connect may NOTIFY, so nothing here is trusted beyond choosing what
     to re-read: a forged id costs one read and shows nothing the reader may not see.
     """
     if channel == JOB_CHANGED_CHANNEL:
-        if payload.isascii() and payload.isdigit() and len(payload) < 20:
-            return int(payload)
-        return None
+        ids = hinted_ids(payload)
+        return [None] if ids is None else sorted(ids)
     if hint_kind(payload) is None:
-        return None
+        return [None]
     job_id = json.loads(payload)["job_id"]
-    return job_id if isinstance(job_id, int) else None
+    return [job_id if isinstance(job_id, int) else None]

@@ -1,7 +1,7 @@
 """The worker's registration: its worker id, and the finisher that writes under that id.
 
 A job's outcome must be written with the worker id that claimed it: the database fences
-out any other (``queueing_finish_v3``). So an id and its finisher travel together, as one
+out any other (``queueing_finish_v4``). So an id and its finisher travel together, as one
 ``Registered`` value: the claim loop takes the current one *with* each claim and hands
 the claimed jobs that finisher. When the worker's row is gone (a rescuer took this
 worker for dead, or it was forgotten) ``replace`` registers again; jobs claimed under the
