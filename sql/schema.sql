@@ -1122,7 +1122,8 @@ CREATE FUNCTION public.queueing_delete_attempts_v1() RETURNS trigger
     AS $$
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
-        TRUNCATE queueing_attempts;
+        -- Not TRUNCATE: that fails when the same statement truncates both tables.
+        DELETE FROM queueing_attempts;
     ELSE
         DELETE FROM queueing_attempts AS a USING deleted_jobs AS d WHERE a.job_id = d.id;
     END IF;

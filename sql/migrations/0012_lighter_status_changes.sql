@@ -25,7 +25,7 @@
 --    inserted, for rows that queueing's own functions insert beside the update of that
 --    job's row (it exists, and they hold its lock). The foreign key's ON DELETE CASCADE
 --    becomes a statement trigger: deleting jobs deletes their attempts in the same
---    statement, and TRUNCATE of the jobs truncates the attempts.
+--    statement, and TRUNCATE of the jobs empties the attempts.
 --
 -- Release 11's calls stay (tests/test_schema.py RELEASE_CALLS): queueing_finish_v3 is
 -- kept, and works on the new indexes and triggers. Its clients listen on the v1 channel,
@@ -148,7 +148,8 @@ CREATE FUNCTION queueing_delete_attempts_v1() RETURNS trigger
 AS $$
 BEGIN
     IF TG_OP = 'TRUNCATE' THEN
-        TRUNCATE queueing_attempts;
+        -- Not TRUNCATE: that fails when the same statement truncates both tables.
+        DELETE FROM queueing_attempts;
     ELSE
         DELETE FROM queueing_attempts AS a USING deleted_jobs AS d WHERE a.job_id = d.id;
     END IF;
