@@ -4,7 +4,6 @@ from __future__ import annotations
 
 import asyncio
 import datetime as dt
-import threading
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
 
@@ -13,6 +12,27 @@ from queueing.errors import InvalidPayload, InvalidProgress
 from queueing.models import JSON
 
 ProgressWriter = Callable[[int, JSON | None], Awaitable[None]]
+
+
+class StopFlag:
+    """Set once, when an attempt is asked to stop; read from the handler's thread.
+
+    Nothing ever waits on it (async handlers are cancelled outright, sync ones poll
+    ``ctx.cancelled``), so a bool does what a threading.Event did, without the lock and
+    condition an Event costs per job. Assigning and reading an attribute are atomic in
+    CPython.
+    """
+
+    __slots__ = ("_set",)
+
+    def __init__(self) -> None:
+        self._set = False
+
+    def set(self) -> None:
+        self._set = True
+
+    def is_set(self) -> bool:
+        return self._set
 
 
 @dataclass
@@ -33,7 +53,7 @@ class JobContext:
     user_id: str | None
     _write_progress: ProgressWriter = field(repr=False)
     _loop: asyncio.AbstractEventLoop = field(repr=False)
-    _cancelled: threading.Event = field(default_factory=threading.Event, repr=False)
+    _cancelled: StopFlag = field(default_factory=StopFlag, repr=False)
     #: The tick this job runs for, if a schedule made it (``Queue.schedule``), in the
     #: queue clock's time; None for an enqueued job.
     schedule_tick: dt.datetime | None = None

@@ -1,13 +1,13 @@
 """One LISTEN connection per process, fanned out to every open event stream.
 
 The database notifies ``queueing_jobs_changed_v2`` (payload: the job ids) when a
-statement changes jobs' status or progress, and ``procrastinate_any_queue_v1`` when jobs are inserted or
-a cancel is asked of a running one (procrastinate's JSON hints). Each open event stream
-holds a ``Subscription``: the ids hinted since it last looked, coalesced, so a burst of
-progress reports is one look and a slow client never makes the feed wait. Hints are
-only hints: streams re-read the database (the end-user stream through the
-row-level-security API) before passing anything on. After a gap in listening (start,
-reconnect) every subscription is told to look at everything.
+statement changes jobs' status or progress, and ``procrastinate_any_queue_v1`` when jobs
+are inserted or a cancel is asked of a running one (procrastinate's JSON hints). Each
+open event stream holds a ``Subscription``: the ids hinted since it last looked,
+coalesced, so a burst of progress reports is one look and a slow client never makes the
+feed wait. Hints are only hints: streams re-read the database (the end-user stream
+through the row-level-security API) before passing anything on. After a gap in listening
+(start, reconnect) every subscription is told to look at everything.
 """
 
 from __future__ import annotations
@@ -142,7 +142,7 @@ def hinted_job_ids(channel: str, payload: str) -> list[int | None]:
     """
     if channel == JOB_CHANGED_CHANNEL:
         ids = hinted_ids(payload)
-        return [None] if ids is None else sorted(ids)
+        return [None] if ids is None else [*sorted(ids)]
     if hint_kind(payload) is None:
         return [None]
     job_id = json.loads(payload)["job_id"]

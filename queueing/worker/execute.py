@@ -131,6 +131,8 @@ def result_json(value: Any, *, task_name: str) -> str:
     them), nesting deeper than ``limits.MAX_NESTING``, and over ``MAX_RESULT_BYTES``.
     A value of a refused type anywhere inside the result refuses the whole result.
     """
+    if value is None:
+        return "null"  # most handlers return nothing: no need to walk or measure it
     try:
         plain = _plain(value, (), 1)
         limits.check_json("result", plain, MAX_RESULT_BYTES)

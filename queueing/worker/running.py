@@ -9,11 +9,10 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
-import threading
 from dataclasses import dataclass, field
 
 from queueing import logs
-from queueing.context import JobContext
+from queueing.context import JobContext, StopFlag
 from queueing.queue import Queue
 from queueing.worker.execute import execute
 from queueing.worker.finisher import Finisher
@@ -37,7 +36,7 @@ class WorkerStats:
 @dataclass
 class _Running:
     job: Claimed
-    stop: threading.Event
+    stop: StopFlag
     task: asyncio.Task[Outcome]
     stop_reason: type[Exception] | None = None
 
@@ -74,7 +73,7 @@ class RunningJobs:
 
     def start(self, job: Claimed, finisher: Finisher) -> None:
         """Run ``job``; its outcome goes to ``finisher``."""
-        stop = threading.Event()
+        stop = StopFlag()
         ctx = JobContext(
             job_id=job.id,
             task_name=job.task_name,
