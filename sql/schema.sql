@@ -1114,6 +1114,120 @@ END;
 $$;
 
 --
+-- Name: queueing_claim_v6(character varying[], bigint, integer, boolean); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_claim_v6(p_queues character varying[], p_worker_id bigint, p_limit integer, p_idle boolean) RETURNS TABLE(id bigint, task_name character varying, queue_name character varying, args jsonb, attempts integer, max_attempts integer, tenant_id text, user_id text, run_alone boolean, due_at timestamp with time zone, trace_context jsonb, schedule_tick timestamp with time zone, limited boolean)
+    LANGUAGE plpgsql
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
+    SET jit TO 'off'
+    AS $$
+DECLARE
+    _ids     bigint[];
+    _paused  text[];
+    _limited text[];
+    _key     text;
+    _now     timestamptz;
+BEGIN
+    SELECT array_agg(q.name) FILTER (WHERE q.paused),
+           array_agg(q.name) FILTER (WHERE NOT q.paused)
+      INTO _paused, _limited
+      FROM queueing_queues AS q
+     WHERE q.paused OR q.max_active IS NOT NULL;
+    IF p_idle THEN
+        -- The worker runs nothing: it may take a job that must run alone (0006). Its key
+        -- and its queue's limit are not counted: it runs once, alone, to find a poison pill.
+        SELECT array_agg(j.id) INTO _ids
+          FROM (SELECT j.id
+                  FROM procrastinate_jobs AS j
+                 WHERE j.status = 'todo' AND j.run_alone
+                   AND (p_queues IS NULL OR j.queue_name = ANY(p_queues))
+                   AND (_paused IS NULL OR j.queue_name <> ALL(_paused))
+                   AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
+                 ORDER BY j.priority DESC, j.id ASC
+                 LIMIT 1
+                   FOR UPDATE SKIP LOCKED) AS j;
+    END IF;
+    IF _ids IS NULL AND _paused IS NULL AND _limited IS NULL THEN
+        -- Is a job with a key waiting? One probe of queueing_jobs_keyed_idx: ordered as
+        -- that index is, so the planner cannot pick an index of every pending job and
+        -- walk it (with none waiting, the whole of it).
+        SELECT j.concurrency_key INTO _key
+          FROM procrastinate_jobs AS j
+         WHERE j.status = 'todo' AND j.concurrency_key IS NOT NULL AND NOT j.run_alone
+         ORDER BY j.concurrency_key, j.priority DESC, j.id
+         LIMIT 1;
+    END IF;
+    IF _ids IS NULL AND (_paused IS NOT NULL OR _limited IS NOT NULL OR _key IS NOT NULL) THEN
+        _ids := queueing_claim_restricted_v1(p_queues, p_limit, _paused, _limited);
+    ELSIF _ids IS NULL AND p_queues IS NULL THEN
+        -- Nothing restricts this claim: 0008's paths (queueing_claim_v4), on the v2 indexes.
+        WITH ready AS (
+            SELECT j.id, j.priority
+              FROM procrastinate_jobs AS j
+             WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
+               AND j.concurrency_key IS NULL AND j.priority IS NOT NULL
+             ORDER BY j.priority DESC, j.id ASC
+             LIMIT p_limit
+               FOR UPDATE SKIP LOCKED
+        ), due AS (
+            SELECT j.id, j.priority
+              FROM procrastinate_jobs AS j
+             WHERE j.status = 'todo' AND j.scheduled_at IS NOT NULL
+               AND j.scheduled_at <= now() AND NOT j.run_alone AND j.concurrency_key IS NULL
+             ORDER BY j.scheduled_at ASC
+             LIMIT p_limit
+               FOR UPDATE SKIP LOCKED
+        )
+        SELECT array_agg(c.id) INTO _ids
+          FROM (SELECT b.id FROM (TABLE ready UNION ALL TABLE due) AS b
+                 ORDER BY b.priority DESC, b.id ASC
+                 LIMIT p_limit) AS c;
+    ELSIF _ids IS NULL THEN
+        WITH ready AS (
+            SELECT r.id, r.priority
+              FROM unnest(p_queues) AS q(name)
+             CROSS JOIN LATERAL (
+                   SELECT j.id, j.priority
+                     FROM procrastinate_jobs AS j
+                    WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
+                      AND j.concurrency_key IS NULL AND j.queue_name = q.name
+                    ORDER BY j.priority DESC, j.id ASC
+                    LIMIT p_limit
+                      FOR UPDATE SKIP LOCKED) AS r
+        ), due AS (
+            SELECT j.id, j.priority
+              FROM procrastinate_jobs AS j
+             WHERE j.status = 'todo' AND j.scheduled_at IS NOT NULL
+               AND j.scheduled_at <= now() AND NOT j.run_alone AND j.concurrency_key IS NULL
+               AND j.queue_name = ANY(p_queues)
+             ORDER BY j.scheduled_at ASC
+             LIMIT p_limit
+               FOR UPDATE SKIP LOCKED
+        )
+        SELECT array_agg(c.id) INTO _ids
+          FROM (SELECT b.id FROM (TABLE ready UNION ALL TABLE due) AS b
+                 ORDER BY b.priority DESC, b.id ASC
+                 LIMIT p_limit) AS c;
+    END IF;
+    -- The rows are locked by this transaction since the SELECTs above, still 'todo'.
+    _now := clock_timestamp();
+    RETURN QUERY
+    -- Stamped here, as queueing_stamp_job_v1 would (setting updated_at skips it).
+    UPDATE procrastinate_jobs AS j
+       SET status = 'doing', worker_id = p_worker_id, attempts = j.attempts + 1,
+           started_at = GREATEST(_now, j.created_at), finished_at = NULL,
+           updated_at = GREATEST(_now, j.updated_at, j.created_at)
+     WHERE j.id = ANY(_ids)
+    RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
+              j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at),
+              j.trace_context, j.schedule_tick,
+              j.concurrency_key IS NOT NULL OR j.queue_name = ANY(_limited);
+END;
+$$;
+
+--
 -- Name: queueing_delete_attempts_v1(); Type: FUNCTION; Schema: public
 --
 
@@ -1369,9 +1483,16 @@ $$;
 --
 
 CREATE FUNCTION public.queueing_finish_v4(p_worker_id bigint, p_ids bigint[], p_attempts integer[], p_outcomes public.queueing_outcome_v1[], p_results jsonb[], p_errors jsonb[], p_retry_at timestamp with time zone[]) RETURNS TABLE(id bigint, status text)
-    LANGUAGE sql
+    LANGUAGE plpgsql
     AS $$
+#variable_conflict use_column
+DECLARE
+    _now timestamptz := clock_timestamp();
+BEGIN
+    RETURN QUERY
     WITH updated AS (
+        -- Stamped here, as queueing_stamp_job_v1 would (setting updated_at skips it):
+        -- finished_at when the job ends, cleared when it goes back to pending.
         UPDATE procrastinate_jobs AS j
            SET status = queueing_outcome_status_v1(j.abort_requested, o.outcome),
                result = CASE WHEN queueing_outcome_status_v1(j.abort_requested, o.outcome)
@@ -1388,7 +1509,11 @@ CREATE FUNCTION public.queueing_finish_v4(p_worker_id bigint, p_ids bigint[], p_
                                         = 'todo' THEN o.retry_at ELSE j.scheduled_at END,
                -- An attempt cut short by a worker shutdown is not the job's fault.
                attempts = CASE WHEN NOT j.abort_requested AND o.outcome = 'interrupted'
-                               THEN j.attempts - 1 ELSE j.attempts END
+                               THEN j.attempts - 1 ELSE j.attempts END,
+               finished_at = CASE WHEN queueing_outcome_status_v1(j.abort_requested, o.outcome)
+                                       = 'todo' THEN NULL
+                                  ELSE GREATEST(_now, j.created_at, j.started_at) END,
+               updated_at = GREATEST(_now, j.updated_at, j.created_at, j.started_at)
           FROM unnest(p_ids, p_attempts, p_outcomes, p_results, p_errors, p_retry_at)
                  AS o(id, attempt, outcome, result, error, retry_at)
          -- Fencing: only the attempt this worker holds. The rows are found by primary
@@ -1410,7 +1535,8 @@ CREATE FUNCTION public.queueing_finish_v4(p_worker_id bigint, p_ids bigint[], p_
                CASE WHEN u.status = 'succeeded' THEN NULL ELSE u.error END
           FROM updated AS u
     )
-    SELECT u.id, queueing_status_name_v1(u.status) FROM updated AS u
+    SELECT u.id, queueing_status_name_v1(u.status) FROM updated AS u;
+END;
 $$;
 
 --
@@ -1431,20 +1557,13 @@ CREATE FUNCTION public.queueing_notify_jobs_changed_v2() RETURNS trigger
     LANGUAGE plpgsql
     AS $$
 DECLARE
-    _ids text;
+    _ids bigint[];
 BEGIN
+    SELECT array_agg(n.id) INTO _ids FROM changed_jobs AS n;
     -- 350 ids of at most 20 characters each stay under NOTIFY's 8,000-byte payload.
-    FOR _ids IN
-        SELECT string_agg(c.id::text, ',' ORDER BY c.id)
-          FROM (SELECT n.id, (row_number() OVER (ORDER BY n.id) - 1) / 350 AS chunk
-                  FROM changed_new AS n
-                  JOIN changed_old AS o ON o.id = n.id
-                 WHERE o.status IS DISTINCT FROM n.status
-                    OR o.progress IS DISTINCT FROM n.progress
-                    OR o.progress_detail IS DISTINCT FROM n.progress_detail) AS c
-         GROUP BY c.chunk
-    LOOP
-        PERFORM pg_notify('queueing_jobs_changed_v2', _ids);
+    FOR _first IN 1 .. coalesce(cardinality(_ids), 0) BY 350 LOOP
+        PERFORM pg_notify('queueing_jobs_changed_v2',
+                          array_to_string(_ids[_first:_first + 349], ','));
     END LOOP;
     RETURN NULL;
 END;
@@ -2071,6 +2190,12 @@ CREATE INDEX idx_procrastinate_workers_last_heartbeat ON public.procrastinate_wo
 CREATE INDEX procrastinate_events_job_id_fkey_v1 ON public.procrastinate_events USING btree (job_id);
 
 --
+-- Name: procrastinate_jobs_lock_idx_v1; Type: INDEX; Schema: public
+--
+
+CREATE UNIQUE INDEX procrastinate_jobs_lock_idx_v1 ON public.procrastinate_jobs USING btree (lock) WHERE (status = 'doing'::public.procrastinate_job_status);
+
+--
 -- Name: procrastinate_jobs_queueing_lock_idx_v1; Type: INDEX; Schema: public
 --
 
@@ -2137,12 +2262,6 @@ CREATE INDEX queueing_jobs_key_active_idx ON public.procrastinate_jobs USING btr
 CREATE INDEX queueing_jobs_keyed_idx ON public.procrastinate_jobs USING btree (concurrency_key, priority DESC, id) WHERE ((status = 'todo'::public.procrastinate_job_status) AND (concurrency_key IS NOT NULL) AND (NOT run_alone));
 
 --
--- Name: queueing_jobs_lock_idx; Type: INDEX; Schema: public
---
-
-CREATE UNIQUE INDEX queueing_jobs_lock_idx ON public.procrastinate_jobs USING btree (lock) WHERE ((status = 'doing'::public.procrastinate_job_status) AND (lock IS NOT NULL));
-
---
 -- Name: queueing_jobs_ready_queue_v2_idx; Type: INDEX; Schema: public
 --
 
@@ -2206,7 +2325,7 @@ CREATE TRIGGER queueing_delete_attempts_v1 AFTER DELETE ON public.procrastinate_
 -- Name: procrastinate_jobs queueing_notify_jobs_changed_v2; Type: TRIGGER; Schema: public
 --
 
-CREATE TRIGGER queueing_notify_jobs_changed_v2 AFTER UPDATE ON public.procrastinate_jobs REFERENCING OLD TABLE AS changed_old NEW TABLE AS changed_new FOR EACH STATEMENT EXECUTE FUNCTION public.queueing_notify_jobs_changed_v2();
+CREATE TRIGGER queueing_notify_jobs_changed_v2 AFTER UPDATE ON public.procrastinate_jobs REFERENCING NEW TABLE AS changed_jobs FOR EACH STATEMENT EXECUTE FUNCTION public.queueing_notify_jobs_changed_v2();
 
 --
 -- Name: procrastinate_jobs queueing_notify_jobs_inserted_v1; Type: TRIGGER; Schema: public
@@ -2218,7 +2337,7 @@ CREATE TRIGGER queueing_notify_jobs_inserted_v1 AFTER INSERT ON public.procrasti
 -- Name: procrastinate_jobs queueing_stamp_job_v1; Type: TRIGGER; Schema: public
 --
 
-CREATE TRIGGER queueing_stamp_job_v1 BEFORE UPDATE ON public.procrastinate_jobs FOR EACH ROW EXECUTE FUNCTION public.queueing_stamp_job_v1();
+CREATE TRIGGER queueing_stamp_job_v1 BEFORE UPDATE ON public.procrastinate_jobs FOR EACH ROW WHEN ((NOT (old.updated_at IS DISTINCT FROM new.updated_at))) EXECUTE FUNCTION public.queueing_stamp_job_v1();
 
 --
 -- Name: procrastinate_jobs queueing_take_concurrency_v1; Type: TRIGGER; Schema: public

@@ -1,17 +1,23 @@
 -- 0012: lighter status changes. What a claim and a finish write per job, cut to what the
 -- guarantees need (measured: docs/benchmarks.md, "What 0012 changed").
 --
--- 1. queueing_finish_v4: one UPDATE ... FROM unnest(outcomes). queueing_finish_v3 read
---    the jobs FOR UPDATE in one CTE and updated them from it in the next; an UPDATE that
---    joins a CTE carries each of its rows along as a whole-row value (for the recheck of
---    a concurrently updated row), and building those took a tenth of the server's CPU in
---    a drain. The status an outcome leads to is one inlined function,
---    queueing_outcome_status_v1, used by every column that depends on it.
+-- 1. queueing_finish_v4: one UPDATE ... FROM unnest(outcomes), in plpgsql.
+--    queueing_finish_v3 read the jobs FOR UPDATE in one CTE and updated them from it in
+--    the next; an UPDATE that joins a CTE carries each of its rows along as a whole-row
+--    value (for the recheck of a concurrently updated row), and building those took a
+--    tenth of the server's CPU in a drain. And a sql function's statement is parsed and
+--    planned on every call (PostgreSQL 15); plpgsql keeps its plan. The status an
+--    outcome leads to is one inlined function, queueing_outcome_status_v1.
 -- 2. Job-change hints once per statement: queueing_jobs_changed_v2 carries the ids of
---    the statement's changed jobs, comma-separated (at most 350 per notification), in
+--    the statement's updated jobs, comma-separated (at most 350 per notification), in
 --    place of one queueing_job_changed_v1 notification per row. A claim or finish of 100
---    jobs sends one notification, not 100.
--- 3. Indexes a status change no longer writes: each claim and finish inserted an entry
+--    jobs sends one notification, not 100. Hints stay hints: an update that changed
+--    neither status nor progress may send one too, and readers re-read the row.
+-- 3. Timestamps: the claim (queueing_claim_v6: queueing_claim_v5 with this change alone)
+--    and the finish set started_at / finished_at / updated_at in their own UPDATE, as
+--    queueing_stamp_job_v1 does; the trigger now skips an update that set updated_at
+--    itself, and still stamps every other one. Per row, a plpgsql trigger call less.
+-- 4. Indexes a status change no longer writes: each claim and finish inserted an entry
 --    in every index whose predicate the new row matched (no update here can be HOT: the
 --    status is in the partial indexes' predicates).
 --    - procrastinate_jobs_queue_name_idx_v1 (every job): dropped. The claims read their
@@ -19,9 +25,10 @@
 --      queueing_jobs_finished_idx.
 --    - queueing_jobs_tenant_user_id_idx: only jobs with a tenant. Every reader of it
 --      filters on tenant_id = ..., which implies tenant_id IS NOT NULL.
---    - procrastinate's lock indexes: only jobs with a lock. A unique index never
---      compares NULLs, and procrastinate reads the other by lock = ...
--- 4. queueing_attempts.job_id: no foreign key. Its check ran a query per attempt row
+--    - procrastinate_jobs_id_lock_idx_v1: only jobs with a lock (procrastinate reads it
+--      by lock = ...). Its unique index of every doing job, procrastinate_jobs_lock_idx_v1,
+--      stays: a queue's max_active counts the queue's active jobs on it (0009).
+-- 5. queueing_attempts.job_id: no foreign key. Its check ran a query per attempt row
 --    inserted, for rows that queueing's own functions insert beside the update of that
 --    job's row (it exists, and they hold its lock). The foreign key's ON DELETE CASCADE
 --    becomes a statement trigger: deleting jobs deletes their attempts in the same
@@ -52,9 +59,18 @@ CREATE FUNCTION queueing_finish_v4(
     p_outcomes queueing_outcome_v1[], p_results jsonb[], p_errors jsonb[],
     p_retry_at timestamptz[]
 ) RETURNS TABLE(id bigint, status text)
-    LANGUAGE sql
+    -- plpgsql, not sql: PostgreSQL 15 parses and plans a sql function's statement on
+    -- every call; plpgsql keeps the plan.
+    LANGUAGE plpgsql
 AS $$
+#variable_conflict use_column
+DECLARE
+    _now timestamptz := clock_timestamp();
+BEGIN
+    RETURN QUERY
     WITH updated AS (
+        -- Stamped here, as queueing_stamp_job_v1 would (setting updated_at skips it):
+        -- finished_at when the job ends, cleared when it goes back to pending.
         UPDATE procrastinate_jobs AS j
            SET status = queueing_outcome_status_v1(j.abort_requested, o.outcome),
                result = CASE WHEN queueing_outcome_status_v1(j.abort_requested, o.outcome)
@@ -71,7 +87,11 @@ AS $$
                                         = 'todo' THEN o.retry_at ELSE j.scheduled_at END,
                -- An attempt cut short by a worker shutdown is not the job's fault.
                attempts = CASE WHEN NOT j.abort_requested AND o.outcome = 'interrupted'
-                               THEN j.attempts - 1 ELSE j.attempts END
+                               THEN j.attempts - 1 ELSE j.attempts END,
+               finished_at = CASE WHEN queueing_outcome_status_v1(j.abort_requested, o.outcome)
+                                       = 'todo' THEN NULL
+                                  ELSE GREATEST(_now, j.created_at, j.started_at) END,
+               updated_at = GREATEST(_now, j.updated_at, j.created_at, j.started_at)
           FROM unnest(p_ids, p_attempts, p_outcomes, p_results, p_errors, p_retry_at)
                  AS o(id, attempt, outcome, result, error, retry_at)
          -- Fencing: only the attempt this worker holds. The rows are found by primary
@@ -93,7 +113,8 @@ AS $$
                CASE WHEN u.status = 'succeeded' THEN NULL ELSE u.error END
           FROM updated AS u
     )
-    SELECT u.id, queueing_status_name_v1(u.status) FROM updated AS u
+    SELECT u.id, queueing_status_name_v1(u.status) FROM updated AS u;
+END;
 $$;
 
 -- 2. Hints once per statement.
@@ -101,20 +122,13 @@ CREATE FUNCTION queueing_notify_jobs_changed_v2() RETURNS trigger
     LANGUAGE plpgsql
 AS $$
 DECLARE
-    _ids text;
+    _ids bigint[];
 BEGIN
+    SELECT array_agg(n.id) INTO _ids FROM changed_jobs AS n;
     -- 350 ids of at most 20 characters each stay under NOTIFY's 8,000-byte payload.
-    FOR _ids IN
-        SELECT string_agg(c.id::text, ',' ORDER BY c.id)
-          FROM (SELECT n.id, (row_number() OVER (ORDER BY n.id) - 1) / 350 AS chunk
-                  FROM changed_new AS n
-                  JOIN changed_old AS o ON o.id = n.id
-                 WHERE o.status IS DISTINCT FROM n.status
-                    OR o.progress IS DISTINCT FROM n.progress
-                    OR o.progress_detail IS DISTINCT FROM n.progress_detail) AS c
-         GROUP BY c.chunk
-    LOOP
-        PERFORM pg_notify('queueing_jobs_changed_v2', _ids);
+    FOR _first IN 1 .. coalesce(cardinality(_ids), 0) BY 350 LOOP
+        PERFORM pg_notify('queueing_jobs_changed_v2',
+                          array_to_string(_ids[_first:_first + 349], ','));
     END LOOP;
     RETURN NULL;
 END;
@@ -124,10 +138,144 @@ DROP TRIGGER queueing_notify_job_changed_v1 ON procrastinate_jobs;
 DROP FUNCTION queueing_notify_job_changed_v1();
 CREATE TRIGGER queueing_notify_jobs_changed_v2
     AFTER UPDATE ON procrastinate_jobs
-    REFERENCING OLD TABLE AS changed_old NEW TABLE AS changed_new
+    REFERENCING NEW TABLE AS changed_jobs
     FOR EACH STATEMENT EXECUTE FUNCTION queueing_notify_jobs_changed_v2();
 
--- 3. Indexes.
+-- Claims and finishes stamp their rows themselves (above and below); the trigger still
+-- stamps every other update (procrastinate's functions, an operator's UPDATE): those
+-- leave updated_at as it was.
+DROP TRIGGER queueing_stamp_job_v1 ON procrastinate_jobs;
+CREATE TRIGGER queueing_stamp_job_v1
+    BEFORE UPDATE ON procrastinate_jobs
+    FOR EACH ROW WHEN (OLD.updated_at IS NOT DISTINCT FROM NEW.updated_at)
+    EXECUTE FUNCTION queueing_stamp_job_v1();
+
+-- queueing_claim_v5 (0009), its timestamps set in its own UPDATE (3. above); the rest
+-- is unchanged.
+CREATE FUNCTION queueing_claim_v6(
+    p_queues    character varying[],
+    p_worker_id bigint,
+    p_limit     integer,
+    p_idle      boolean
+)
+    RETURNS TABLE (id bigint, task_name character varying, queue_name character varying,
+                   args jsonb, attempts integer, max_attempts integer,
+                   tenant_id text, user_id text, run_alone boolean,
+                   due_at timestamptz, trace_context jsonb, schedule_tick timestamptz,
+                   limited boolean)
+    LANGUAGE plpgsql
+    SET enable_seqscan = off
+    SET enable_bitmapscan = off
+    -- A plan that meets a disabled scan costs 1e10 and would be JIT-compiled on every
+    -- call (hundreds of ms) although it never runs that scan.
+    SET jit = off
+AS $$
+DECLARE
+    _ids     bigint[];
+    _paused  text[];
+    _limited text[];
+    _key     text;
+    _now     timestamptz;
+BEGIN
+    SELECT array_agg(q.name) FILTER (WHERE q.paused),
+           array_agg(q.name) FILTER (WHERE NOT q.paused)
+      INTO _paused, _limited
+      FROM queueing_queues AS q
+     WHERE q.paused OR q.max_active IS NOT NULL;
+    IF p_idle THEN
+        -- The worker runs nothing: it may take a job that must run alone (0006). Its key
+        -- and its queue's limit are not counted: it runs once, alone, to find a poison pill.
+        SELECT array_agg(j.id) INTO _ids
+          FROM (SELECT j.id
+                  FROM procrastinate_jobs AS j
+                 WHERE j.status = 'todo' AND j.run_alone
+                   AND (p_queues IS NULL OR j.queue_name = ANY(p_queues))
+                   AND (_paused IS NULL OR j.queue_name <> ALL(_paused))
+                   AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
+                 ORDER BY j.priority DESC, j.id ASC
+                 LIMIT 1
+                   FOR UPDATE SKIP LOCKED) AS j;
+    END IF;
+    IF _ids IS NULL AND _paused IS NULL AND _limited IS NULL THEN
+        -- Is a job with a key waiting? One probe of queueing_jobs_keyed_idx: ordered as
+        -- that index is, so the planner cannot pick an index of every pending job and
+        -- walk it (with none waiting, the whole of it).
+        SELECT j.concurrency_key INTO _key
+          FROM procrastinate_jobs AS j
+         WHERE j.status = 'todo' AND j.concurrency_key IS NOT NULL AND NOT j.run_alone
+         ORDER BY j.concurrency_key, j.priority DESC, j.id
+         LIMIT 1;
+    END IF;
+    IF _ids IS NULL AND (_paused IS NOT NULL OR _limited IS NOT NULL OR _key IS NOT NULL) THEN
+        _ids := queueing_claim_restricted_v1(p_queues, p_limit, _paused, _limited);
+    ELSIF _ids IS NULL AND p_queues IS NULL THEN
+        -- Nothing restricts this claim: 0008's paths (queueing_claim_v4), on the v2 indexes.
+        WITH ready AS (
+            SELECT j.id, j.priority
+              FROM procrastinate_jobs AS j
+             WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
+               AND j.concurrency_key IS NULL AND j.priority IS NOT NULL
+             ORDER BY j.priority DESC, j.id ASC
+             LIMIT p_limit
+               FOR UPDATE SKIP LOCKED
+        ), due AS (
+            SELECT j.id, j.priority
+              FROM procrastinate_jobs AS j
+             WHERE j.status = 'todo' AND j.scheduled_at IS NOT NULL
+               AND j.scheduled_at <= now() AND NOT j.run_alone AND j.concurrency_key IS NULL
+             ORDER BY j.scheduled_at ASC
+             LIMIT p_limit
+               FOR UPDATE SKIP LOCKED
+        )
+        SELECT array_agg(c.id) INTO _ids
+          FROM (SELECT b.id FROM (TABLE ready UNION ALL TABLE due) AS b
+                 ORDER BY b.priority DESC, b.id ASC
+                 LIMIT p_limit) AS c;
+    ELSIF _ids IS NULL THEN
+        WITH ready AS (
+            SELECT r.id, r.priority
+              FROM unnest(p_queues) AS q(name)
+             CROSS JOIN LATERAL (
+                   SELECT j.id, j.priority
+                     FROM procrastinate_jobs AS j
+                    WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
+                      AND j.concurrency_key IS NULL AND j.queue_name = q.name
+                    ORDER BY j.priority DESC, j.id ASC
+                    LIMIT p_limit
+                      FOR UPDATE SKIP LOCKED) AS r
+        ), due AS (
+            SELECT j.id, j.priority
+              FROM procrastinate_jobs AS j
+             WHERE j.status = 'todo' AND j.scheduled_at IS NOT NULL
+               AND j.scheduled_at <= now() AND NOT j.run_alone AND j.concurrency_key IS NULL
+               AND j.queue_name = ANY(p_queues)
+             ORDER BY j.scheduled_at ASC
+             LIMIT p_limit
+               FOR UPDATE SKIP LOCKED
+        )
+        SELECT array_agg(c.id) INTO _ids
+          FROM (SELECT b.id FROM (TABLE ready UNION ALL TABLE due) AS b
+                 ORDER BY b.priority DESC, b.id ASC
+                 LIMIT p_limit) AS c;
+    END IF;
+    -- The rows are locked by this transaction since the SELECTs above, still 'todo'.
+    _now := clock_timestamp();
+    RETURN QUERY
+    -- Stamped here, as queueing_stamp_job_v1 would (setting updated_at skips it).
+    UPDATE procrastinate_jobs AS j
+       SET status = 'doing', worker_id = p_worker_id, attempts = j.attempts + 1,
+           started_at = GREATEST(_now, j.created_at), finished_at = NULL,
+           updated_at = GREATEST(_now, j.updated_at, j.created_at)
+     WHERE j.id = ANY(_ids)
+    RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
+              j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at),
+              j.trace_context, j.schedule_tick,
+              j.concurrency_key IS NOT NULL OR j.queue_name = ANY(_limited);
+END;
+$$;
+
+
+-- 4. Indexes.
 DROP INDEX procrastinate_jobs_queue_name_idx_v1;
 DROP INDEX queueing_jobs_tenant_user_id_idx;
 CREATE INDEX queueing_jobs_tenant_user_id_v2_idx
@@ -136,11 +284,8 @@ DROP INDEX procrastinate_jobs_id_lock_idx_v1;
 CREATE INDEX queueing_jobs_id_lock_idx
     ON procrastinate_jobs (id, lock)
     WHERE status IN ('todo', 'doing') AND lock IS NOT NULL;
-DROP INDEX procrastinate_jobs_lock_idx_v1;
-CREATE UNIQUE INDEX queueing_jobs_lock_idx
-    ON procrastinate_jobs (lock) WHERE status = 'doing' AND lock IS NOT NULL;
 
--- 4. Attempts go with their job.
+-- 5. Attempts go with their job.
 ALTER TABLE queueing_attempts DROP CONSTRAINT queueing_attempts_job_id_fkey;
 
 CREATE FUNCTION queueing_delete_attempts_v1() RETURNS trigger
