@@ -42,11 +42,12 @@ JOB_THREAD_PREFIX = "queueing-job"
 async def execute(
     job: Claimed,
     task: Task | None,
-    ctx: JobContext,
+    ctx: Callable[[], JobContext],
     stop_reason: Callable[[], type[Exception] | None],
 ) -> Outcome:
     """Run the handler, in the attempt's span if tracing is on (``queueing.tracing``);
-    never raises. ``stop_reason`` tells why we were cancelled, if we were."""
+    never raises. ``ctx`` builds the handler's JobContext, called only for a handler that
+    takes one; ``stop_reason`` tells why we were cancelled, if we were."""
     if not tracing.tracing():
         return await _run(job, task, ctx, stop_reason)
     with tracing.attempt_span(job) as span:
@@ -58,7 +59,7 @@ async def execute(
 async def _run(
     job: Claimed,
     task: Task | None,
-    ctx: JobContext,
+    ctx: Callable[[], JobContext],
     stop_reason: Callable[[], type[Exception] | None],
 ) -> Outcome:
     started = time.perf_counter()
@@ -67,7 +68,7 @@ async def _run(
             raise UnknownTask(f"no task named {job.task_name!r} in this worker's app")
         kwargs = task.handler_kwargs(job.args)
         if task.context_param:
-            kwargs[task.context_param] = ctx
+            kwargs[task.context_param] = ctx()
         result = await _call(task, kwargs, job.id)
     except asyncio.CancelledError:
         reason = stop_reason()

@@ -74,19 +74,23 @@ class RunningJobs:
     def start(self, job: Claimed, finisher: Finisher) -> None:
         """Run ``job``; its outcome goes to ``finisher``."""
         stop = StopFlag()
-        ctx = JobContext(
-            job_id=job.id,
-            task_name=job.task_name,
-            queue=job.queue_name,
-            attempt=job.attempts,
-            max_attempts=job.max_attempts,
-            tenant_id=job.tenant_id,
-            user_id=job.user_id,
-            _write_progress=functools.partial(self._progress.write, job),
-            _loop=asyncio.get_running_loop(),
-            _cancelled=stop,
-            schedule_tick=job.schedule_tick,
-        )
+
+        def ctx() -> JobContext:
+            # Built only for a handler that takes one (most do not).
+            return JobContext(
+                job_id=job.id,
+                task_name=job.task_name,
+                queue=job.queue_name,
+                attempt=job.attempts,
+                max_attempts=job.max_attempts,
+                tenant_id=job.tenant_id,
+                user_id=job.user_id,
+                _write_progress=functools.partial(self._progress.write, job),
+                _loop=asyncio.get_running_loop(),
+                _cancelled=stop,
+                schedule_tick=job.schedule_tick,
+            )
+
         task = self._queue.tasks.get(job.task_name)
         running: _Running
         coro = execute(job, task, ctx, lambda: running.stop_reason)
