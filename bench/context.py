@@ -28,6 +28,8 @@ class Sizes:
     """How big each scenario is: the full run's sizes, or ``--quick``'s for smoke tests."""
 
     drain_n: int = 20_000
+    drain_rounds: int = 3  # each point's figure: the median of its rounds
+    enqueue_rounds: int = 3
     queueing_sweep: tuple[int, ...] = (50, 100, 200, 400, 800)
     pgqueuer_sweep: tuple[int, ...] = (10, 50, 100, 250, 500, 1000)
     procrastinate_concurrency: int = 10  # 1, 4, 20 and 40 were no better (earlier runs)
@@ -51,6 +53,8 @@ class Sizes:
 
 QUICK = Sizes(
     drain_n=2_000,
+    drain_rounds=1,
+    enqueue_rounds=1,
     queueing_sweep=(100,),
     pgqueuer_sweep=(10, 250),
     procrastinate_drain_n=300,

@@ -287,8 +287,11 @@ def method(r: dict[str, Any]) -> str:
         f"{_num(s.get('drain_n'))} jobs ({_num(s.get('procrastinate_drain_n'))} for "
         "procrastinate); the worker processes are spawned, connect, and are released "
         "together; rate = jobs handled / (last handler start - first handler start), from "
-        "the handlers' own clocks. Bulk enqueue: batches of 5,000, one client. Single "
-        "enqueue: one call and one commit per job, one client, sequential. Pick-up: one idle "
+        "the handlers' own clocks. Every drain point is run "
+        f"{_num(s.get('drain_rounds', 1))} times, the systems taking turns within each "
+        "round, and its figure is the median. Bulk enqueue: batches of 5,000, one client. "
+        "Single enqueue: one call and one commit per job, one client, sequential (both the "
+        f"median of {_num(s.get('enqueue_rounds', 1))} rounds, taking turns). Pick-up: one idle "
         "worker, one enqueue call per job at the given rate (8 concurrent clients above "
         "50 jobs/s); pick-up = handler start - time right before the enqueue call."
     )

@@ -57,6 +57,10 @@ async def drain(
     return run
 
 
+def _drain_jobs(ctx: Context, system: str) -> int:
+    return ctx.sizes.procrastinate_drain_n if system == "procrastinate" else ctx.sizes.drain_n
+
+
 def _sweep_settings(ctx: Context, system: str) -> list[int]:
     sweep = {
         "queueing": ctx.sizes.queueing_sweep,
@@ -67,29 +71,48 @@ def _sweep_settings(ctx: Context, system: str) -> list[int]:
 
 
 async def scenario_drain(ctx: Context) -> None:
-    """Drain with 1 and 2 processes, every setting of the system's sweep; the best of each."""
+    """Drain with 1 and 2 processes, every setting of the system's sweep, ``drain_rounds``
+    times; a point's figure is the median of its rounds, and each system's best point is
+    its figure. The systems take turns within a round (this machine's speed drifts by
+    more than the differences measured: a ratio compares runs minutes apart otherwise)."""
+    rates: dict[tuple[str, int, int], list[float]] = {}
+    for name, db in ctx.dbs.items():
+        print(f"[drain] {db.client.settings_text(default_setting(name))}")
+    for round_ in range(ctx.sizes.drain_rounds):
+        for procs in (1, 2):
+            for name, db in ctx.dbs.items():
+                n = (
+                    ctx.sizes.procrastinate_drain_n
+                    if name == "procrastinate"
+                    else ctx.sizes.drain_n
+                )
+                for setting in _sweep_settings(ctx, name):
+                    run = await drain(db, n, procs, setting)
+                    rates.setdefault((name, procs, setting), []).append(run.rate)
+        print(f"  drain round {round_ + 1} of {ctx.sizes.drain_rounds} done")
     out: dict[str, Any] = {}
     for name, db in ctx.dbs.items():
-        n = ctx.sizes.procrastinate_drain_n if name == "procrastinate" else ctx.sizes.drain_n
+        n = _drain_jobs(ctx, name)
         rows: list[dict[str, Any]] = []
         best: dict[str, dict[str, Any]] = {}
-        print(f"[drain] {db.client.settings_text(default_setting(name))}")
         for procs in (1, 2):
             for setting in _sweep_settings(ctx, name):
-                run = await drain(db, n, procs, setting)
+                runs = rates[(name, procs, setting)]
                 row = {
                     "procs": procs,
                     "setting": setting,
-                    "rate": run.rate,
+                    "rate": statistics.median(runs),
+                    "rates": runs,
                     "jobs": n,
                     "default": setting == default_setting(name),
                 }
                 rows.append(row)
-                if run.rate > best.get(str(procs), {}).get("rate", -1.0):
+                if row["rate"] > best.get(str(procs), {}).get("rate", -1.0):
                     best[str(procs)] = row
         out[name] = {
             "sweep": rows,
             "best": best,
+            "rounds": ctx.sizes.drain_rounds,
             "default_setting": default_setting(name),
             "settings_text": db.client.settings_text(best["1"]["setting"]),
         }
@@ -98,22 +121,33 @@ async def scenario_drain(ctx: Context) -> None:
 
 async def scenario_enqueue(ctx: Context) -> None:
     """Bulk enqueue (batches of 5,000, one client) and single enqueue (one call and one
-    commit each, sequential, one client)."""
+    commit each, sequential, one client), ``enqueue_rounds`` times with the systems taking
+    turns; the medians."""
+    bulk: dict[str, list[float]] = {}
+    single: dict[str, list[float]] = {}
+    for _ in range(ctx.sizes.enqueue_rounds):
+        for name, db in ctx.dbs.items():
+            await db.tables.clear()
+            bulk.setdefault(name, []).append(await timed_bulk(db, ctx.sizes.bulk_n))
+            await db.tables.clear()
+            single.setdefault(name, []).append(await timed_single(db, ctx.sizes.single_n))
+            await db.tables.clear()
     out: dict[str, Any] = {}
-    for name, db in ctx.dbs.items():
-        await db.tables.clear()
-        bulk = await timed_bulk(db, ctx.sizes.bulk_n)
-        await db.tables.clear()
-        single = await timed_single(db, ctx.sizes.single_n)
-        await db.tables.clear()
+    for name in ctx.dbs:
         out[name] = {
-            "bulk": bulk,
-            "single": single,
+            "bulk": statistics.median(bulk[name]),
+            "single": statistics.median(single[name]),
+            "bulk_rates": bulk[name],
+            "single_rates": single[name],
+            "rounds": ctx.sizes.enqueue_rounds,
             "bulk_jobs": ctx.sizes.bulk_n,
             "single_jobs": ctx.sizes.single_n,
             "bulk_batch": BULK_BATCH,
         }
-        print(f"  {name} enqueue: bulk {bulk:,.0f}/s, single {single:,.0f}/s")
+        print(
+            f"  {name} enqueue: bulk {out[name]['bulk']:,.0f}/s, "
+            f"single {out[name]['single']:,.0f}/s (medians of {ctx.sizes.enqueue_rounds})"
+        )
     ctx.results["enqueue"] = out
 
 
