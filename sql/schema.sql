@@ -1420,6 +1420,40 @@ END;
 $$;
 
 --
+-- Name: queueing_enqueue_v3(json); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_enqueue_v3(p_jobs json) RETURNS SETOF public.queueing_jobs
+    LANGUAGE plpgsql
+    SET enable_seqscan TO 'off'
+    SET jit TO 'off'
+    AS $$
+DECLARE
+    _ids bigint[];
+BEGIN
+    WITH inserted AS (
+        INSERT INTO procrastinate_jobs
+               (queue_name, task_name, priority, args, scheduled_at, tenant_id, user_id,
+                max_attempts)
+        SELECT j.queue_name, j.task_name, j.priority, j.args, j.scheduled_at, j.tenant_id,
+               j.user_id, j.max_attempts
+          FROM ROWS FROM (
+                   json_to_recordset(p_jobs) AS (queue_name character varying,
+                                                 task_name character varying,
+                                                 priority integer, args jsonb,
+                                                 scheduled_at timestamptz, tenant_id text,
+                                                 user_id text, max_attempts integer)
+               ) WITH ORDINALITY AS j(queue_name, task_name, priority, args, scheduled_at,
+                                      tenant_id, user_id, max_attempts, n)
+         ORDER BY j.n
+        RETURNING id
+    )
+    SELECT array_agg(id) INTO _ids FROM inserted;
+    RETURN QUERY SELECT * FROM queueing_jobs WHERE id = ANY(_ids) ORDER BY id;
+END;
+$$;
+
+--
 -- Name: queueing_finish_v3(bigint, bigint[], integer[], public.queueing_outcome_v1[], jsonb[], jsonb[], timestamp with time zone[]); Type: FUNCTION; Schema: public
 --
 
