@@ -121,3 +121,10 @@ SELECT l.locktype, COALESCE(l.classid::regclass::text, l.relation::regclass::tex
        COALESCE(l.objid, 0), l.mode
   FROM pg_locks AS l JOIN pg_stat_activity AS a ON a.pid = l.pid
  WHERE NOT l.granted AND a.datname = current_database();
+
+-- name: statement_cost_worker
+-- A worker row for bench/statement_cost.py's claims (nothing else runs in its database).
+INSERT INTO procrastinate_workers DEFAULT VALUES RETURNING id;
+
+-- name: backend_pid
+SELECT pg_backend_pid() AS pid;

@@ -140,15 +140,10 @@ def enqueue(jobs: Sequence[NewJob]) -> Op[list[EnqueuedJob]]:
         ],
         ensure_ascii=False,
     )
-    if not any(j.dedupe_key for j in jobs):
-        # No key to look up: the set-based insert, ~40 % faster than the keyed path.
-        rows = yield Query("enqueue_plain", {"jobs": payload})
-        for r in rows:
-            r["created"] = True
-        # One validation call for the whole batch: per-record calls cost more than the
-        # insert itself for a bulk enqueue.
-        return _ENQUEUED_ROWS.validate_python(rows)
-    rows = yield Query("enqueue", {"jobs": payload})
+    # No key to look up: the set-based insert, ~40 % faster than the keyed path. Both
+    # return each record as JSON text, validated for the whole batch in one call.
+    plain = not any(j.dedupe_key for j in jobs)
+    rows = yield Query("enqueue_plain" if plain else "enqueue", {"jobs": payload})
     return _ENQUEUED_ROWS.validate_json("[" + ",".join(r["job"] for r in rows) + "]")
 
 

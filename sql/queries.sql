@@ -28,7 +28,7 @@ INSERT INTO queueing_migrations (version, name) VALUES (%(version)s, %(name)s);
 -- name: enqueue_plain
 -- The fast path when no job of the batch has a dedupe key: one set-based insert
 -- (queueing_enqueue_v2 handles keyed jobs one at a time, under their key's lock).
-SELECT * FROM queueing_enqueue_v3(%(jobs)s::json);
+SELECT job FROM queueing_enqueue_v3(%(jobs)s::json);
 
 -- name: enqueue
 -- One round trip for one job or many; returns their records (JSON, with "created") in

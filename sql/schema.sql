@@ -1423,7 +1423,7 @@ $$;
 -- Name: queueing_enqueue_v3(json); Type: FUNCTION; Schema: public
 --
 
-CREATE FUNCTION public.queueing_enqueue_v3(p_jobs json) RETURNS SETOF public.queueing_jobs
+CREATE FUNCTION public.queueing_enqueue_v3(p_jobs json) RETURNS TABLE(job text)
     LANGUAGE plpgsql
     SET enable_seqscan TO 'off'
     SET jit TO 'off'
@@ -1449,7 +1449,11 @@ BEGIN
         RETURNING id
     )
     SELECT array_agg(id) INTO _ids FROM inserted;
-    RETURN QUERY SELECT * FROM queueing_jobs WHERE id = ANY(_ids) ORDER BY id;
+    RETURN QUERY
+        SELECT (to_jsonb(v) || '{"created": true}'::jsonb)::text
+          FROM queueing_jobs AS v
+         WHERE v.id = ANY(_ids)
+         ORDER BY v.id;
 END;
 $$;
 
@@ -2233,7 +2237,7 @@ CREATE UNIQUE INDEX procrastinate_jobs_lock_idx_v1 ON public.procrastinate_jobs 
 -- Name: procrastinate_jobs_queueing_lock_idx_v1; Type: INDEX; Schema: public
 --
 
-CREATE UNIQUE INDEX procrastinate_jobs_queueing_lock_idx_v1 ON public.procrastinate_jobs USING btree (queueing_lock) WHERE (status = 'todo'::public.procrastinate_job_status);
+CREATE UNIQUE INDEX procrastinate_jobs_queueing_lock_idx_v1 ON public.procrastinate_jobs USING btree (queueing_lock) WHERE ((status = 'todo'::public.procrastinate_job_status) AND (queueing_lock IS NOT NULL));
 
 --
 -- Name: procrastinate_periodic_defers_job_id_fkey_v1; Type: INDEX; Schema: public

@@ -4,14 +4,17 @@ bench``, never from a test.)"""
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 from typing import Any
 
 import psycopg
+from psycopg.rows import dict_row
 
 from bench.large_table import explain_claim
 from bench.report import render
 from bench.sql_blocks import claim_function, query
+from bench.statement_cost import measure_round
 from queueing import JobStatus, Queue
 
 
@@ -42,6 +45,18 @@ def test_claim_plan_is_the_current_claim_and_claims_nothing(queue: Queue) -> Non
     assert "procrastinate_jobs" in plan  # auto_explain's plans of the statements inside
     # Rolled back: the jobs are still pending and no worker row was left behind.
     assert _counts(queue)[("elsewhere", JobStatus.PENDING)] == 5
+
+
+def test_statement_cost_claims_and_finishes_every_job_with_the_release_statements(
+    queue: Queue,
+) -> None:
+    queue.task(name="noop")(lambda: None)
+    args = argparse.Namespace(jobs=250, batch=100)
+    with psycopg.connect(queue.database_url, autocommit=True, row_factory=dict_row) as conn:
+        worker_id = conn.execute(query("statement_cost_worker")).fetchone()["id"]  # type: ignore[index]
+        claim, finish = measure_round(conn, queue, worker_id, args)
+    assert claim >= 0 and finish >= 0
+    assert _counts(queue) == {("default", JobStatus.COMPLETED): 250}
 
 
 def _results() -> dict[str, Any]:

@@ -25,6 +25,8 @@
 --      queueing_jobs_finished_idx.
 --    - queueing_jobs_tenant_user_id_idx: only jobs with a tenant. Every reader of it
 --      filters on tenant_id = ..., which implies tenant_id IS NOT NULL.
+--    - procrastinate_jobs_queueing_lock_idx_v1 (unique): only jobs with a queueing lock
+--      (NULLs never conflict in a unique index; every enqueue wrote an entry).
 --    - procrastinate_jobs_id_lock_idx_v1: only jobs with a lock (procrastinate reads it
 --      by lock = ...). Its unique index of every doing job, procrastinate_jobs_lock_idx_v1,
 --      stays: a queue's max_active counts the queue's active jobs on it (0009).
@@ -34,10 +36,11 @@
 --    becomes a statement trigger: deleting jobs deletes their attempts in the same
 --    statement, and TRUNCATE of the jobs empties the attempts.
 --
--- 6. queueing_enqueue_v3: queueing_enqueue_v1 with sequential scans off. v1 re-reads
---    the inserted rows by id = ANY(ids), and a session that enqueued first into an empty
---    table kept the plan made then, a sequential scan, while the table grew: each single
---    enqueue read every row (3,000 enqueues into a new table: 550 us of server CPU each).
+-- 6. queueing_enqueue_v3: queueing_enqueue_v1 with sequential scans off, returning
+--    each record as JSON text. v1 re-reads the inserted rows by id = ANY(ids), and a
+--    session that enqueued first into an empty table kept the plan made then, a
+--    sequential scan, while the table grew: each single enqueue read every row (3,000
+--    enqueues into a new table: 550 us of server CPU each).
 --
 -- Release 11's calls stay (tests/test_schema.py RELEASE_CALLS): queueing_finish_v3 is
 -- kept, and works on the new indexes and triggers. Its clients listen on the v1 channel,
@@ -285,6 +288,10 @@ DROP INDEX procrastinate_jobs_queue_name_idx_v1;
 DROP INDEX queueing_jobs_tenant_user_id_idx;
 CREATE INDEX queueing_jobs_tenant_user_id_v2_idx
     ON procrastinate_jobs (tenant_id, user_id, id DESC) WHERE tenant_id IS NOT NULL;
+-- Same name: procrastinate tells a queueing-lock conflict by this index's name.
+DROP INDEX procrastinate_jobs_queueing_lock_idx_v1;
+CREATE UNIQUE INDEX procrastinate_jobs_queueing_lock_idx_v1
+    ON procrastinate_jobs (queueing_lock) WHERE status = 'todo' AND queueing_lock IS NOT NULL;
 DROP INDEX procrastinate_jobs_id_lock_idx_v1;
 CREATE INDEX queueing_jobs_id_lock_idx
     ON procrastinate_jobs (id, lock)
@@ -317,7 +324,9 @@ CREATE TRIGGER queueing_truncate_attempts_v1
 
 -- 6. The enqueue's re-read by primary key, whatever the table's size when it was planned.
 CREATE FUNCTION queueing_enqueue_v3(p_jobs json)
-    RETURNS SETOF queueing_jobs
+    -- Each record as one JSON text (as queueing_enqueue_v2 returns them): the client
+    -- parses one column per job instead of building and converting 24.
+    RETURNS TABLE (job text)
     LANGUAGE plpgsql
     SET enable_seqscan = off
     SET jit = off
@@ -343,7 +352,11 @@ BEGIN
         RETURNING id
     )
     SELECT array_agg(id) INTO _ids FROM inserted;
-    RETURN QUERY SELECT * FROM queueing_jobs WHERE id = ANY(_ids) ORDER BY id;
+    RETURN QUERY
+        SELECT (to_jsonb(v) || '{"created": true}'::jsonb)::text
+          FROM queueing_jobs AS v
+         WHERE v.id = ANY(_ids)
+         ORDER BY v.id;
 END;
 $$;
 
