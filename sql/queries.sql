@@ -27,13 +27,13 @@ INSERT INTO queueing_migrations (version, name) VALUES (%(version)s, %(name)s);
 
 -- name: enqueue_plain
 -- The fast path when no job of the batch has a dedupe key: one set-based insert
--- (queueing_enqueue_v2 handles keyed jobs one at a time, under their key's lock).
+-- (queueing_enqueue_v4 handles keyed jobs one at a time, under their key's lock).
 SELECT job FROM queueing_enqueue_v3(%(jobs)s::json);
 
 -- name: enqueue
 -- One round trip for one job or many; returns their records (JSON, with "created") in
 -- input order. Keyed jobs return the live job with their key instead of a second one.
-SELECT job FROM queueing_enqueue_v2(%(jobs)s::json);
+SELECT job FROM queueing_enqueue_v4(%(jobs)s::json);
 
 -- name: get_job
 SELECT * FROM queueing_jobs WHERE id = %(id)s;
