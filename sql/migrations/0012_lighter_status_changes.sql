@@ -1,5 +1,5 @@
 -- 0012: lighter status changes. What a claim and a finish write per job, cut to what the
--- guarantees need (measured: docs/benchmarks.md, "What 0012 changed").
+-- guarantees need (measured: docs/benchmarks.md, "What changed since run B").
 --
 -- 1. queueing_finish_v4: one UPDATE ... FROM unnest(outcomes), in plpgsql.
 --    queueing_finish_v3 read the jobs FOR UPDATE in one CTE and updated them from it in
@@ -13,8 +13,8 @@
 --    place of one queueing_job_changed_v1 notification per row. A claim or finish of 100
 --    jobs sends one notification, not 100. Hints stay hints: an update that changed
 --    neither status nor progress may send one too, and readers re-read the row.
--- 3. Timestamps: the claim (queueing_claim_v6: queueing_claim_v5 with this change alone)
---    and the finish set started_at / finished_at / updated_at in their own UPDATE, as
+-- 3. Timestamps: the claim (queueing_claim_v6: queueing_claim_v5 with this change, and
+--    jit off) and the finish set started_at / finished_at / updated_at in their own UPDATE, as
 --    queueing_stamp_job_v1 does; the trigger now skips an update that set updated_at
 --    itself, and still stamps every other one. Per row, a plpgsql trigger call less.
 -- 4. Indexes a status change no longer writes: each claim and finish inserted an entry
@@ -47,9 +47,10 @@
 --    single enqueues on one connection: 850 us of server CPU each at 1,500 jobs in the
 --    table, 1,700 us at 6,000).
 --
--- Release 11's calls stay (tests/test_schema.py RELEASE_CALLS): queueing_finish_v3 is
--- kept, and works on the new indexes and triggers. Its clients listen on the v1 channel,
--- which falls silent: their waits see changes at their next poll instead.
+-- Release 11's calls stay (tests/test_schema.py RELEASE_CALLS): queueing_claim_v5,
+-- queueing_finish_v3, queueing_enqueue_v1 and _v2 are kept, and work on the new indexes
+-- and triggers. Its clients listen on the v1 channel, which falls silent: their waits see
+-- changes at their next poll instead.
 
 CREATE FUNCTION queueing_outcome_status_v1(
     p_abort_requested boolean, p_outcome queueing_outcome_v1
