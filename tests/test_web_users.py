@@ -5,6 +5,7 @@ from __future__ import annotations
 
 import json
 import re
+import time
 from collections.abc import Iterator
 
 import httpx2
@@ -99,19 +100,34 @@ def test_the_web_role_cannot_read_the_tables(web_url: str) -> None:
         conn.execute("SELECT id FROM procrastinate_jobs")
 
 
+STREAM_DEADLINE_S = 60.0
+"""How long a test reads an event stream for an event (the stream sends a keepalive every
+15 s, so the deadline is checked at least that often)."""
+
+
+def changed_events(stream: Iterator[str]) -> Iterator[list[int]]:
+    """The id lists of a stream's ``changed`` events, as they come; AssertionError once
+    ``STREAM_DEADLINE_S`` has passed (never a test that hangs on a silent stream)."""
+    deadline = time.monotonic() + STREAM_DEADLINE_S
+    name = None
+    for line in stream:
+        if time.monotonic() > deadline:
+            raise AssertionError(f"no expected event within {STREAM_DEADLINE_S:g} s")
+        if line.startswith("event: "):
+            name = line.removeprefix("event: ")
+        elif line.startswith("data: ") and name == "changed":
+            yield json.loads(line.removeprefix("data: "))["ids"]
+    raise AssertionError("the stream ended")
+
+
 def events_until(stream: Iterator[str], job_id: int) -> list[list[int]]:
     """The ``changed`` events' id lists read from an SSE stream up to the first naming
     ``job_id``."""
     seen: list[list[int]] = []
-    name = None
-    for line in stream:
-        if line.startswith("event: "):
-            name = line.removeprefix("event: ")
-        elif line.startswith("data: ") and name == "changed":
-            ids = json.loads(line.removeprefix("data: "))["ids"]
-            seen.append(ids)
-            if job_id in ids:
-                return seen
+    for ids in changed_events(stream):
+        seen.append(ids)
+        if job_id in ids:
+            return seen
     raise AssertionError(f"the stream ended without naming job {job_id}: {seen}")
 
 
@@ -127,6 +143,9 @@ def test_the_stream_of_a_user_never_carries_another_users_job(queue: Queue, web_
         assert response.status_code == 200
         lines = response.iter_lines()
         assert next(lines) == "event: ready"
+        # The feed's first look at everything: read before any change, so that no hint
+        # below coalesces with it into an unnamed "look at everything".
+        assert next(changed_events(lines)) == []
         queue.cancel(other_tenant)  # changes first: hints the stream must drop
         queue.cancel(colleague)
         queue.enqueue("t", tenant_id="B", user_id="b1")  # an insert hint
@@ -178,8 +197,14 @@ def test_a_forged_notification_neither_breaks_nor_leaks_into_a_stream(
     ):
         lines = response.iter_lines()
         assert next(lines) == "event: ready"
+        events = changed_events(lines)
+        # The feed's first look at everything, as it starts listening (an empty list).
+        assert next(events) == []
         with psycopg.connect(queue.database_url, autocommit=True) as conn:
             conn.execute("SELECT pg_notify('queueing_jobs_changed_v2', 'not an id')")
+            # Unreadable: look at everything again. Read it before going on: a hint
+            # coalesced with it would go out as that empty list too, unnamed.
+            assert next(events) == []
             conn.execute("SELECT pg_notify('queueing_jobs_changed_v2', %s)", [str(other)])
         queue.cancel(mine)
         seen = events_until(lines, mine)
