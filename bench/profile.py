@@ -32,22 +32,11 @@ from typing import Any
 import psycopg
 
 from bench.context import QUICK, Context, Sizes, system_database
-from bench.procs import Fleet
+from bench.procs import Fleet, cpu_seconds
 from bench.scenarios import fill
 from bench.sql_blocks import query
 
 SAMPLE_EVERY_S = 0.05
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def cpu_seconds(pid: int) -> float:
-    """utime + stime of a process, in seconds (0 if it is gone)."""
-    try:
-        with open(f"/proc/{pid}/stat") as stat:
-            fields = stat.read().rpartition(")")[2].split()
-    except OSError:
-        return 0.0
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 async def _sample_activity(

@@ -22,17 +22,10 @@ from psycopg import sql as pgsql
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 
+from bench.procs import cpu_seconds
 from bench.sql_blocks import query
 from queueing import JobRequest, Queue
 from queueing.sql import query as release_query
-
-CLK_TCK = os.sysconf("SC_CLK_TCK")
-
-
-def _cpu_s(pid: int) -> float:
-    with open(f"/proc/{pid}/stat") as stat:
-        fields = stat.read().rsplit(")", 1)[1].split()
-    return (int(fields[11]) + int(fields[12])) / CLK_TCK
 
 
 def measure_round(
@@ -45,14 +38,14 @@ def measure_round(
     conn.execute(query("vacuum_analyze_jobs"))
     pid = conn.execute(query("backend_pid")).fetchone()["pid"]  # type: ignore[index]
     claimed: list[list[dict[str, Any]]] = []
-    started = _cpu_s(pid)
+    started = cpu_seconds(pid)
     while True:
         params = {"queues": None, "worker_id": worker_id, "limit": args.batch, "idle": False}
         rows = conn.execute(release_query("claim_jobs"), params, prepare=True).fetchall()
         if not rows:
             break
         claimed.append(rows)
-    between = _cpu_s(pid)
+    between = cpu_seconds(pid)
     for rows in claimed:
         n = len(rows)
         params = {
@@ -65,7 +58,7 @@ def measure_round(
             "retry_at": [None] * n,
         }
         conn.execute(release_query("finish_jobs"), params, prepare=True).fetchall()
-    ended = _cpu_s(pid)
+    ended = cpu_seconds(pid)
     jobs = sum(map(len, claimed))
     return (between - started) / jobs * 1e6, (ended - between) / jobs * 1e6
 
