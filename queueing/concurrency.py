@@ -2,9 +2,10 @@
 
 A task (or one enqueue) names a concurrency key and a limit: at most ``limit`` jobs with
 the same key are active at once, across all workers and hosts. The claim enforces it
-(``queueing_claim_v6``, migrations 0009 and 0012; docs/design.md "Concurrency limits"). The key is
-a template formatted with the job's arguments and its ``tenant_id`` and ``user_id``
-(``"{tenant_id}"``, ``"export:{account}"``), or a callable given the arguments as keywords.
+(``queueing_claim_v7``, migrations 0009, 0012 and 0013; docs/design.md "Concurrency
+limits"). The key is a template formatted with the job's arguments and its ``tenant_id``
+and ``user_id`` (``"{tenant_id}"``, ``"export:{account}"``), or a callable given the
+arguments as keywords.
 Keys are global: two tasks that name the same key share its slots.
 """
 

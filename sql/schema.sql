@@ -1,5 +1,5 @@
--- sql/schema.sql: the whole database schema of queueing at schema version 12,
--- as procrastinate 3.10.0's base schema plus sql/migrations/0001 to 0012 leave it.
+-- sql/schema.sql: the whole database schema of queueing at schema version 13,
+-- as procrastinate 3.10.0's base schema plus sql/migrations/0001 to 0013 leave it.
 -- Every table, view, index, trigger, policy, grant and function is here in its
 -- current form.
 --
@@ -1228,6 +1228,128 @@ END;
 $$;
 
 --
+-- Name: queueing_claim_v7(character varying[], bigint, integer, boolean); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_claim_v7(p_queues character varying[], p_worker_id bigint, p_limit integer, p_idle boolean) RETURNS TABLE(id bigint, task_name character varying, queue_name character varying, args jsonb, attempts integer, max_attempts integer, tenant_id text, user_id text, run_alone boolean, due_at timestamp with time zone, trace_context jsonb, schedule_tick timestamp with time zone, limited boolean)
+    LANGUAGE plpgsql
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
+    SET jit TO 'off'
+    AS $$
+DECLARE
+    _ids     bigint[];
+    _paused  text[];
+    _limited text[];
+    _key     text;
+    _now     timestamptz;
+BEGIN
+    -- The worker's row, locked until this claim commits, as the foreign key's check did
+    -- for each claimed row: a worker that was rescued or forgotten claims nothing, and its
+    -- row cannot go between this check and the commit.
+    PERFORM FROM procrastinate_workers AS w WHERE w.id = p_worker_id FOR KEY SHARE;
+    IF NOT FOUND THEN
+        RAISE foreign_key_violation
+              USING MESSAGE = format('worker %s is not registered', p_worker_id);
+    END IF;
+    SELECT array_agg(q.name) FILTER (WHERE q.paused),
+           array_agg(q.name) FILTER (WHERE NOT q.paused)
+      INTO _paused, _limited
+      FROM queueing_queues AS q
+     WHERE q.paused OR q.max_active IS NOT NULL;
+    IF p_idle THEN
+        -- The worker runs nothing: it may take a job that must run alone (0006). Its key
+        -- and its queue's limit are not counted: it runs once, alone, to find a poison pill.
+        SELECT array_agg(j.id) INTO _ids
+          FROM (SELECT j.id
+                  FROM procrastinate_jobs AS j
+                 WHERE j.status = 'todo' AND j.run_alone
+                   AND (p_queues IS NULL OR j.queue_name = ANY(p_queues))
+                   AND (_paused IS NULL OR j.queue_name <> ALL(_paused))
+                   AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
+                 ORDER BY j.priority DESC, j.id ASC
+                 LIMIT 1
+                   FOR UPDATE SKIP LOCKED) AS j;
+    END IF;
+    IF _ids IS NULL AND _paused IS NULL AND _limited IS NULL THEN
+        -- Is a job with a key waiting? One probe of queueing_jobs_keyed_idx: ordered as
+        -- that index is, so the planner cannot pick an index of every pending job and
+        -- walk it (with none waiting, the whole of it).
+        SELECT j.concurrency_key INTO _key
+          FROM procrastinate_jobs AS j
+         WHERE j.status = 'todo' AND j.concurrency_key IS NOT NULL AND NOT j.run_alone
+         ORDER BY j.concurrency_key, j.priority DESC, j.id
+         LIMIT 1;
+    END IF;
+    IF _ids IS NULL AND (_paused IS NOT NULL OR _limited IS NOT NULL OR _key IS NOT NULL) THEN
+        _ids := queueing_claim_restricted_v1(p_queues, p_limit, _paused, _limited);
+    ELSIF _ids IS NULL AND p_queues IS NULL THEN
+        -- Nothing restricts this claim: 0008's paths (queueing_claim_v4), on the v2 indexes.
+        WITH ready AS (
+            SELECT j.id, j.priority
+              FROM procrastinate_jobs AS j
+             WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
+               AND j.concurrency_key IS NULL AND j.priority IS NOT NULL
+             ORDER BY j.priority DESC, j.id ASC
+             LIMIT p_limit
+               FOR UPDATE SKIP LOCKED
+        ), due AS (
+            SELECT j.id, j.priority
+              FROM procrastinate_jobs AS j
+             WHERE j.status = 'todo' AND j.scheduled_at IS NOT NULL
+               AND j.scheduled_at <= now() AND NOT j.run_alone AND j.concurrency_key IS NULL
+             ORDER BY j.scheduled_at ASC
+             LIMIT p_limit
+               FOR UPDATE SKIP LOCKED
+        )
+        SELECT array_agg(c.id) INTO _ids
+          FROM (SELECT b.id FROM (TABLE ready UNION ALL TABLE due) AS b
+                 ORDER BY b.priority DESC, b.id ASC
+                 LIMIT p_limit) AS c;
+    ELSIF _ids IS NULL THEN
+        WITH ready AS (
+            SELECT r.id, r.priority
+              FROM unnest(p_queues) AS q(name)
+             CROSS JOIN LATERAL (
+                   SELECT j.id, j.priority
+                     FROM procrastinate_jobs AS j
+                    WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
+                      AND j.concurrency_key IS NULL AND j.queue_name = q.name
+                    ORDER BY j.priority DESC, j.id ASC
+                    LIMIT p_limit
+                      FOR UPDATE SKIP LOCKED) AS r
+        ), due AS (
+            SELECT j.id, j.priority
+              FROM procrastinate_jobs AS j
+             WHERE j.status = 'todo' AND j.scheduled_at IS NOT NULL
+               AND j.scheduled_at <= now() AND NOT j.run_alone AND j.concurrency_key IS NULL
+               AND j.queue_name = ANY(p_queues)
+             ORDER BY j.scheduled_at ASC
+             LIMIT p_limit
+               FOR UPDATE SKIP LOCKED
+        )
+        SELECT array_agg(c.id) INTO _ids
+          FROM (SELECT b.id FROM (TABLE ready UNION ALL TABLE due) AS b
+                 ORDER BY b.priority DESC, b.id ASC
+                 LIMIT p_limit) AS c;
+    END IF;
+    -- The rows are locked by this transaction since the SELECTs above, still 'todo'.
+    _now := clock_timestamp();
+    RETURN QUERY
+    -- Stamped here, as queueing_stamp_job_v1 would (setting updated_at skips it).
+    UPDATE procrastinate_jobs AS j
+       SET status = 'doing', worker_id = p_worker_id, attempts = j.attempts + 1,
+           started_at = GREATEST(_now, j.created_at), finished_at = NULL,
+           updated_at = GREATEST(_now, j.updated_at, j.created_at)
+     WHERE j.id = ANY(_ids)
+    RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
+              j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at),
+              j.trace_context, j.schedule_tick,
+              j.concurrency_key IS NOT NULL OR j.queue_name = ANY(_limited);
+END;
+$$;
+
+--
 -- Name: queueing_delete_attempts_v1(); Type: FUNCTION; Schema: public
 --
 
@@ -1791,6 +1913,22 @@ CREATE FUNCTION public.queueing_register_worker_v1(p_host text, p_pid integer) R
 $$;
 
 --
+-- Name: queueing_release_jobs_v1(); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_release_jobs_v1() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    UPDATE procrastinate_jobs AS j
+       SET worker_id = NULL
+      FROM deleted_workers AS d
+     WHERE j.worker_id = d.id AND j.status = 'doing';
+    RETURN NULL;
+END;
+$$;
+
+--
 -- Name: queueing_rescue_v3(interval, integer); Type: FUNCTION; Schema: public
 --
 
@@ -1818,6 +1956,80 @@ BEGIN
                                AND n.id <> j.id)) AS isolate
           FROM procrastinate_jobs AS j
          WHERE j.status = 'doing' AND (j.worker_id = ANY(_dead) OR j.worker_id IS NULL)
+         ORDER BY j.id
+         LIMIT p_limit
+           FOR UPDATE SKIP LOCKED
+    ), rescued AS (
+        UPDATE procrastinate_jobs AS j
+           SET status = (CASE WHEN j.abort_requested THEN 'aborted'
+                              WHEN l.isolate THEN 'todo'
+                              WHEN j.attempts >= j.max_attempts THEN 'failed'
+                              ELSE 'todo' END)::procrastinate_job_status,
+               abort_requested = false,
+               worker_id = NULL,
+               scheduled_at = NULL,
+               run_alone = j.run_alone OR l.isolate,
+               attempts = CASE WHEN l.isolate THEN j.attempts - 1 ELSE j.attempts END,
+               error = jsonb_build_object(
+                   'type', 'WorkerLost',
+                   'message', 'worker ' || COALESCE(l.worker_id::text, '?')
+                              || ' stopped heartbeating while running attempt '
+                              || l.attempts
+                              || CASE WHEN l.isolate
+                                      THEN ' (attempts spent: it runs once more, alone)'
+                                      ELSE '' END,
+                   'traceback', NULL)
+          FROM lost AS l
+         WHERE j.id = l.id
+        RETURNING j.id, j.status, j.started_at, j.updated_at, j.error, l.worker_id, l.attempts,
+                  j.queue_name, j.task_name
+    ), history AS (
+        INSERT INTO queueing_attempts
+               (job_id, attempt, worker_id, started_at, finished_at, outcome, error)
+        SELECT r.id, r.attempts, r.worker_id, r.started_at, r.updated_at, 'worker_lost', r.error
+          FROM rescued AS r
+    )
+    SELECT r.id, queueing_status_name_v1(r.status), r.queue_name, r.task_name FROM rescued AS r;
+    DELETE FROM procrastinate_workers AS w
+     WHERE w.id = ANY(_dead)
+       AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs AS j
+                        WHERE j.worker_id = w.id AND j.status = 'doing');
+END;
+$$;
+
+--
+-- Name: queueing_rescue_v4(interval, integer); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_rescue_v4(p_stalled_after interval, p_limit integer) RETURNS TABLE(id bigint, status text, queue_name character varying, task_name character varying)
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    _dead bigint[];
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtext('queueing_maintenance'), 1) THEN
+        RETURN;
+    END IF;
+    SELECT COALESCE(array_agg(w.id), '{}') INTO _dead
+      FROM procrastinate_workers AS w
+     WHERE w.last_heartbeat < clock_timestamp() - p_stalled_after;
+    RETURN QUERY
+    WITH lost AS (
+        SELECT j.id, j.worker_id, j.attempts,
+               (j.attempts >= j.max_attempts AND NOT j.run_alone AND NOT j.abort_requested
+                -- It had neighbours: another job was active on the same worker. (Those
+                -- given back by an earlier batch of this rescue no longer count; with
+                -- batches of 500, only a worker running more than 500 jobs meets that.)
+                AND EXISTS (SELECT 1 FROM procrastinate_jobs AS n
+                             WHERE n.worker_id = j.worker_id AND n.status = 'doing'
+                               AND n.id <> j.id)) AS isolate
+          FROM procrastinate_jobs AS j
+         WHERE j.status = 'doing'
+           AND (j.worker_id = ANY(_dead) OR j.worker_id IS NULL
+                -- No foreign key since 0013: a claim by a release-12 worker whose row
+                -- was gone (queueing_claim_v6 does not look) left a dangling id.
+                OR NOT EXISTS (SELECT FROM procrastinate_workers AS w
+                                WHERE w.id = j.worker_id))
          ORDER BY j.id
          LIMIT p_limit
            FOR UPDATE SKIP LOCKED
@@ -2292,12 +2504,6 @@ ALTER TABLE ONLY public.queueing_schedules
     ADD CONSTRAINT queueing_schedules_pkey PRIMARY KEY (name);
 
 --
--- Name: idx_procrastinate_jobs_worker_not_null; Type: INDEX; Schema: public
---
-
-CREATE INDEX idx_procrastinate_jobs_worker_not_null ON public.procrastinate_jobs USING btree (worker_id) WHERE ((worker_id IS NOT NULL) AND (status = 'doing'::public.procrastinate_job_status));
-
---
 -- Name: idx_procrastinate_workers_last_heartbeat; Type: INDEX; Schema: public
 --
 
@@ -2313,7 +2519,7 @@ CREATE INDEX procrastinate_events_job_id_fkey_v1 ON public.procrastinate_events 
 -- Name: procrastinate_jobs_lock_idx_v1; Type: INDEX; Schema: public
 --
 
-CREATE UNIQUE INDEX procrastinate_jobs_lock_idx_v1 ON public.procrastinate_jobs USING btree (lock) WHERE (status = 'doing'::public.procrastinate_job_status);
+CREATE UNIQUE INDEX procrastinate_jobs_lock_idx_v1 ON public.procrastinate_jobs USING btree (lock) WHERE ((status = 'doing'::public.procrastinate_job_status) AND (lock IS NOT NULL));
 
 --
 -- Name: procrastinate_jobs_queueing_lock_idx_v1; Type: INDEX; Schema: public
@@ -2344,6 +2550,12 @@ CREATE INDEX queueing_jobs_dedupe_idx ON public.procrastinate_jobs USING btree (
 --
 
 CREATE UNIQUE INDEX queueing_jobs_dedupe_live_idx ON public.procrastinate_jobs USING btree (COALESCE(tenant_id, ''::text), dedupe_key) WHERE ((dedupe_key IS NOT NULL) AND (status = ANY (ARRAY['todo'::public.procrastinate_job_status, 'doing'::public.procrastinate_job_status])));
+
+--
+-- Name: queueing_jobs_doing_worker_idx; Type: INDEX; Schema: public
+--
+
+CREATE INDEX queueing_jobs_doing_worker_idx ON public.procrastinate_jobs USING btree (worker_id) WHERE (status = 'doing'::public.procrastinate_job_status);
 
 --
 -- Name: queueing_jobs_due_idx; Type: INDEX; Schema: public
@@ -2454,6 +2666,12 @@ CREATE TRIGGER queueing_notify_jobs_changed_v2 AFTER UPDATE ON public.procrastin
 CREATE TRIGGER queueing_notify_jobs_inserted_v1 AFTER INSERT ON public.procrastinate_jobs REFERENCING NEW TABLE AS inserted FOR EACH STATEMENT EXECUTE FUNCTION public.queueing_notify_jobs_inserted_v1();
 
 --
+-- Name: procrastinate_workers queueing_release_jobs_v1; Type: TRIGGER; Schema: public
+--
+
+CREATE TRIGGER queueing_release_jobs_v1 AFTER DELETE ON public.procrastinate_workers REFERENCING OLD TABLE AS deleted_workers FOR EACH STATEMENT EXECUTE FUNCTION public.queueing_release_jobs_v1();
+
+--
 -- Name: procrastinate_jobs queueing_stamp_job_v1; Type: TRIGGER; Schema: public
 --
 
@@ -2483,13 +2701,6 @@ CREATE TRIGGER queueing_truncate_attempts_v1 AFTER TRUNCATE ON public.procrastin
 
 ALTER TABLE ONLY public.procrastinate_events
     ADD CONSTRAINT procrastinate_events_job_id_fkey FOREIGN KEY (job_id) REFERENCES public.procrastinate_jobs(id) ON DELETE CASCADE;
-
---
--- Name: procrastinate_jobs procrastinate_jobs_worker_id_fkey; Type: FK CONSTRAINT; Schema: public
---
-
-ALTER TABLE ONLY public.procrastinate_jobs
-    ADD CONSTRAINT procrastinate_jobs_worker_id_fkey FOREIGN KEY (worker_id) REFERENCES public.procrastinate_workers(id) ON DELETE SET NULL;
 
 --
 -- Name: procrastinate_periodic_defers procrastinate_periodic_defers_job_id_fkey; Type: FK CONSTRAINT; Schema: public
@@ -2618,4 +2829,5 @@ INSERT INTO public.queueing_migrations (version, name) VALUES
     (9, 'schedules_pause_limits'),
     (10, 'operators'),
     (11, 'drop_priority_index'),
-    (12, 'lighter_status_changes');
+    (12, 'lighter_status_changes'),
+    (13, 'lighter_claims');

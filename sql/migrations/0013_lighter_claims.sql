@@ -1,0 +1,263 @@
+-- 0013: lighter claims, and a worker's exit that costs what it was running.
+--
+-- 1. procrastinate_jobs.worker_id: no foreign key. Its check ran a query (SELECT ... FOR
+--    KEY SHARE of the worker's row) for every job a claim took: a fifth of a claim's
+--    server CPU (bench.statement_cost, batches of 100: 13.0 -> 10.5 us per job). And its
+--    ON DELETE SET NULL updated every job the worker ever ran when its row went (a
+--    worker's clean exit, or the rescue forgetting it): with no index of all jobs by
+--    worker, a scan of the whole table and a new version of each finished row, with its
+--    job-change hints (measured: 1.2 s at the exit of two workers that had run 100,000
+--    jobs). In their place:
+--    - queueing_claim_v7: queueing_claim_v6 that first locks the worker's row (FOR KEY
+--      SHARE, as the check did), once per claim, and raises the same error
+--      (foreign_key_violation) when the row is gone: the worker re-registers, as before.
+--    - queueing_release_jobs_v1, a statement trigger on procrastinate_workers: deleting
+--      workers clears worker_id on their *active* jobs only (the rescue's "no worker"),
+--      through queueing_jobs_doing_worker_idx. A finished job keeps the id of the worker
+--      that ran it, which may no longer be registered.
+--    - queueing_rescue_v4: queueing_rescue_v3 that also takes active jobs whose worker
+--      row does not exist: a release-12 worker (queueing_claim_v6 does not look) may
+--      claim after its row went, during a rolling deploy.
+-- 2. Indexes a claim no longer writes:
+--    - procrastinate_jobs_lock_idx_v1 (unique, every doing job, its lock NULL for all
+--      but procrastinate's locked jobs): only jobs with a lock, as 0012 did for the
+--      other lock indexes. Its uniqueness is unchanged (NULLs never conflict).
+--    - idx_procrastinate_jobs_worker_not_null becomes queueing_jobs_doing_worker_idx:
+--      every doing job by worker, NULL included. The rescue reads it (worker_id = ANY
+--      (dead) OR worker_id IS NULL), the trigger above, and a queue's max_active count
+--      of its doing jobs, which read procrastinate_jobs_lock_idx_v1 until now.
+--    A claim wrote 3 index entries per job (primary key, lock, worker); now 2.
+
+
+-- 1. No foreign key from jobs to workers.
+ALTER TABLE procrastinate_jobs DROP CONSTRAINT procrastinate_jobs_worker_id_fkey;
+
+CREATE FUNCTION queueing_release_jobs_v1() RETURNS trigger
+    LANGUAGE plpgsql
+AS $$
+BEGIN
+    UPDATE procrastinate_jobs AS j
+       SET worker_id = NULL
+      FROM deleted_workers AS d
+     WHERE j.worker_id = d.id AND j.status = 'doing';
+    RETURN NULL;
+END;
+$$;
+
+CREATE TRIGGER queueing_release_jobs_v1
+    AFTER DELETE ON procrastinate_workers
+    REFERENCING OLD TABLE AS deleted_workers
+    FOR EACH STATEMENT EXECUTE FUNCTION queueing_release_jobs_v1();
+
+-- 2. Indexes.
+CREATE INDEX queueing_jobs_doing_worker_idx
+    ON procrastinate_jobs (worker_id) WHERE status = 'doing';
+DROP INDEX idx_procrastinate_jobs_worker_not_null;
+-- Same name as procrastinate's, which its own schema (and a reader of it) knows.
+DROP INDEX procrastinate_jobs_lock_idx_v1;
+CREATE UNIQUE INDEX procrastinate_jobs_lock_idx_v1
+    ON procrastinate_jobs (lock) WHERE status = 'doing' AND lock IS NOT NULL;
+
+-- 3. The claim: queueing_claim_v6 and the worker check of 1.
+CREATE FUNCTION queueing_claim_v7(
+    p_queues    character varying[],
+    p_worker_id bigint,
+    p_limit     integer,
+    p_idle      boolean
+)
+    RETURNS TABLE (id bigint, task_name character varying, queue_name character varying,
+                   args jsonb, attempts integer, max_attempts integer,
+                   tenant_id text, user_id text, run_alone boolean,
+                   due_at timestamptz, trace_context jsonb, schedule_tick timestamptz,
+                   limited boolean)
+    LANGUAGE plpgsql
+    SET enable_seqscan = off
+    SET enable_bitmapscan = off
+    -- A plan that meets a disabled scan costs 1e10 and would be JIT-compiled on every
+    -- call (hundreds of ms) although it never runs that scan.
+    SET jit = off
+AS $$
+DECLARE
+    _ids     bigint[];
+    _paused  text[];
+    _limited text[];
+    _key     text;
+    _now     timestamptz;
+BEGIN
+    -- The worker's row, locked until this claim commits, as the foreign key's check did
+    -- for each claimed row: a worker that was rescued or forgotten claims nothing, and its
+    -- row cannot go between this check and the commit.
+    PERFORM FROM procrastinate_workers AS w WHERE w.id = p_worker_id FOR KEY SHARE;
+    IF NOT FOUND THEN
+        RAISE foreign_key_violation
+              USING MESSAGE = format('worker %s is not registered', p_worker_id);
+    END IF;
+    SELECT array_agg(q.name) FILTER (WHERE q.paused),
+           array_agg(q.name) FILTER (WHERE NOT q.paused)
+      INTO _paused, _limited
+      FROM queueing_queues AS q
+     WHERE q.paused OR q.max_active IS NOT NULL;
+    IF p_idle THEN
+        -- The worker runs nothing: it may take a job that must run alone (0006). Its key
+        -- and its queue's limit are not counted: it runs once, alone, to find a poison pill.
+        SELECT array_agg(j.id) INTO _ids
+          FROM (SELECT j.id
+                  FROM procrastinate_jobs AS j
+                 WHERE j.status = 'todo' AND j.run_alone
+                   AND (p_queues IS NULL OR j.queue_name = ANY(p_queues))
+                   AND (_paused IS NULL OR j.queue_name <> ALL(_paused))
+                   AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
+                 ORDER BY j.priority DESC, j.id ASC
+                 LIMIT 1
+                   FOR UPDATE SKIP LOCKED) AS j;
+    END IF;
+    IF _ids IS NULL AND _paused IS NULL AND _limited IS NULL THEN
+        -- Is a job with a key waiting? One probe of queueing_jobs_keyed_idx: ordered as
+        -- that index is, so the planner cannot pick an index of every pending job and
+        -- walk it (with none waiting, the whole of it).
+        SELECT j.concurrency_key INTO _key
+          FROM procrastinate_jobs AS j
+         WHERE j.status = 'todo' AND j.concurrency_key IS NOT NULL AND NOT j.run_alone
+         ORDER BY j.concurrency_key, j.priority DESC, j.id
+         LIMIT 1;
+    END IF;
+    IF _ids IS NULL AND (_paused IS NOT NULL OR _limited IS NOT NULL OR _key IS NOT NULL) THEN
+        _ids := queueing_claim_restricted_v1(p_queues, p_limit, _paused, _limited);
+    ELSIF _ids IS NULL AND p_queues IS NULL THEN
+        -- Nothing restricts this claim: 0008's paths (queueing_claim_v4), on the v2 indexes.
+        WITH ready AS (
+            SELECT j.id, j.priority
+              FROM procrastinate_jobs AS j
+             WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
+               AND j.concurrency_key IS NULL AND j.priority IS NOT NULL
+             ORDER BY j.priority DESC, j.id ASC
+             LIMIT p_limit
+               FOR UPDATE SKIP LOCKED
+        ), due AS (
+            SELECT j.id, j.priority
+              FROM procrastinate_jobs AS j
+             WHERE j.status = 'todo' AND j.scheduled_at IS NOT NULL
+               AND j.scheduled_at <= now() AND NOT j.run_alone AND j.concurrency_key IS NULL
+             ORDER BY j.scheduled_at ASC
+             LIMIT p_limit
+               FOR UPDATE SKIP LOCKED
+        )
+        SELECT array_agg(c.id) INTO _ids
+          FROM (SELECT b.id FROM (TABLE ready UNION ALL TABLE due) AS b
+                 ORDER BY b.priority DESC, b.id ASC
+                 LIMIT p_limit) AS c;
+    ELSIF _ids IS NULL THEN
+        WITH ready AS (
+            SELECT r.id, r.priority
+              FROM unnest(p_queues) AS q(name)
+             CROSS JOIN LATERAL (
+                   SELECT j.id, j.priority
+                     FROM procrastinate_jobs AS j
+                    WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
+                      AND j.concurrency_key IS NULL AND j.queue_name = q.name
+                    ORDER BY j.priority DESC, j.id ASC
+                    LIMIT p_limit
+                      FOR UPDATE SKIP LOCKED) AS r
+        ), due AS (
+            SELECT j.id, j.priority
+              FROM procrastinate_jobs AS j
+             WHERE j.status = 'todo' AND j.scheduled_at IS NOT NULL
+               AND j.scheduled_at <= now() AND NOT j.run_alone AND j.concurrency_key IS NULL
+               AND j.queue_name = ANY(p_queues)
+             ORDER BY j.scheduled_at ASC
+             LIMIT p_limit
+               FOR UPDATE SKIP LOCKED
+        )
+        SELECT array_agg(c.id) INTO _ids
+          FROM (SELECT b.id FROM (TABLE ready UNION ALL TABLE due) AS b
+                 ORDER BY b.priority DESC, b.id ASC
+                 LIMIT p_limit) AS c;
+    END IF;
+    -- The rows are locked by this transaction since the SELECTs above, still 'todo'.
+    _now := clock_timestamp();
+    RETURN QUERY
+    -- Stamped here, as queueing_stamp_job_v1 would (setting updated_at skips it).
+    UPDATE procrastinate_jobs AS j
+       SET status = 'doing', worker_id = p_worker_id, attempts = j.attempts + 1,
+           started_at = GREATEST(_now, j.created_at), finished_at = NULL,
+           updated_at = GREATEST(_now, j.updated_at, j.created_at)
+     WHERE j.id = ANY(_ids)
+    RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
+              j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at),
+              j.trace_context, j.schedule_tick,
+              j.concurrency_key IS NOT NULL OR j.queue_name = ANY(_limited);
+END;
+$$;
+
+-- 4. The rescue: queueing_rescue_v3 and the jobs of workers with no row.
+CREATE FUNCTION queueing_rescue_v4(p_stalled_after interval, p_limit integer)
+    RETURNS TABLE (id bigint, status text, queue_name character varying,
+                   task_name character varying)
+    LANGUAGE plpgsql
+AS $$
+DECLARE
+    _dead bigint[];
+BEGIN
+    IF NOT pg_try_advisory_xact_lock(hashtext('queueing_maintenance'), 1) THEN
+        RETURN;
+    END IF;
+    SELECT COALESCE(array_agg(w.id), '{}') INTO _dead
+      FROM procrastinate_workers AS w
+     WHERE w.last_heartbeat < clock_timestamp() - p_stalled_after;
+    RETURN QUERY
+    WITH lost AS (
+        SELECT j.id, j.worker_id, j.attempts,
+               (j.attempts >= j.max_attempts AND NOT j.run_alone AND NOT j.abort_requested
+                -- It had neighbours: another job was active on the same worker. (Those
+                -- given back by an earlier batch of this rescue no longer count; with
+                -- batches of 500, only a worker running more than 500 jobs meets that.)
+                AND EXISTS (SELECT 1 FROM procrastinate_jobs AS n
+                             WHERE n.worker_id = j.worker_id AND n.status = 'doing'
+                               AND n.id <> j.id)) AS isolate
+          FROM procrastinate_jobs AS j
+         WHERE j.status = 'doing'
+           AND (j.worker_id = ANY(_dead) OR j.worker_id IS NULL
+                -- No foreign key since 0013: a claim by a release-12 worker whose row
+                -- was gone (queueing_claim_v6 does not look) left a dangling id.
+                OR NOT EXISTS (SELECT FROM procrastinate_workers AS w
+                                WHERE w.id = j.worker_id))
+         ORDER BY j.id
+         LIMIT p_limit
+           FOR UPDATE SKIP LOCKED
+    ), rescued AS (
+        UPDATE procrastinate_jobs AS j
+           SET status = (CASE WHEN j.abort_requested THEN 'aborted'
+                              WHEN l.isolate THEN 'todo'
+                              WHEN j.attempts >= j.max_attempts THEN 'failed'
+                              ELSE 'todo' END)::procrastinate_job_status,
+               abort_requested = false,
+               worker_id = NULL,
+               scheduled_at = NULL,
+               run_alone = j.run_alone OR l.isolate,
+               attempts = CASE WHEN l.isolate THEN j.attempts - 1 ELSE j.attempts END,
+               error = jsonb_build_object(
+                   'type', 'WorkerLost',
+                   'message', 'worker ' || COALESCE(l.worker_id::text, '?')
+                              || ' stopped heartbeating while running attempt '
+                              || l.attempts
+                              || CASE WHEN l.isolate
+                                      THEN ' (attempts spent: it runs once more, alone)'
+                                      ELSE '' END,
+                   'traceback', NULL)
+          FROM lost AS l
+         WHERE j.id = l.id
+        RETURNING j.id, j.status, j.started_at, j.updated_at, j.error, l.worker_id, l.attempts,
+                  j.queue_name, j.task_name
+    ), history AS (
+        INSERT INTO queueing_attempts
+               (job_id, attempt, worker_id, started_at, finished_at, outcome, error)
+        SELECT r.id, r.attempts, r.worker_id, r.started_at, r.updated_at, 'worker_lost', r.error
+          FROM rescued AS r
+    )
+    SELECT r.id, queueing_status_name_v1(r.status), r.queue_name, r.task_name FROM rescued AS r;
+    DELETE FROM procrastinate_workers AS w
+     WHERE w.id = ANY(_dead)
+       AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs AS j
+                        WHERE j.worker_id = w.id AND j.status = 'doing');
+END;
+$$;
