@@ -3,22 +3,52 @@
 Cases: the table also holds (a) 1,000,000 finished jobs with their attempt rows, (b)
 100,000 jobs due tomorrow at priority 10 (the measured jobs are priority 0), (c) 100,000
 pending jobs in a queue no running worker serves. Each case and the empty table are
-measured the same way, in the same run: fill (bench/fill.sql) and VACUUM ANALYZE; bulk
-enqueue of the jobs to drain (timed); EXPLAIN (ANALYZE, BUFFERS) of one claim; drain by one
-worker process serving queue ``default`` only; single enqueue (timed). Drain and enqueue
-are reported as ratios to the empty table.
+measured the same way, in the same run: bulk enqueue of the jobs to drain (timed); EXPLAIN
+(ANALYZE, BUFFERS) of one claim (in the first round only); drain by one worker process
+serving queue ``default`` only; single enqueue (timed). Drain and enqueue are reported as
+ratios to the empty table.
+
+A case is filled once (bench/fill.sql, then VACUUM ANALYZE) and kept for its
+``Sizes.large_rounds`` rounds; the empty table is a second database of queueing's schema
+beside the system's own (warmed up by one run not counted). Each round measures the empty
+table, then the case (the machine's load drifts over a run: a pair measured back to back
+shares it); a figure is the median of its rounds, a ratio the median of the rounds' own
+ratios. Between rounds both tables lose the measured jobs (DELETE, then VACUUM ANALYZE)
+and keep the rest.
 """
 
 from __future__ import annotations
 
+import contextlib
 import inspect
+import os
+import statistics
+from collections.abc import AsyncIterator
 from typing import Any
 
 import psycopg
+from psycopg import sql
+from psycopg.conninfo import make_conninfo
 
 from bench.context import Context, SystemDb
 from bench.scenarios import drain, timed_bulk, timed_single
 from bench.sql_blocks import claim_function, claim_query, query
+from bench.systems import Tables, make_system
+
+#: The jobs a round adds (bulk and single enqueues: tasks noop and stamp in queue
+#: ``default``) and the worker rows of its drain; the fills' jobs are other tasks or in
+#: another queue. Their events go by the foreign key's cascade, their attempt rows by
+#: queueing's delete trigger.
+_DELETE_MEASURED = (
+    sql.SQL(
+        "DELETE FROM procrastinate_jobs"
+        " WHERE queue_name = 'default' AND task_name IN ('noop', 'stamp')"
+    ),
+    sql.SQL("DELETE FROM procrastinate_workers"),
+    sql.SQL("VACUUM (ANALYZE) procrastinate_jobs, queueing_attempts, procrastinate_events"),
+)
+
+MEASURED = ("drain", "bulk", "single")
 
 #: (case, fill block, rows attribute of Sizes)
 CASES = (
@@ -90,6 +120,30 @@ def _distinct(plans: list[str]) -> list[str]:
     return out
 
 
+@contextlib.asynccontextmanager
+async def empty_database(db: SystemDb) -> AsyncIterator[SystemDb]:
+    """A second database with queueing's schema on ``db``'s server (created and dropped
+    through ``db``'s control connection): the empty table, while ``db`` keeps a case's
+    fill between rounds. As bench/context.py's ``system_database`` otherwise."""
+    dbname = f"bench_queueing_empty_{os.getpid()}"
+    ident = sql.Identifier(dbname)
+    await db.ctl.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+    await db.ctl.execute(sql.SQL("CREATE DATABASE {}").format(ident))
+    conninfo = make_conninfo(db.conninfo, dbname=dbname)
+    try:
+        client = make_system("queueing", conninfo)
+        ctl = await psycopg.AsyncConnection.connect(conninfo, autocommit=True)
+        try:
+            await client.open()
+            await client.install()
+            yield SystemDb("queueing", conninfo, client, ctl, Tables("queueing", ctl))
+        finally:
+            await client.close()
+            await ctl.close()
+    finally:
+        await db.ctl.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+
+
 async def _fill_case(db: SystemDb, block: str | None, rows: int) -> None:
     await db.tables.clear()
     if block is not None:
@@ -97,39 +151,92 @@ async def _fill_case(db: SystemDb, block: str | None, rows: int) -> None:
     await db.ctl.execute(query("vacuum_analyze_jobs"))
 
 
+async def _delete_measured(db: SystemDb) -> None:
+    """Back to the fill alone: the jobs and workers of the last round deleted."""
+    for statement in _DELETE_MEASURED:
+        await db.ctl.execute(statement)
+
+
 async def _measure(
-    ctx: Context, db: SystemDb, case: str, block: str | None, rows: int
-) -> dict[str, Any]:
+    ctx: Context, db: SystemDb, case: str, rows: int, *, explain: bool
+) -> tuple[dict[str, float], str | None]:
+    """One round's figures on ``db`` as it is (its fill alone): bulk enqueue, the claim's
+    plan (if ``explain``), drain, single enqueue; then the measured jobs deleted again."""
     n, concurrency = ctx.sizes.large_drain_n, ctx.sizes.large_concurrency
-    await _fill_case(db, block, rows)
     bulk = await timed_bulk(db, n)
     await db.tables.analyze()
-    plan = await explain_claim(db.conninfo)
+    plan = await explain_claim(db.conninfo) if explain else None
     run = await drain(db, n, 1, concurrency, queues="default", prefilled=True)
     single = await timed_single(db, ctx.sizes.large_single_n)
+    await _delete_measured(db)
     print(
         f"  large table, {case} ({rows} rows): drain {run.rate:,.0f}/s, "
         f"bulk {bulk:,.0f}/s, single {single:,.0f}/s"
     )
-    return {"rows": rows, "drain": run.rate, "bulk": bulk, "single": single, "explain": plan}
+    return {"drain": run.rate, "bulk": bulk, "single": single}, plan
+
+
+def case_figures(rows: int, pairs: list[dict[str, dict[str, float]]]) -> dict[str, Any]:
+    """A case's figures from its rounds' (``empty``, ``with``) pairs: each figure the median
+    of the rounds', each ratio the median of the rounds' own ratios (not the ratio of the
+    medians); the rounds, with their ratios, under ``rounds``."""
+    rounds: list[dict[str, Any]] = [
+        {**pair, **{f"{k}_ratio": pair["with"][k] / pair["empty"][k] for k in MEASURED}}
+        for pair in pairs
+    ]
+    figures: dict[str, Any] = {"rows": rows}
+    for key in MEASURED:
+        figures[key] = statistics.median(r["with"][key] for r in rounds)
+        figures[f"empty_{key}"] = statistics.median(r["empty"][key] for r in rounds)
+        figures[f"{key}_ratio"] = statistics.median(r[f"{key}_ratio"] for r in rounds)
+    figures["rounds"] = rounds
+    return figures
+
+
+async def _case(
+    ctx: Context, db: SystemDb, empty: SystemDb, case: str, block: str, rows: int
+) -> dict[str, Any]:
+    """One case: filled once, then ``large_rounds`` rounds of (empty table, case)."""
+    await _fill_case(db, block, rows)
+    pairs: list[dict[str, dict[str, float]]] = []
+    plans: dict[str, str | None] = {}
+    for round_ in range(ctx.sizes.large_rounds):
+        pair: dict[str, dict[str, float]] = {}
+        for side, on, name, size in (("empty", empty, "empty", 0), ("with", db, case, rows)):
+            pair[side], plan = await _measure(ctx, on, name, size, explain=round_ == 0)
+            if plan is not None:
+                plans[side] = plan
+        pairs.append(pair)
+    figures = case_figures(rows, pairs)
+    figures |= {"explain": plans["with"], "empty_explain": plans["empty"]}
+    print(
+        f"  large table, {case}: drain {figures['drain_ratio']:.2f}x, bulk "
+        f"{figures['bulk_ratio']:.2f}x, single {figures['single_ratio']:.2f}x of the empty "
+        f"table (medians of {len(pairs)} rounds' ratios)"
+    )
+    return figures
 
 
 async def scenario_large_table(ctx: Context) -> None:
-    """Each case right after an empty-table run of its own (the machine's load drifts over
-    a run; a pair measured back to back shares it), and its ratios to that run."""
+    """Each case filled once and measured ``large_rounds`` times, each time right after an
+    empty-table run of its own (a second database); its ratios: the medians of the rounds'."""
     db = ctx.dbs["queueing"]
     out: dict[str, Any] = {
         "concurrency": ctx.sizes.large_concurrency,
         "jobs": ctx.sizes.large_drain_n,
+        "rounds": ctx.sizes.large_rounds,
         "cases": {},
     }
-    for case, block, attr in CASES[1:]:
-        empty = await _measure(ctx, db, "empty", None, 0)
-        figures = await _measure(ctx, db, case, block, getattr(ctx.sizes, attr))
-        for key in ("drain", "bulk", "single"):
-            figures[f"empty_{key}"] = empty[key]
-            figures[f"{key}_ratio"] = figures[key] / empty[key]
-        figures["empty_explain"] = empty["explain"]
-        out["cases"][case] = figures
-    await db.tables.clear()
+    try:
+        async with empty_database(db) as empty:
+            # Not counted: a new database's first use (the client's connections, the
+            # server's caches of it) is slower than the runs that follow.
+            await _measure(ctx, empty, "empty (warm-up, not counted)", 0, explain=False)
+            for case, block, attr in CASES[1:]:
+                assert block is not None and attr is not None
+                out["cases"][case] = await _case(
+                    ctx, db, empty, case, block, getattr(ctx.sizes, attr)
+                )
+    finally:
+        await db.tables.clear()
     ctx.results["large_table"] = out

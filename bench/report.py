@@ -29,6 +29,14 @@ def _ratio(a: Any, b: Any) -> str:
     return f"{a / b:.2f}{TIMES}"
 
 
+def _rounds(n: Any) -> str:
+    return f"{_num(n)} round{'' if n == 1 else 's'}"
+
+
+def _by_round(values: Iterable[Any], digits: int = 0) -> str:
+    return ", ".join(_num(v, digits) for v in values)
+
+
 def _table(header: list[str], rows: Iterable[list[str]], align: str | None = None) -> str:
     align = align or "l" + "r" * (len(header) - 1)
     marks = ["---" if a == "l" else "---:" for a in align]
@@ -120,6 +128,30 @@ def summary(r: dict[str, Any]) -> str:
     return _table(header, rows) if rows else ""
 
 
+def pickup_rounds(r: dict[str, Any]) -> str:
+    """Each pick-up figure's rounds, when there were more than one."""
+    d = r.get("pickup", {})
+    rates = sorted({rate for per in d.values() for rate in per}, key=int)
+    rows = []
+    for rate in rates:
+        for system in NAMES:
+            rounds = d.get(system, {}).get(rate, {}).get("rounds", [])
+            if len(rounds) < 2:
+                continue
+            rows.append(
+                [
+                    f"{NAMES[system]} at {rate} jobs/s",
+                    f"{_by_round((x['p50'] for x in rounds), 1)} ms",
+                    f"{_by_round((x['p99'] for x in rounds), 1)} ms",
+                    f"{_by_round(x['achieved_rate'] for x in rounds)}/s",
+                ]
+            )
+    if not rows:
+        return ""
+    header = ["pick-up", "p50 by round", "p99 by round", "enqueues achieved by round"]
+    return "The rounds of the pick-up figures above (their medians):\n\n" + _table(header, rows)
+
+
 def sweep(r: dict[str, Any]) -> str:
     parts = []
     for system, d in r.get("drain", {}).items():
@@ -153,10 +185,11 @@ def large_table(r: dict[str, Any], plans: bool) -> str:
     }
 
     def pair(c: dict[str, Any], key: str) -> list[str]:
-        return [
-            f"{_num(c[f'empty_{key}'])} -> {_num(c[key])}/s",
-            f"**{c[f'{key}_ratio']:.2f}{TIMES}**",
-        ]
+        ratio = f"**{c[f'{key}_ratio']:.2f}{TIMES}**"
+        rounds = c.get("rounds", [])
+        if len(rounds) > 1:
+            ratio += f" ({_by_round((r[f'{key}_ratio'] for r in rounds), 2)})"
+        return [f"{_num(c[f'empty_{key}'])} -> {_num(c[key])}/s", ratio]
 
     rows = [
         [f"{_num(c['rows'])} {what[case]}", *pair(c, "drain"), *pair(c, "bulk"), *pair(c, "single")]
@@ -171,9 +204,15 @@ def large_table(r: dict[str, Any], plans: bool) -> str:
         "single enqueue",
         "ratio",
     ]
+    n = d.get("rounds", 1)
     text = (
         f"1 process, concurrency {d['concurrency']}, {_num(d['jobs'])} jobs, serving queue "
-        "`default`; each case measured right after an empty-table run of its own:\n\n"
+        f"`default`. Each case filled once and measured in {_rounds(n)}, each round an "
+        "empty-table run (a database of its own) and then the case's, back to back; the "
+        "figures are the medians of the rounds, each ratio the median of the rounds' "
+        "ratios"
+        + (" (each round's in parentheses)" if n > 1 else "")
+        + ":\n\n"
         + _table(header, rows)
     )
     if plans:
@@ -293,7 +332,14 @@ def method(r: dict[str, Any]) -> str:
         "Single enqueue: one call and one commit per job, one client, sequential (both the "
         f"median of {_num(s.get('enqueue_rounds', 1))} rounds, taking turns). Pick-up: one idle "
         "worker, one enqueue call per job at the given rate (8 concurrent clients above "
-        "50 jobs/s); pick-up = handler start - time right before the enqueue call."
+        "50 jobs/s); pick-up = handler start - time right before the enqueue call; its p50 "
+        f"and p99 are each the median of {_rounds(s.get('pickup_rounds', 1))}, the systems "
+        "taking turns within each round."
+        + (
+            f" Large tables: each ratio the median of {_rounds(s.get('large_rounds', 1))} (below)."
+            if "large_table" in r
+            else ""
+        )
     )
 
 
@@ -308,6 +354,7 @@ def render(r: dict[str, Any], plans: bool = True) -> str:
         ("Figures", summary(r)),
         ("Method", method(r) if "drain" in r or "pickup" in r else ""),
         ("Settings", settings(r)),
+        ("Pick-up rounds", pickup_rounds(r)),
         ("Drain sweep", sweep(r)),
         ("Large tables", large_table(r, plans)),
         ("Many claimers", claimers(r)),

@@ -206,13 +206,15 @@ async def _paced_enqueues(db: SystemDb, rate: int, n: int, clients: int) -> floa
     return (n - 1) / (max(calls) - min(calls)) if n > 1 else float("nan")
 
 
-async def pickup(db: SystemDb, ctx: Context, rate: int, n: int, setting: int) -> dict[str, Any]:
+async def pickup(
+    db: SystemDb, ctx: Context, rate: int, n: int, setting: int, round_: int = 0
+) -> dict[str, Any]:
     """One idle, listening worker; ``n`` jobs enqueued one call each at ``rate`` jobs/s.
     Pick-up = handler start - time right before the enqueue call."""
     from bench.systems import ENQUEUE_CLIENTS
 
     await db.tables.clear()
-    stamp_dir = ctx.tmp / f"pickup_{db.name}_{rate}"
+    stamp_dir = ctx.tmp / f"pickup_{db.name}_{rate}_{round_}"
     stamp_dir.mkdir(exist_ok=True)
     fleet = Fleet(db.name, db.conninfo, setting, 1, stamp_dir=stamp_dir)
     await fleet.start()
@@ -236,16 +238,49 @@ async def pickup(db: SystemDb, ctx: Context, rate: int, n: int, setting: int) ->
     return figures
 
 
+def pickup_medians(rounds: list[dict[str, Any]]) -> dict[str, Any]:
+    """One rate's figure from its rounds: the medians of p50 and of p99, the largest max,
+    the slowest achieved enqueue rate (the report flags a rate any round fell short of),
+    the samples of all rounds, and each round's own figures under ``rounds``."""
+    first = rounds[0]
+    return {
+        "p50": statistics.median(r["p50"] for r in rounds),
+        "p99": statistics.median(r["p99"] for r in rounds),
+        "max": max(r["max"] for r in rounds),
+        "n": sum(r["n"] for r in rounds),
+        "rate": first["rate"],
+        "achieved_rate": min(r["achieved_rate"] for r in rounds),
+        "setting": first["setting"],
+        "rounds": rounds,
+    }
+
+
 async def scenario_pickup(ctx: Context) -> None:
-    out: dict[str, Any] = {}
-    for name, db in ctx.dbs.items():
-        out[name] = {}
+    """Pick-up at each rate, ``pickup_rounds`` times with the systems taking turns within a
+    round (as the drain's); each rate's p50 and p99 are the medians of its rounds."""
+    runs: dict[tuple[str, int], list[dict[str, Any]]] = {}
+    for round_ in range(ctx.sizes.pickup_rounds):
         for rate, n in ctx.sizes.pickup:
-            if name == "procrastinate" and rate > 100:
-                # It drains ~350 jobs/s: at 500/s its queue grows and the figure would be
-                # the backlog's age, not a pick-up.
+            for name, db in ctx.dbs.items():
+                if name == "procrastinate" and rate > 100:
+                    # It drains ~350 jobs/s: at 500/s its queue grows and the figure would
+                    # be the backlog's age, not a pick-up.
+                    continue
+                figures = await pickup(db, ctx, rate, n, ctx.best_setting(name), round_)
+                runs.setdefault((name, rate), []).append(figures)
+        print(f"  pick-up round {round_ + 1} of {ctx.sizes.pickup_rounds} done")
+    out: dict[str, Any] = {}
+    for name in ctx.dbs:
+        out[name] = {}
+        for rate, _ in ctx.sizes.pickup:
+            if (name, rate) not in runs:
                 continue
-            out[name][str(rate)] = await pickup(db, ctx, rate, n, ctx.best_setting(name))
+            figures = pickup_medians(runs[(name, rate)])
+            out[name][str(rate)] = figures
+            print(
+                f"  {name} pick-up at {rate}/s: p50 {figures['p50']:.2f} ms, "
+                f"p99 {figures['p99']:.2f} ms (medians of {len(runs[(name, rate)])})"
+            )
     ctx.results["pickup"] = out
 
 

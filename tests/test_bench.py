@@ -11,8 +11,9 @@ from typing import Any
 import psycopg
 from psycopg.rows import dict_row
 
-from bench.large_table import explain_claim
+from bench.large_table import case_figures, explain_claim
 from bench.report import render
+from bench.scenarios import pickup_medians
 from bench.sql_blocks import claim_function, query
 from bench.statement_cost import measure_round
 from queueing import JobStatus, Queue
@@ -72,9 +73,25 @@ def _results() -> dict[str, Any]:
             "settings_text": system,
         }
 
-    case = {"rows": 100, "drain": 900.0, "bulk": 9000.0, "single": 90.0, "explain": "plan"}
-    case |= {"empty_drain": 1000.0, "empty_bulk": 10000.0, "empty_single": 100.0}
-    case |= {"drain_ratio": 0.9, "bulk_ratio": 0.9, "single_ratio": 0.9, "empty_explain": "p0"}
+    empty = {"drain": 1000.0, "bulk": 10000.0, "single": 100.0}
+    case = case_figures(
+        100,
+        [
+            {"empty": empty, "with": {"drain": 900.0, "bulk": 9000.0, "single": 90.0}},
+            {"empty": empty, "with": {"drain": 800.0, "bulk": 9500.0, "single": 95.0}},
+            {"empty": empty, "with": {"drain": 950.0, "bulk": 8000.0, "single": 80.0}},
+        ],
+    )
+    case |= {"explain": "plan", "empty_explain": "p0"}
+
+    def pickup(p50: float, p99: float) -> dict[str, Any]:
+        rounds = [
+            {"p50": p50 * f, "p99": p99 * f, "max": 9.0, "n": 10, "rate": 20, "setting": 1}
+            | {"achieved_rate": a}
+            for f, a in ((1.0, 20.0), (3.0, 19.5), (0.5, 20.0))
+        ]
+        return {"20": pickup_medians(rounds)}
+
     return {
         "quick": True,
         "machine": {
@@ -100,11 +117,9 @@ def _results() -> dict[str, Any]:
             "queueing": {"bulk": 20000.0, "single": 1000.0},
             "pgqueuer": {"bulk": 10000.0, "single": 500.0},
         },
-        "pickup": {
-            "queueing": {"20": {"p50": 2.0, "p99": 4.0, "achieved_rate": 20.0}},
-            "pgqueuer": {"20": {"p50": 4.0, "p99": 8.0, "achieved_rate": 20.0}},
-        },
-        "large_table": {"concurrency": 200, "jobs": 10, "cases": {"delayed": case}},
+        "sizes": {"pickup_rounds": 3, "large_rounds": 3},
+        "pickup": {"queueing": pickup(2.0, 4.0), "pgqueuer": pickup(4.0, 8.0)},
+        "large_table": {"concurrency": 200, "jobs": 10, "rounds": 3, "cases": {"delayed": case}},
         "claimers": [{"procs": 8, "setting": 100, "rate": 8000.0, "connections_per_process": 5}],
         "rss": {
             "concurrency": 1000,
@@ -123,7 +138,41 @@ def test_report_puts_the_ratios_beside_the_figures() -> None:
     assert "| 4,000/s | 1.25\N{MULTIPLICATION SIGN} |" in text
     assert "| 2.00\N{MULTIPLICATION SIGN} |" in text  # bulk enqueue, queueing / PgQueuer
     assert "0.50\N{MULTIPLICATION SIGN} / 0.50\N{MULTIPLICATION SIGN}" in text  # pick-up
-    assert "1,000 -> 900/s | **0.90\N{MULTIPLICATION SIGN}**" in text
+    assert "| 2.0 / 4.0 ms | 4.0 / 8.0 ms |" in text  # the medians of the rounds
+    rounds = "| queueing at 20 jobs/s | 2.0, 6.0, 1.0 ms | 4.0, 12.0, 2.0 ms | 20, 20, 20/s |"
+    assert rounds in text
+    assert "p50 and p99 are each the median of 3 rounds" in text
+    # The medians of the rounds and of their ratios, each round's ratio beside it.
+    assert "1,000 -> 900/s | **0.90\N{MULTIPLICATION SIGN}** (0.90, 0.80, 0.95) |" in text
+    assert "10,000 -> 9,000/s | **0.90\N{MULTIPLICATION SIGN}** (0.90, 0.95, 0.80) |" in text
+    assert "measured in 3 rounds" in text
     assert "claim plan: delayed jobs due tomorrow, priority 10" in text
     assert "| 8 | 100 | 8,000/s | 1.00\N{MULTIPLICATION SIGN} | 5.0 |" in text
     assert "peak 2.0 MiB" in text
+
+
+def test_pickup_figures_are_the_medians_of_the_rounds_with_the_rounds_kept() -> None:
+    rounds = [
+        {"p50": p50, "p99": p99, "max": p99 + 1, "n": 40, "rate": 500, "setting": 100}
+        | {"achieved_rate": achieved}
+        for p50, p99, achieved in ((3.0, 30.0, 499.0), (9.0, 10.0, 420.0), (4.0, 20.0, 500.0))
+    ]
+    figures = pickup_medians(rounds)
+    assert (figures["p50"], figures["p99"], figures["max"], figures["n"]) == (4.0, 20.0, 31.0, 120)
+    assert figures["achieved_rate"] == 420.0  # the slowest round's: the report flags it
+    assert figures["rounds"] == rounds
+
+
+def test_large_table_ratio_is_the_median_of_the_rounds_ratios() -> None:
+    pairs = [
+        {
+            "empty": {"drain": e, "bulk": 10.0, "single": 1.0},
+            "with": {"drain": w, "bulk": 5.0, "single": 1.0},
+        }
+        for e, w in ((100.0, 50.0), (200.0, 180.0), (50.0, 60.0))
+    ]
+    figures = case_figures(7, pairs)
+    assert figures["drain_ratio"] == 0.9  # of 0.5, 0.9, 1.2 (the medians' ratio: 0.6)
+    assert (figures["empty_drain"], figures["drain"]) == (100.0, 60.0)
+    assert [r["drain_ratio"] for r in figures["rounds"]] == [0.5, 0.9, 1.2]
+    assert figures["bulk_ratio"] == 0.5 and figures["rows"] == 7
