@@ -3,7 +3,7 @@
 A ``RetentionPolicy`` says how long finished jobs stay: completed ones for an age
 and/or as the newest N of their queue, failed and cancelled ones for their own age.
 ``Retention`` gives a default policy and per-queue overrides. Pending and active jobs
-are never touched (``queueing_prune_v1`` deletes finished jobs only).
+are never touched (``queueing_prune_v2`` deletes finished jobs only).
 
 ``prune()`` is what ``queueing prune`` runs; the worker runs the same operation,
 ``prune_op()``, every ``prune_interval`` seconds, one worker at a time (``exclusive``).

@@ -87,7 +87,7 @@ SELECT id, status, queue_name, task_name
   FROM queueing_rescue_v4(make_interval(secs => %(stalled_after)s), %(limit)s);
 
 -- name: prune_jobs
-SELECT queueing_prune_v1(
+SELECT queueing_prune_v2(
     %(queue)s, make_interval(secs => %(completed_age)s), %(completed_keep)s,
     make_interval(secs => %(failed_age)s), %(limit)s) AS deleted;
 
@@ -266,7 +266,7 @@ SELECT set_config('queueing.actor', %(kind)s, true),
 -- frozen between a lock and its COMMIT would stop every worker's pruning). deleted is
 -- NULL when another process holds the lock (CASE evaluates THEN only when WHEN holds).
 SELECT CASE WHEN pg_try_advisory_xact_lock(hashtext('queueing_maintenance'), %(service)s)
-            THEN queueing_prune_v1(
+            THEN queueing_prune_v2(
                 %(queue)s, make_interval(secs => %(completed_age)s), %(completed_keep)s,
                 make_interval(secs => %(failed_age)s), %(limit)s)
        END AS deleted;

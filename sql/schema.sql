@@ -1902,6 +1902,89 @@ END;
 $$;
 
 --
+-- Name: queueing_prune_v2(character varying, interval, integer, interval, integer); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_prune_v2(p_queue character varying, p_completed_age interval, p_completed_keep integer, p_failed_age interval, p_limit integer) RETURNS integer
+    LANGUAGE plpgsql
+    SET enable_seqscan TO 'off'
+    SET enable_bitmapscan TO 'off'
+    SET jit TO 'off'
+    AS $$
+DECLARE
+    _queue   character varying;
+    _cut_at  timestamptz;
+    _cut_id  bigint;
+    _n       integer;
+    _deleted integer := 0;
+BEGIN
+    FOR _queue IN
+        WITH RECURSIVE q AS (
+            (SELECT j.queue_name FROM procrastinate_jobs AS j
+              WHERE j.finished_at IS NOT NULL ORDER BY j.queue_name LIMIT 1)
+            UNION ALL
+            SELECT (SELECT j.queue_name FROM procrastinate_jobs AS j
+                     WHERE j.finished_at IS NOT NULL AND j.queue_name > q.queue_name
+                     ORDER BY j.queue_name LIMIT 1)
+              FROM q WHERE q.queue_name IS NOT NULL
+        )
+        SELECT p_queue WHERE p_queue IS NOT NULL
+        UNION ALL
+        SELECT q.queue_name FROM q WHERE p_queue IS NULL AND q.queue_name IS NOT NULL
+    LOOP
+        EXIT WHEN _deleted >= p_limit;
+        -- The newest completed job past the keep: it and every older one go.
+        _cut_at := NULL;
+        _cut_id := NULL;
+        IF p_completed_keep IS NOT NULL THEN
+            SELECT j.finished_at, j.id INTO _cut_at, _cut_id
+              FROM procrastinate_jobs AS j
+             WHERE j.queue_name = _queue AND j.status = 'succeeded'
+               AND j.finished_at IS NOT NULL
+             ORDER BY j.finished_at DESC, j.id DESC
+            OFFSET p_completed_keep LIMIT 1;
+        END IF;
+        IF p_completed_age IS NOT NULL OR _cut_at IS NOT NULL THEN
+            WITH batch AS (
+                SELECT j.id
+                  FROM procrastinate_jobs AS j
+                 WHERE j.queue_name = _queue AND j.status = 'succeeded'
+                   AND j.finished_at IS NOT NULL
+                   AND ((p_completed_age IS NOT NULL
+                         AND j.finished_at < clock_timestamp() - p_completed_age)
+                        OR (_cut_at IS NOT NULL AND (j.finished_at, j.id) <= (_cut_at, _cut_id)))
+                 ORDER BY j.finished_at, j.id
+                 LIMIT p_limit - _deleted
+                   FOR UPDATE SKIP LOCKED
+            ), gone AS (
+                DELETE FROM procrastinate_jobs AS j USING batch AS b WHERE j.id = b.id
+                RETURNING j.id
+            )
+            SELECT count(*) INTO _n FROM gone;
+            _deleted := _deleted + _n;
+        END IF;
+        IF p_failed_age IS NOT NULL AND _deleted < p_limit THEN
+            WITH batch AS (
+                SELECT j.id
+                  FROM procrastinate_jobs AS j
+                 WHERE j.queue_name = _queue
+                   AND j.status IN ('failed', 'cancelled', 'aborted')
+                   AND j.finished_at < clock_timestamp() - p_failed_age
+                 LIMIT p_limit - _deleted
+                   FOR UPDATE SKIP LOCKED
+            ), gone AS (
+                DELETE FROM procrastinate_jobs AS j USING batch AS b WHERE j.id = b.id
+                RETURNING j.id
+            )
+            SELECT count(*) INTO _n FROM gone;
+            _deleted := _deleted + _n;
+        END IF;
+    END LOOP;
+    RETURN _deleted;
+END;
+$$;
+
+--
 -- Name: queueing_register_worker_v1(text, integer); Type: FUNCTION; Schema: public
 --
 

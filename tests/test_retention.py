@@ -16,6 +16,7 @@ import pytest
 import typer
 from typer.testing import CliRunner
 
+from bench.sql_blocks import query as bench_query
 from queueing import logs, sql
 from queueing.cli.prune import prune as prune_command
 from queueing.queue import JobRequest, Queue
@@ -175,6 +176,34 @@ def test_prune_deletes_in_bounded_batches(queue: Queue) -> None:
         assert conn.batches == [10, 10, 10, 5]  # each batch its own transaction
     assert deleted == len(doomed)
     assert _left(queue) == set(kept)
+
+
+def test_a_prune_batch_reads_its_batch_and_the_keep_not_every_finished_job(
+    queue: Queue,
+) -> None:
+    # 3,000 completed jobs, the newest 100 kept, batches of 10: a batch reads about the
+    # keep and the batch. (queueing_prune_v1 ranked all 3,000 for every batch.)
+    with psycopg.connect(queue.database_url, autocommit=True) as conn:
+        conn.execute(bench_query("finished_jobs"), {"n": 3000})
+        conn.execute("ANALYZE procrastinate_jobs")
+    with psycopg.connect(queue.database_url) as conn:  # one transaction: its own counters
+        (deleted,) = conn.execute(
+            sql.query("prune_jobs"),
+            {
+                "queue": None,
+                "completed_age": None,
+                "completed_keep": 100,
+                "failed_age": None,
+                "limit": 10,
+            },
+        ).fetchone() or (None,)
+        (read,) = conn.execute(
+            "SELECT seq_tup_read + idx_tup_fetch FROM pg_stat_xact_user_tables"
+            " WHERE relname = 'procrastinate_jobs'"
+        ).fetchone() or (None,)
+        conn.commit()
+    assert deleted == 10
+    assert read is not None and read < 300, read
 
 
 def test_exclusive_prune_yields_to_the_holder_of_the_maintenance_lock(queue: Queue) -> None:

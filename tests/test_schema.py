@@ -97,10 +97,11 @@ RELEASE_CALLS[12] = RELEASE_CALLS[11] - {
     "queueing_enqueue_v2",
     "queueing_finish_v3",
 } | {"queueing_claim_v6", "queueing_enqueue_v3", "queueing_enqueue_v4", "queueing_finish_v4"}
-RELEASE_CALLS[13] = RELEASE_CALLS[12] - {"queueing_claim_v6", "queueing_rescue_v3"} | {
-    "queueing_claim_v7",
-    "queueing_rescue_v4",
-}
+RELEASE_CALLS[13] = RELEASE_CALLS[12] - {
+    "queueing_claim_v6",
+    "queueing_prune_v1",
+    "queueing_rescue_v3",
+} | {"queueing_claim_v7", "queueing_prune_v2", "queueing_rescue_v4"}
 
 _CALL = re.compile(r"\b((?:queueing|procrastinate)_\w+)\s*\(")
 _VERSIONED = re.compile(r"^(\w+)_v(\d+)$")

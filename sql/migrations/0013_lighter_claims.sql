@@ -1,4 +1,5 @@
--- 0013: lighter claims, and a worker's exit that costs what it was running.
+-- 0013: lighter claims, a worker's exit that costs what it was running, and pruning that
+-- costs what it deletes.
 --
 -- 1. procrastinate_jobs.worker_id: no foreign key. Its check ran a query (SELECT ... FOR
 --    KEY SHARE of the worker's row) for every job a claim took: a fifth of a claim's
@@ -259,5 +260,98 @@ BEGIN
      WHERE w.id = ANY(_dead)
        AND NOT EXISTS (SELECT 1 FROM procrastinate_jobs AS j
                         WHERE j.worker_id = w.id AND j.status = 'doing');
+END;
+$$;
+
+-- 5. Retention: queueing_prune_v2, whose statement costs O(batch), not O(finished jobs).
+--    queueing_prune_v1 ranked every completed job of the table (row_number() over the
+--    queue's completed jobs, newest first) for each batch of 500 it deleted, and a
+--    sort of the whole set besides: at a few thousand jobs a second each round had
+--    hundreds of thousands of jobs to prune, and every batch of it ranked them all again,
+--    so the pruner fell behind and the table kept growing (docs/benchmarks.md, run C's
+--    sustained load). v2 deletes the same jobs, queue by queue (the queues that hold
+--    finished jobs, by a skip scan of queueing_jobs_finished_idx): the completed jobs
+--    older than the age, or older than the newest p_completed_keep, both a prefix of the
+--    queue's completed jobs oldest first, read from the oldest on that index; then the
+--    failed, cancelled and aborted ones older than p_failed_age. At most p_limit in all.
+CREATE FUNCTION queueing_prune_v2(p_queue character varying, p_completed_age interval,
+                                  p_completed_keep integer, p_failed_age interval,
+                                  p_limit integer)
+    RETURNS integer
+    LANGUAGE plpgsql
+    SET enable_seqscan = off
+    SET enable_bitmapscan = off
+    SET jit = off
+AS $$
+DECLARE
+    _queue   character varying;
+    _cut_at  timestamptz;
+    _cut_id  bigint;
+    _n       integer;
+    _deleted integer := 0;
+BEGIN
+    FOR _queue IN
+        WITH RECURSIVE q AS (
+            (SELECT j.queue_name FROM procrastinate_jobs AS j
+              WHERE j.finished_at IS NOT NULL ORDER BY j.queue_name LIMIT 1)
+            UNION ALL
+            SELECT (SELECT j.queue_name FROM procrastinate_jobs AS j
+                     WHERE j.finished_at IS NOT NULL AND j.queue_name > q.queue_name
+                     ORDER BY j.queue_name LIMIT 1)
+              FROM q WHERE q.queue_name IS NOT NULL
+        )
+        SELECT p_queue WHERE p_queue IS NOT NULL
+        UNION ALL
+        SELECT q.queue_name FROM q WHERE p_queue IS NULL AND q.queue_name IS NOT NULL
+    LOOP
+        EXIT WHEN _deleted >= p_limit;
+        -- The newest completed job past the keep: it and every older one go.
+        _cut_at := NULL;
+        _cut_id := NULL;
+        IF p_completed_keep IS NOT NULL THEN
+            SELECT j.finished_at, j.id INTO _cut_at, _cut_id
+              FROM procrastinate_jobs AS j
+             WHERE j.queue_name = _queue AND j.status = 'succeeded'
+               AND j.finished_at IS NOT NULL
+             ORDER BY j.finished_at DESC, j.id DESC
+            OFFSET p_completed_keep LIMIT 1;
+        END IF;
+        IF p_completed_age IS NOT NULL OR _cut_at IS NOT NULL THEN
+            WITH batch AS (
+                SELECT j.id
+                  FROM procrastinate_jobs AS j
+                 WHERE j.queue_name = _queue AND j.status = 'succeeded'
+                   AND j.finished_at IS NOT NULL
+                   AND ((p_completed_age IS NOT NULL
+                         AND j.finished_at < clock_timestamp() - p_completed_age)
+                        OR (_cut_at IS NOT NULL AND (j.finished_at, j.id) <= (_cut_at, _cut_id)))
+                 ORDER BY j.finished_at, j.id
+                 LIMIT p_limit - _deleted
+                   FOR UPDATE SKIP LOCKED
+            ), gone AS (
+                DELETE FROM procrastinate_jobs AS j USING batch AS b WHERE j.id = b.id
+                RETURNING j.id
+            )
+            SELECT count(*) INTO _n FROM gone;
+            _deleted := _deleted + _n;
+        END IF;
+        IF p_failed_age IS NOT NULL AND _deleted < p_limit THEN
+            WITH batch AS (
+                SELECT j.id
+                  FROM procrastinate_jobs AS j
+                 WHERE j.queue_name = _queue
+                   AND j.status IN ('failed', 'cancelled', 'aborted')
+                   AND j.finished_at < clock_timestamp() - p_failed_age
+                 LIMIT p_limit - _deleted
+                   FOR UPDATE SKIP LOCKED
+            ), gone AS (
+                DELETE FROM procrastinate_jobs AS j USING batch AS b WHERE j.id = b.id
+                RETURNING j.id
+            )
+            SELECT count(*) INTO _n FROM gone;
+            _deleted := _deleted + _n;
+        END IF;
+    END LOOP;
+    RETURN _deleted;
 END;
 $$;
