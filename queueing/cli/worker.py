@@ -44,7 +44,7 @@ def worker(
     heartbeat_interval: HeartbeatInterval = 5.0,
     stall_timeout: StallTimeout = 30.0,
     rescue_interval: RescueInterval = 10.0,
-    prune_interval: PruneInterval = 60.0,
+    prune_interval: PruneInterval = 10.0,
     schedule_interval: ScheduleInterval = 10.0,
     vacuum_interval: VacuumInterval = 10.0,
     metrics_port: Annotated[

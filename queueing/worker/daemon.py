@@ -45,7 +45,7 @@ def run_worker(
     heartbeat_interval: float = 5.0,
     stall_timeout: float = 30.0,
     rescue_interval: float = 10.0,
-    prune_interval: float | None = 60.0,
+    prune_interval: float | None = 10.0,
     vacuum_interval: float | None = 10.0,
     retention: Retention | None = None,
     metrics_port: int | None = None,
@@ -74,7 +74,7 @@ def run_worker(
             retention=(queue.retention if retention is None else retention)
             if prune_interval
             else None,
-            prune_interval=prune_interval or 60.0,
+            prune_interval=prune_interval or 10.0,
             vacuum_interval=vacuum_interval,
             metrics_port=metrics_port,
             metrics_host=metrics_host,

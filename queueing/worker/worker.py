@@ -56,7 +56,7 @@ class WorkerSettings:
     stall_timeout: float = 30.0
     rescue_interval: float = 10.0
     retention: Retention | None = field(default_factory=Retention)
-    prune_interval: float = 60.0
+    prune_interval: float = 10.0
     batch_size: int = 100
     #: Serve /metrics, /healthz and /readyz on this port (0: any free one; None: no server).
     metrics_port: int | None = None
@@ -124,7 +124,7 @@ class Worker:
         stall_timeout: float = 30.0,
         rescue_interval: float = 10.0,
         retention: Retention | EllipsisType | None = ...,
-        prune_interval: float = 60.0,
+        prune_interval: float = 10.0,
         batch_size: int = 100,
         metrics: WorkerMetrics | None = None,
         metrics_port: int | None = None,

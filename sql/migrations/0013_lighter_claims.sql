@@ -3,7 +3,7 @@
 --
 -- 1. procrastinate_jobs.worker_id: no foreign key. Its check ran a query (SELECT ... FOR
 --    KEY SHARE of the worker's row) for every job a claim took: a fifth of a claim's
---    server CPU (bench.statement_cost, batches of 100: 13.0 -> 10.5 us per job). And its
+--    server CPU (bench.statement_cost, batches of 100: 13.0 -> 10.0 us per job). And its
 --    ON DELETE SET NULL updated every job the worker ever ran when its row went (a
 --    worker's clean exit, or the rescue forgetting it): with no index of all jobs by
 --    worker, a scan of the whole table and a new version of each finished row, with its
@@ -28,6 +28,9 @@
 --      (dead) OR worker_id IS NULL), the trigger above, and a queue's max_active count
 --      of its doing jobs, which read procrastinate_jobs_lock_idx_v1 until now.
 --    A claim wrote 3 index entries per job (primary key, lock, worker); now 2.
+-- 3. and 4. below: the claim and the rescue of 1.
+-- 5. Retention: queueing_prune_v2, whose statement reads the batch it deletes and the
+--    jobs it keeps, not every finished job (its comment below).
 
 
 -- 1. No foreign key from jobs to workers.
