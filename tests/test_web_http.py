@@ -265,7 +265,9 @@ def test_pause_and_resume_from_the_overview_hold_and_release_a_real_workers_clai
         assert app_queue.get_job(held.id).status == JobStatus.PENDING
         assert post(client, "/queues/reports/resume") == 303
         assert app_queue.wait_for(held.id, timeout=30).result == 3
-        assert worker.job_lines(held.id)
+        # Its log line, which the test reads from the worker's pipe as it comes: wait for
+        # it (the job's row can be read before the line has been).
+        assert worker.wait_for_job_log("job.completed", held.id, timeout=30)
     (info,) = [q for q in app_queue.list_queues() if q.name == "reports"]
     assert (info.paused, info.max_active) == (False, 3)
 
