@@ -7,7 +7,9 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import itertools
 import logging
+import random
 from collections.abc import Iterator
 from typing import Any
 
@@ -204,6 +206,26 @@ def test_a_prune_batch_reads_its_batch_and_the_keep_not_every_finished_job(
         conn.commit()
     assert deleted == 10
     assert read is not None and read < 300, read
+    # An age that dooms none of them (and the failed jobs' age): the cut-offs bound the
+    # index scans, so nothing is read past them.
+    with psycopg.connect(queue.database_url) as conn:
+        (deleted,) = conn.execute(
+            sql.query("prune_jobs"),
+            {
+                "queue": None,
+                "completed_age": 2 * DAY,
+                "completed_keep": None,
+                "failed_age": 7 * DAY,
+                "limit": 10,
+            },
+        ).fetchone() or (None,)
+        (read,) = conn.execute(
+            "SELECT seq_tup_read + idx_tup_fetch FROM pg_stat_xact_user_tables"
+            " WHERE relname = 'procrastinate_jobs'"
+        ).fetchone() or (None,)
+        conn.commit()
+    assert deleted == 0
+    assert read is not None and read < 50, read
 
 
 def test_exclusive_prune_yields_to_the_holder_of_the_maintenance_lock(queue: Queue) -> None:
@@ -330,3 +352,62 @@ def test_cli_prune_on_a_database_without_the_schema_is_one_line(empty_database: 
 
     with pytest.raises(SchemaNotMigrated, match="queueing db migrate"):
         prune(empty_database)
+
+
+def test_prune_v2_deletes_exactly_what_prune_v1_deleted(queue: Queue) -> None:
+    # queueing_prune_v2 (0013) replaced v1's ranking of every completed job; the rules
+    # must not change. Seeded random jobs over queues of every mix, finished_at with
+    # many ties, and a grid of policies: each function run to its end (batch after
+    # batch, as the pruner does) in a savepoint, the jobs left compared.
+    rng = random.Random(13)
+    statuses = ["succeeded"] * 4 + ["failed", "cancelled", "aborted", "todo", "doing"]
+    rows = []
+    for name, choices in (
+        ("a", statuses),
+        ("b", statuses),
+        ("failed_only", ["failed", "cancelled", "aborted"]),
+        ("succeeded_only", ["succeeded"]),
+        ("unfinished_only", ["todo", "doing"]),
+    ):
+        rows += [
+            (name, rng.choice(choices), rng.randint(0, 12)) for _ in range(rng.randint(20, 60))
+        ]
+    with psycopg.connect(queue.database_url) as conn:
+        conn.cursor().executemany(
+            "INSERT INTO procrastinate_jobs (queue_name, task_name, status, created_at,"
+            " started_at, finished_at, updated_at)"
+            " VALUES (%(q)s, 't', %(s)s::procrastinate_job_status,"
+            " now() - interval '2 days',"
+            " CASE WHEN %(s)s::text <> 'todo' THEN now() - interval '47 hours' END,"
+            " CASE WHEN %(s)s::text IN ('succeeded', 'failed', 'cancelled', 'aborted')"
+            " THEN date_trunc('hour', now()) - %(h)s * interval '1 hour' END, now())",
+            [{"q": q, "s": s, "h": h} for q, s, h in rows],
+        )
+
+        def left_after(function: str, args: tuple[Any, ...], limit: int) -> set[int]:
+            conn.execute("SAVEPOINT p")
+            while True:
+                (deleted,) = conn.execute(
+                    f"SELECT {function}(%s, %s::interval, %s, %s::interval, %s)",
+                    (*args, limit),
+                ).fetchone() or (0,)
+                if deleted < limit:
+                    break
+            ids = {r[0] for r in conn.execute("SELECT id FROM procrastinate_jobs").fetchall()}
+            conn.execute("ROLLBACK TO SAVEPOINT p")
+            return ids
+
+        ages = [None, "30 minutes", "3 hours 30 minutes", "20 hours"]
+        compared = 0
+        for args in itertools.product(
+            [None, "a", "failed_only", "succeeded_only", "nowhere"], ages, [None, 0, 3, 20], ages
+        ):
+            if rng.random() < 0.7:
+                continue
+            for limit in (7, 500):
+                assert left_after("queueing_prune_v2", args, limit) == left_after(
+                    "queueing_prune_v1", args, limit
+                ), (args, limit)
+                compared += 1
+        conn.rollback()
+    assert compared > 50

@@ -87,7 +87,8 @@ def test_a_claim_by_a_worker_whose_row_is_gone_raises_and_takes_nothing(queue: Q
 def test_the_rescue_takes_an_active_job_whose_worker_has_no_row(queue: Queue) -> None:
     # A release-12 worker's claim (queueing_claim_v6, kept for rolling deploys) does not
     # look for its row: made after the row went, it leaves a job active under an id no
-    # worker has. No heartbeat will ever go stale for it: the rescue must take it anyway.
+    # worker has. No heartbeat will ever go stale for it: the rescue must take it anyway,
+    # once it has run longer than the rescue's stall timeout.
     job = queue.enqueue("noop")
     with psycopg.connect(queue.database_url, autocommit=True, row_factory=dict_row) as conn:
         worker_id = _register(conn)
@@ -98,9 +99,12 @@ def test_the_rescue_takes_an_active_job_whose_worker_has_no_row(queue: Queue) ->
         assert [r["id"] for r in claimed] == [job.id]
         assert _row(conn, job.id)["worker_id"] == worker_id
 
-        rescued = conn.execute(
-            sql.query("rescue_stalled"), {"stalled_after": 3600, "limit": 500}
-        ).fetchall()
+        # Not at once: that worker may still be running it, and its finisher still writes
+        # under the old id. Once it started longer ago than a stalled worker's heartbeat:
+        # taken.
+        rescue = sql.query("rescue_stalled")
+        assert conn.execute(rescue, {"stalled_after": 3600, "limit": 500}).fetchall() == []
+        rescued = conn.execute(rescue, {"stalled_after": 0, "limit": 500}).fetchall()
 
     assert [(r["id"], r["status"]) for r in rescued] == [(job.id, "pending")]
     after = queue.get_job(job.id)

@@ -17,8 +17,11 @@
 --      through queueing_jobs_doing_worker_idx. A finished job keeps the id of the worker
 --      that ran it, which may no longer be registered.
 --    - queueing_rescue_v4: queueing_rescue_v3 that also takes active jobs whose worker
---      row does not exist: a release-12 worker (queueing_claim_v6 does not look) may
---      claim after its row went, during a rolling deploy.
+--      row does not exist, once they started longer ago than p_stalled_after: a release-12
+--      worker (queueing_claim_v6 does not look) may claim after its row went, during a
+--      rolling deploy, and still runs and finishes those jobs under its old id unless it
+--      has died. (Release 12's rescue, queueing_rescue_v3, does not see them: they wait
+--      for a release-13 worker's rescue.)
 -- 2. Indexes a claim no longer writes:
 --    - procrastinate_jobs_lock_idx_v1 (unique, every doing job, its lock NULL for all
 --      but procrastinate's locked jobs): only jobs with a lock, as 0012 did for the
@@ -222,9 +225,13 @@ BEGIN
          WHERE j.status = 'doing'
            AND (j.worker_id = ANY(_dead) OR j.worker_id IS NULL
                 -- No foreign key since 0013: a claim by a release-12 worker whose row
-                -- was gone (queueing_claim_v6 does not look) left a dangling id.
-                OR NOT EXISTS (SELECT FROM procrastinate_workers AS w
-                                WHERE w.id = j.worker_id))
+                -- was gone (queueing_claim_v6 does not look) left a dangling id. That
+                -- worker may still be running it (its heartbeat notices within seconds,
+                -- and its finisher still writes under the old id): taken only once it
+                -- started longer ago than a stalled worker's heartbeat.
+                OR (NOT EXISTS (SELECT FROM procrastinate_workers AS w
+                                 WHERE w.id = j.worker_id)
+                    AND j.started_at < clock_timestamp() - p_stalled_after))
          ORDER BY j.id
          LIMIT p_limit
            FOR UPDATE SKIP LOCKED
@@ -277,6 +284,10 @@ $$;
 --    older than the age, or older than the newest p_completed_keep, both a prefix of the
 --    queue's completed jobs oldest first, read from the oldest on that index; then the
 --    failed, cancelled and aborted ones older than p_failed_age. At most p_limit in all.
+--    The age cut-offs are computed once, so that each bounds its index scan (compared
+--    with clock_timestamp() row by row, they were filters, and a round's last call,
+--    which finds fewer than p_limit, read every job the policy keeps).
+--    tests/test_retention.py compares the jobs v1 and v2 leave over a grid of policies.
 CREATE FUNCTION queueing_prune_v2(p_queue character varying, p_completed_age interval,
                                   p_completed_keep integer, p_failed_age interval,
                                   p_limit integer)
@@ -287,11 +298,18 @@ CREATE FUNCTION queueing_prune_v2(p_queue character varying, p_completed_age int
     SET jit = off
 AS $$
 DECLARE
-    _queue   character varying;
-    _cut_at  timestamptz;
-    _cut_id  bigint;
-    _n       integer;
-    _deleted integer := 0;
+    _queue     character varying;
+    _cut_at    timestamptz;
+    _cut_id    bigint;
+    -- Computed once, so that each is a bound of the index scan, not a filter of it.
+    _age_cut   timestamptz := clock_timestamp() - p_completed_age;
+    _failed_cut timestamptz := clock_timestamp() - p_failed_age;
+    -- As v1 reads them: no limit is no limit, and a keep below 0 keeps none.
+    _limit     integer := COALESCE(p_limit, 2147483647);
+    _keep      integer := CASE WHEN p_completed_keep IS NOT NULL
+                                THEN GREATEST(p_completed_keep, 0) END;
+    _n         integer;
+    _deleted   integer := 0;
 BEGIN
     FOR _queue IN
         WITH RECURSIVE q AS (
@@ -307,29 +325,46 @@ BEGIN
         UNION ALL
         SELECT q.queue_name FROM q WHERE p_queue IS NULL AND q.queue_name IS NOT NULL
     LOOP
-        EXIT WHEN _deleted >= p_limit;
+        EXIT WHEN _deleted >= _limit;
         -- The newest completed job past the keep: it and every older one go.
         _cut_at := NULL;
         _cut_id := NULL;
-        IF p_completed_keep IS NOT NULL THEN
+        IF _keep IS NOT NULL THEN
             SELECT j.finished_at, j.id INTO _cut_at, _cut_id
               FROM procrastinate_jobs AS j
              WHERE j.queue_name = _queue AND j.status = 'succeeded'
                AND j.finished_at IS NOT NULL
              ORDER BY j.finished_at DESC, j.id DESC
-            OFFSET p_completed_keep LIMIT 1;
+            OFFSET _keep LIMIT 1;
         END IF;
-        IF p_completed_age IS NOT NULL OR _cut_at IS NOT NULL THEN
+        -- Both rules doom a prefix of the queue's completed jobs, oldest first, so
+        -- together they doom the longer one: those finished before _age_cut, or those up
+        -- to the keep's cut (inclusive), whichever reaches further. Each is read from the
+        -- oldest on queueing_jobs_finished_idx, bounded by its cut.
+        IF _cut_at IS NOT NULL AND (_age_cut IS NULL OR _age_cut <= _cut_at) THEN
             WITH batch AS (
                 SELECT j.id
                   FROM procrastinate_jobs AS j
                  WHERE j.queue_name = _queue AND j.status = 'succeeded'
-                   AND j.finished_at IS NOT NULL
-                   AND ((p_completed_age IS NOT NULL
-                         AND j.finished_at < clock_timestamp() - p_completed_age)
-                        OR (_cut_at IS NOT NULL AND (j.finished_at, j.id) <= (_cut_at, _cut_id)))
+                   AND j.finished_at <= _cut_at
+                   AND (j.finished_at, j.id) <= (_cut_at, _cut_id)
                  ORDER BY j.finished_at, j.id
-                 LIMIT p_limit - _deleted
+                 LIMIT _limit - _deleted
+                   FOR UPDATE SKIP LOCKED
+            ), gone AS (
+                DELETE FROM procrastinate_jobs AS j USING batch AS b WHERE j.id = b.id
+                RETURNING j.id
+            )
+            SELECT count(*) INTO _n FROM gone;
+            _deleted := _deleted + _n;
+        ELSIF _age_cut IS NOT NULL THEN
+            WITH batch AS (
+                SELECT j.id
+                  FROM procrastinate_jobs AS j
+                 WHERE j.queue_name = _queue AND j.status = 'succeeded'
+                   AND j.finished_at < _age_cut
+                 ORDER BY j.finished_at, j.id
+                 LIMIT _limit - _deleted
                    FOR UPDATE SKIP LOCKED
             ), gone AS (
                 DELETE FROM procrastinate_jobs AS j USING batch AS b WHERE j.id = b.id
@@ -338,14 +373,14 @@ BEGIN
             SELECT count(*) INTO _n FROM gone;
             _deleted := _deleted + _n;
         END IF;
-        IF p_failed_age IS NOT NULL AND _deleted < p_limit THEN
+        IF _failed_cut IS NOT NULL AND _deleted < _limit THEN
             WITH batch AS (
                 SELECT j.id
                   FROM procrastinate_jobs AS j
                  WHERE j.queue_name = _queue
                    AND j.status IN ('failed', 'cancelled', 'aborted')
-                   AND j.finished_at < clock_timestamp() - p_failed_age
-                 LIMIT p_limit - _deleted
+                   AND j.finished_at < _failed_cut
+                 LIMIT _limit - _deleted
                    FOR UPDATE SKIP LOCKED
             ), gone AS (
                 DELETE FROM procrastinate_jobs AS j USING batch AS b WHERE j.id = b.id
