@@ -166,6 +166,9 @@ class Finisher:
                 # a server that came back read-only (a failover) refuses writes too.
                 await self._back_off(exc, len(batch))
                 continue
+            # Committed: no longer pending, before the metrics and the log lines say so
+            # (the pending gauge is read from the metrics server's thread at any time).
+            self._forget(batch)
             self._recovered()
             self.written += len(batch)
             if self._committed is not None and any(o.job.limited for o in batch):
@@ -174,6 +177,15 @@ class Finisher:
                 self._metrics.committed(batch, rows)
             self._log(batch, rows)
             return
+
+    def _forget(self, committed: list[Outcome]) -> None:
+        """Drop committed outcomes from the batch being written (all of it, unless the
+        batch was split around an outcome the database refused)."""
+        if committed is self._writing:
+            self._writing = []
+            return
+        done = {id(o) for o in committed}
+        self._writing = [o for o in self._writing if id(o) not in done]
 
     async def _back_off(self, exc: psycopg.Error, jobs: int) -> None:
         delay = self._backoff.failed("worker.finish_retry", exc, jobs=jobs)
