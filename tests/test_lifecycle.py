@@ -182,7 +182,13 @@ async def test_an_operator_cancels_an_active_job_through_the_async_api(queue: Qu
     job = queue.enqueue("generate")
     with psycopg.connect(queue.database_url, autocommit=True) as conn:
         conn.execute("UPDATE procrastinate_jobs SET status = 'doing' WHERE id = %s", [job.id])
-    stopping = await queue.aio.cancel(job.id, actor=Actor.operator("grace:hopper"))
+    try:
+        stopping = await queue.aio.cancel(job.id, actor=Actor.operator("grace:hopper"))
+    finally:
+        # Its pool's tasks must not outlive the test's loop: left to the loop's teardown,
+        # their cancellation hung an xdist worker once (a full run; the server had closed
+        # one of its connections).
+        await queue.aio.close()
     assert (stopping.cancel_requested, stopping.cancelled_by) == (True, "operator:grace:hopper")
     assert stopping.cancelled_by_actor == Actor.operator("grace:hopper")
 
