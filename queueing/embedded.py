@@ -78,7 +78,7 @@ def server_url(database: str = "postgres") -> str:
 
 
 def create_database(admin_url: str, name: str) -> None:
-    """CREATE DATABASE ``name`` unless it exists (racing creators are fine)."""
+    """Create the database ``name`` unless it exists (racing creators are fine)."""
     with psycopg.connect(admin_url, autocommit=True) as conn:
         if conn.execute(sql.query("database_exists"), {"name": name}).fetchone():
             return

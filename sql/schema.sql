@@ -1233,16 +1233,7 @@ $$;
 
 CREATE FUNCTION public.queueing_claim_v7(p_queues character varying[], p_worker_id bigint, p_limit integer, p_idle boolean) RETURNS TABLE(id bigint, task_name character varying, queue_name character varying, args jsonb, attempts integer, max_attempts integer, tenant_id text, user_id text, run_alone boolean, due_at timestamp with time zone, trace_context jsonb, schedule_tick timestamp with time zone, limited boolean)
     LANGUAGE plpgsql
-    SET enable_seqscan TO 'off'
-    SET enable_bitmapscan TO 'off'
-    SET jit TO 'off'
     AS $$
-DECLARE
-    _ids     bigint[];
-    _paused  text[];
-    _limited text[];
-    _key     text;
-    _now     timestamptz;
 BEGIN
     -- The worker's row, locked until this claim commits, as the foreign key's check did
     -- for each claimed row: a worker that was rescued or forgotten claims nothing, and its
@@ -1252,100 +1243,7 @@ BEGIN
         RAISE foreign_key_violation
               USING MESSAGE = format('worker %s is not registered', p_worker_id);
     END IF;
-    SELECT array_agg(q.name) FILTER (WHERE q.paused),
-           array_agg(q.name) FILTER (WHERE NOT q.paused)
-      INTO _paused, _limited
-      FROM queueing_queues AS q
-     WHERE q.paused OR q.max_active IS NOT NULL;
-    IF p_idle THEN
-        -- The worker runs nothing: it may take a job that must run alone (0006). Its key
-        -- and its queue's limit are not counted: it runs once, alone, to find a poison pill.
-        SELECT array_agg(j.id) INTO _ids
-          FROM (SELECT j.id
-                  FROM procrastinate_jobs AS j
-                 WHERE j.status = 'todo' AND j.run_alone
-                   AND (p_queues IS NULL OR j.queue_name = ANY(p_queues))
-                   AND (_paused IS NULL OR j.queue_name <> ALL(_paused))
-                   AND (j.scheduled_at IS NULL OR j.scheduled_at <= now())
-                 ORDER BY j.priority DESC, j.id ASC
-                 LIMIT 1
-                   FOR UPDATE SKIP LOCKED) AS j;
-    END IF;
-    IF _ids IS NULL AND _paused IS NULL AND _limited IS NULL THEN
-        -- Is a job with a key waiting? One probe of queueing_jobs_keyed_idx: ordered as
-        -- that index is, so the planner cannot pick an index of every pending job and
-        -- walk it (with none waiting, the whole of it).
-        SELECT j.concurrency_key INTO _key
-          FROM procrastinate_jobs AS j
-         WHERE j.status = 'todo' AND j.concurrency_key IS NOT NULL AND NOT j.run_alone
-         ORDER BY j.concurrency_key, j.priority DESC, j.id
-         LIMIT 1;
-    END IF;
-    IF _ids IS NULL AND (_paused IS NOT NULL OR _limited IS NOT NULL OR _key IS NOT NULL) THEN
-        _ids := queueing_claim_restricted_v1(p_queues, p_limit, _paused, _limited);
-    ELSIF _ids IS NULL AND p_queues IS NULL THEN
-        -- Nothing restricts this claim: 0008's paths (queueing_claim_v4), on the v2 indexes.
-        WITH ready AS (
-            SELECT j.id, j.priority
-              FROM procrastinate_jobs AS j
-             WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
-               AND j.concurrency_key IS NULL AND j.priority IS NOT NULL
-             ORDER BY j.priority DESC, j.id ASC
-             LIMIT p_limit
-               FOR UPDATE SKIP LOCKED
-        ), due AS (
-            SELECT j.id, j.priority
-              FROM procrastinate_jobs AS j
-             WHERE j.status = 'todo' AND j.scheduled_at IS NOT NULL
-               AND j.scheduled_at <= now() AND NOT j.run_alone AND j.concurrency_key IS NULL
-             ORDER BY j.scheduled_at ASC
-             LIMIT p_limit
-               FOR UPDATE SKIP LOCKED
-        )
-        SELECT array_agg(c.id) INTO _ids
-          FROM (SELECT b.id FROM (TABLE ready UNION ALL TABLE due) AS b
-                 ORDER BY b.priority DESC, b.id ASC
-                 LIMIT p_limit) AS c;
-    ELSIF _ids IS NULL THEN
-        WITH ready AS (
-            SELECT r.id, r.priority
-              FROM unnest(p_queues) AS q(name)
-             CROSS JOIN LATERAL (
-                   SELECT j.id, j.priority
-                     FROM procrastinate_jobs AS j
-                    WHERE j.status = 'todo' AND j.scheduled_at IS NULL AND NOT j.run_alone
-                      AND j.concurrency_key IS NULL AND j.queue_name = q.name
-                    ORDER BY j.priority DESC, j.id ASC
-                    LIMIT p_limit
-                      FOR UPDATE SKIP LOCKED) AS r
-        ), due AS (
-            SELECT j.id, j.priority
-              FROM procrastinate_jobs AS j
-             WHERE j.status = 'todo' AND j.scheduled_at IS NOT NULL
-               AND j.scheduled_at <= now() AND NOT j.run_alone AND j.concurrency_key IS NULL
-               AND j.queue_name = ANY(p_queues)
-             ORDER BY j.scheduled_at ASC
-             LIMIT p_limit
-               FOR UPDATE SKIP LOCKED
-        )
-        SELECT array_agg(c.id) INTO _ids
-          FROM (SELECT b.id FROM (TABLE ready UNION ALL TABLE due) AS b
-                 ORDER BY b.priority DESC, b.id ASC
-                 LIMIT p_limit) AS c;
-    END IF;
-    -- The rows are locked by this transaction since the SELECTs above, still 'todo'.
-    _now := clock_timestamp();
-    RETURN QUERY
-    -- Stamped here, as queueing_stamp_job_v1 would (setting updated_at skips it).
-    UPDATE procrastinate_jobs AS j
-       SET status = 'doing', worker_id = p_worker_id, attempts = j.attempts + 1,
-           started_at = GREATEST(_now, j.created_at), finished_at = NULL,
-           updated_at = GREATEST(_now, j.updated_at, j.created_at)
-     WHERE j.id = ANY(_ids)
-    RETURNING j.id, j.task_name, j.queue_name, j.args, j.attempts, j.max_attempts,
-              j.tenant_id, j.user_id, j.run_alone, GREATEST(j.scheduled_at, j.created_at),
-              j.trace_context, j.schedule_tick,
-              j.concurrency_key IS NOT NULL OR j.queue_name = ANY(_limited);
+    RETURN QUERY SELECT * FROM queueing_claim_v6(p_queues, p_worker_id, p_limit, p_idle);
 END;
 $$;
 
