@@ -284,7 +284,7 @@ class Queue:
                 DEFAULT_RETRY.max_attempts,
             )
         queue = check_queue_name(queue if r.queue is None else r.queue)
-        limits.check_payload(args)
+        args_exact = limits.check_payload(args)
         limits.check_id("tenant_id", r.tenant_id)
         limits.check_id("user_id", r.user_id)
         scheduled_at = _scheduled_at(r.delay, r.run_at, now)
@@ -306,6 +306,7 @@ class Queue:
             dedupe_for=dedupe_for,
             concurrency_key=key,
             concurrency_limit=limit,
+            args_exact=args_exact,
         )
 
     def _resolve_task(self, task: Task | str) -> Task | None:

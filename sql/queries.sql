@@ -25,9 +25,15 @@ SELECT version, name, applied_at FROM queueing_migrations ORDER BY version;
 -- name: record_migration
 INSERT INTO queueing_migrations (version, name) VALUES (%(version)s, %(name)s);
 
--- name: enqueue_plain
--- The fast path when no job of the batch has a dedupe key: one set-based insert
+-- name: enqueue_new
+-- The fast path when no job of the batch has a dedupe key: one set-based insert that
+-- returns the ids (in input order) and the creation time; the client builds the records
 -- (queueing_enqueue_v4 handles keyed jobs one at a time, under their key's lock).
+SELECT ids, created_at FROM queueing_enqueue_v5(%(jobs)s::json);
+
+-- name: enqueue_plain
+-- enqueue_new's insert that reads each record back (JSON, with "created"), for jobs
+-- whose arguments jsonb would not give back as sent (ops.NewJob.args_exact).
 SELECT job FROM queueing_enqueue_v3(%(jobs)s::json);
 
 -- name: enqueue

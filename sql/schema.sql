@@ -1,5 +1,5 @@
--- sql/schema.sql: the whole database schema of queueing at schema version 13,
--- as procrastinate 3.10.0's base schema plus sql/migrations/0001 to 0013 leave it.
+-- sql/schema.sql: the whole database schema of queueing at schema version 14,
+-- as procrastinate 3.10.0's base schema plus sql/migrations/0001 to 0014 leave it.
 -- Every table, view, index, trigger, policy, grant and function is here in its
 -- current form.
 --
@@ -1560,6 +1560,40 @@ END;
 $$;
 
 --
+-- Name: queueing_enqueue_v5(json); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_enqueue_v5(p_jobs json) RETURNS TABLE(ids bigint[], created_at timestamp with time zone)
+    LANGUAGE plpgsql
+    SET jit TO 'off'
+    AS $$
+DECLARE
+    _now timestamptz := clock_timestamp();
+BEGIN
+    RETURN QUERY
+    WITH inserted AS (
+        INSERT INTO procrastinate_jobs
+               (queue_name, task_name, priority, args, scheduled_at, tenant_id, user_id,
+                max_attempts, created_at, updated_at)
+        SELECT j.queue_name, j.task_name, j.priority, j.args, j.scheduled_at, j.tenant_id,
+               j.user_id, j.max_attempts, _now, _now
+          FROM ROWS FROM (
+                   json_to_recordset(p_jobs) AS (queue_name character varying,
+                                                 task_name character varying,
+                                                 priority integer, args jsonb,
+                                                 scheduled_at timestamptz, tenant_id text,
+                                                 user_id text, max_attempts integer)
+               ) WITH ORDINALITY AS j(queue_name, task_name, priority, args, scheduled_at,
+                                      tenant_id, user_id, max_attempts, n)
+         -- Ids are drawn in this order, so the k-th smallest id is the k-th job's.
+         ORDER BY j.n
+        RETURNING id
+    )
+    SELECT COALESCE(array_agg(i.id ORDER BY i.id), '{}'), _now FROM inserted AS i;
+END;
+$$;
+
+--
 -- Name: queueing_finish_v3(bigint, bigint[], integer[], public.queueing_outcome_v1[], jsonb[], jsonb[], timestamp with time zone[]); Type: FUNCTION; Schema: public
 --
 
@@ -2839,4 +2873,5 @@ INSERT INTO public.queueing_migrations (version, name) VALUES
     (10, 'operators'),
     (11, 'drop_priority_index'),
     (12, 'lighter_status_changes'),
-    (13, 'lighter_claims');
+    (13, 'lighter_claims'),
+    (14, 'lighter_enqueue');
