@@ -26,6 +26,8 @@ from bench.procs import cpu_seconds
 from bench.sql_blocks import query
 from queueing import JobRequest, Queue
 from queueing.sql import query as release_query
+from queueing.worker.finisher import outcomes_json
+from queueing.worker.outcome import Claimed, Outcome, OutcomeKind
 
 
 def measure_round(
@@ -47,16 +49,9 @@ def measure_round(
         claimed.append(rows)
     between = cpu_seconds(pid)
     for rows in claimed:
-        n = len(rows)
-        params = {
-            "worker_id": worker_id,
-            "ids": [r["id"] for r in rows],
-            "attempts": [r["attempts"] for r in rows],
-            "outcomes": ["succeeded"] * n,
-            "results": [None] * n,
-            "errors": [None] * n,
-            "retry_at": [None] * n,
-        }
+        # As the worker's finisher writes a batch of no-op jobs' outcomes.
+        outcomes = [Outcome(Claimed(**r), OutcomeKind.SUCCEEDED, result_json="null") for r in rows]
+        params = {"worker_id": worker_id, "outcomes": outcomes_json(outcomes)}
         conn.execute(release_query("finish_jobs"), params, prepare=True).fetchall()
     ended = cpu_seconds(pid)
     jobs = sum(map(len, claimed))

@@ -123,11 +123,9 @@ SELECT id, task_name, queue_name, args, attempts, max_attempts, tenant_id, user_
  WHERE worker_id = %(worker_id)s AND status = 'doing';
 
 -- name: finish_jobs
--- outcomes: queueing.worker.outcome.OutcomeKind values; the cast refuses any other.
-SELECT id, status FROM queueing_finish_v4(
-    %(worker_id)s, %(ids)s::bigint[], %(attempts)s::integer[],
-    %(outcomes)s::text[]::queueing_outcome_v1[],
-    %(results)s::jsonb[], %(errors)s::jsonb[], %(retry_at)s::timestamptz[]);
+-- outcomes: a JSON array, one object per attempt (queueing.worker.finisher.outcomes_json;
+-- its "outcome": queueing.worker.outcome.OutcomeKind values, the type refuses any other).
+SELECT id, status FROM queueing_finish_v5(%(worker_id)s, %(outcomes)s::json);
 
 -- name: set_progress
 -- Fenced by attempt: a stale attempt's progress report changes nothing.

@@ -1714,6 +1714,38 @@ END;
 $$;
 
 --
+-- Name: queueing_finish_v5(bigint, json); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_finish_v5(p_worker_id bigint, p_outcomes json) RETURNS TABLE(id bigint, status text)
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    _ids bigint[];
+    _attempts integer[];
+    _outcomes queueing_outcome_v1[];
+    _results jsonb[];
+    _errors jsonb[];
+    _retry_at timestamptz[];
+BEGIN
+    -- One aggregation: the six arrays are built row by row together, so they line up
+    -- (the order of the rows themselves does not matter to v4).
+    SELECT array_agg(o.id), array_agg(o.attempt), array_agg(o.outcome),
+           -- A JSON null comes out of json_to_recordset as SQL NULL: a success stores
+           -- the JSON null it returned, as v4 was sent it.
+           array_agg(CASE WHEN o.outcome = 'succeeded' THEN COALESCE(o.result, 'null')
+                          ELSE o.result END),
+           array_agg(o.error), array_agg(o.retry_at)
+      INTO _ids, _attempts, _outcomes, _results, _errors, _retry_at
+      FROM json_to_recordset(p_outcomes) AS o(id bigint, attempt integer,
+                                              outcome queueing_outcome_v1, result jsonb,
+                                              error jsonb, retry_at timestamptz);
+    RETURN QUERY SELECT * FROM queueing_finish_v4(p_worker_id, _ids, _attempts, _outcomes,
+                                                  _results, _errors, _retry_at);
+END;
+$$;
+
+--
 -- Name: queueing_job_json_v1(bigint); Type: FUNCTION; Schema: public
 --
 

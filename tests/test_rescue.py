@@ -45,12 +45,16 @@ def _late_finish(url: str, job: Job) -> list[Any]:
             sql.query("finish_jobs"),
             {
                 "worker_id": job.worker_id,
-                "ids": [job.id],
-                "attempts": [job.attempts],
-                "outcomes": ["succeeded"],
-                "results": [json.dumps("late")],
-                "errors": [None],
-                "retry_at": [None],
+                "outcomes": json.dumps(
+                    [
+                        {
+                            "id": job.id,
+                            "attempt": job.attempts,
+                            "outcome": "succeeded",
+                            "result": "late",
+                        }
+                    ]
+                ),
             },
         ).fetchall()
 

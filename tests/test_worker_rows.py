@@ -4,6 +4,7 @@ drives the release's own named queries (sql/queries.sql) as the worker does."""
 
 from __future__ import annotations
 
+import json
 from typing import Any
 
 import psycopg
@@ -31,12 +32,9 @@ def _finish(conn: psycopg.Connection[Any], worker_id: int, job_id: int) -> None:
         sql.query("finish_jobs"),
         {
             "worker_id": worker_id,
-            "ids": [job_id],
-            "attempts": [1],
-            "outcomes": ["succeeded"],
-            "results": [None],
-            "errors": [None],
-            "retry_at": [None],
+            "outcomes": json.dumps(
+                [{"id": job_id, "attempt": 1, "outcome": "succeeded", "result": None}]
+            ),
         },
     ).fetchall()
 
