@@ -2541,7 +2541,7 @@ ALTER TABLE ONLY public.procrastinate_workers
 --
 
 ALTER TABLE ONLY public.queueing_attempts
-    ADD CONSTRAINT queueing_attempts_pkey PRIMARY KEY (id);
+    ADD CONSTRAINT queueing_attempts_pkey PRIMARY KEY (job_id, id);
 
 --
 -- Name: queueing_clock queueing_clock_pkey; Type: CONSTRAINT; Schema: public
@@ -2607,12 +2607,6 @@ CREATE UNIQUE INDEX procrastinate_jobs_queueing_lock_idx_v1 ON public.procrastin
 --
 
 CREATE INDEX procrastinate_periodic_defers_job_id_fkey_v1 ON public.procrastinate_periodic_defers USING btree (job_id);
-
---
--- Name: queueing_attempts_job_idx; Type: INDEX; Schema: public
---
-
-CREATE INDEX queueing_attempts_job_idx ON public.queueing_attempts USING btree (job_id, id);
 
 --
 -- Name: queueing_jobs_dedupe_idx; Type: INDEX; Schema: public

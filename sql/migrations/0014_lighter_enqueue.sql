@@ -24,6 +24,9 @@
 --    written by string formatting, the handler's result already being JSON text. It
 --    unpacks the document and calls queueing_finish_v4, which does the work (fencing,
 --    statuses, attempt history) as before.
+-- 3. queueing_attempts: its primary key is (job_id, id), the index every read of a job's
+--    history already used, in place of (id) alone, which nothing reads by. Each finish
+--    writes one index entry per attempt instead of two.
 --
 -- Release 13's functions stay: queueing_enqueue_v3 (still called, for arguments that do
 -- not read back as sent), queueing_enqueue_v4 (still called, for dedupe keys) and
@@ -94,3 +97,10 @@ BEGIN
                                                   _results, _errors, _retry_at);
 END;
 $$;
+
+-- 3. One index on the attempt history. (id is unique on its own, so (job_id, id) is.)
+CREATE UNIQUE INDEX queueing_attempts_job_id_key ON queueing_attempts (job_id, id);
+ALTER TABLE queueing_attempts DROP CONSTRAINT queueing_attempts_pkey;
+ALTER TABLE queueing_attempts
+    ADD CONSTRAINT queueing_attempts_pkey PRIMARY KEY USING INDEX queueing_attempts_job_id_key;
+DROP INDEX queueing_attempts_job_idx;
