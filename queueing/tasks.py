@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import functools
 import inspect
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -65,8 +66,19 @@ class Task:
 
     def handler_kwargs(self, stored: Mapping[str, JSON]) -> dict[str, Any]:
         """Rebuild the handler's keyword arguments from their stored JSON form."""
-        model = self.args_model.model_validate(dict(stored))
-        return {name: getattr(model, name) for name in self.args_model.model_fields}
+        names = self._arg_names
+        if not names and not stored:
+            return {}  # nothing to validate: a handler without arguments, none stored
+        # The model's validator itself: model_validate's wrapper cost as much again, per job.
+        model = self.args_model.__pydantic_validator__.validate_python(
+            stored if isinstance(stored, dict) else dict(stored)
+        )
+        return {name: getattr(model, name) for name in names}
+
+    @functools.cached_property
+    def _arg_names(self) -> tuple[str, ...]:
+        """The handler's argument names (its context parameter aside), read once."""
+        return tuple(self.args_model.model_fields)
 
 
 def _one_line(exc: pydantic.ValidationError) -> str:
