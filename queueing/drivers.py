@@ -30,7 +30,19 @@ from psycopg_pool import AsyncConnectionPool, ConnectionPool
 from queueing import sql
 from queueing.config import connect_options
 from queueing.errors import DatabaseUnavailable, QueueingError, SchemaNotMigrated
-from queueing.ops import Effect, Listen, Op, Query, Script, T, Transaction, WaitNotify
+from queueing.ops import (
+    Effect,
+    Fetch,
+    Listen,
+    Op,
+    Pipeline,
+    Query,
+    Script,
+    Send,
+    T,
+    Transaction,
+    WaitNotify,
+)
 
 Row = DictRow
 
@@ -130,9 +142,21 @@ def _perform_sync(effect: Effect, conn: psycopg.Connection[Any], lent: bool) -> 
             return run_sync(effect.op, conn, translate=False, lent=lent)
         with conn.transaction():
             return run_sync(effect.op, conn, translate=False, lent=lent)  # the outer run translates
+    if isinstance(effect, Pipeline):
+        if lent:  # the caller's connection: no mode of ours on it; each Send waits
+            return run_sync(effect.op, conn, translate=False, lent=lent)
+        with conn.pipeline():
+            return run_sync(effect.op, conn, translate=False, lent=lent)
     if isinstance(effect, WaitNotify):
         # One packet may carry several notifications: keep them all.
         return [n.payload for n in conn.notifies(timeout=effect.timeout, stop_after=1)]
+    if isinstance(effect, Send):
+        cur = _cursor(conn, lent)
+        cur.execute(*_statement(effect.query))
+        return cur
+    if isinstance(effect, Fetch):
+        with effect.handle as sent:
+            return sent.fetchall()
     with _cursor(conn, lent) as cur:
         cur.execute(*_statement(effect))
         return cur.fetchall() if cur.description else []
@@ -187,8 +211,20 @@ async def _perform_async(effect: Effect, conn: psycopg.AsyncConnection[Any], len
         async with conn.transaction():
             # the outer run translates
             return await run_async(effect.op, conn, translate=False, lent=lent)
+    if isinstance(effect, Pipeline):
+        if lent:  # see _perform_sync
+            return await run_async(effect.op, conn, translate=False, lent=lent)
+        async with conn.pipeline():
+            return await run_async(effect.op, conn, translate=False, lent=lent)
     if isinstance(effect, WaitNotify):
         return [n.payload async for n in conn.notifies(timeout=effect.timeout, stop_after=1)]
+    if isinstance(effect, Send):
+        sending = _async_cursor(conn, lent)
+        await sending.execute(*_statement(effect.query))
+        return sending
+    if isinstance(effect, Fetch):
+        async with effect.handle as sent:
+            return await sent.fetchall()
     async with _async_cursor(conn, lent) as cur:
         await cur.execute(*_statement(effect))
         return await cur.fetchall() if cur.description else []

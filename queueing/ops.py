@@ -19,7 +19,7 @@ from __future__ import annotations
 import datetime as dt
 import json
 import time
-from collections.abc import Collection, Generator, Mapping, Sequence
+from collections.abc import Callable, Collection, Generator, Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -78,7 +78,32 @@ class Transaction:
     op: Op[Any]
 
 
-Effect = Query | Script | Listen | WaitNotify | Transaction
+@dataclass(frozen=True)
+class Pipeline:
+    """Run the operation ``op`` with its ``Send`` queries pipelined: each goes to the
+    server at once, and the client's work until the matching ``Fetch`` overlaps the
+    server's. A driver may run it unpipelined (a connection it was lent): then each
+    ``Send`` waits for its rows. Either way the result is ``op``'s."""
+
+    op: Op[Any]
+
+
+@dataclass(frozen=True)
+class Send:
+    """Send the query without waiting for its rows; the result is a handle for ``Fetch``.
+    Only inside a ``Pipeline``."""
+
+    query: Query
+
+
+@dataclass(frozen=True)
+class Fetch:
+    """The rows of a ``Send``'s query (its result ``handle``), waited for."""
+
+    handle: Any
+
+
+Effect = Query | Script | Listen | WaitNotify | Transaction | Pipeline | Send | Fetch
 T = TypeVar("T")
 Op = Generator[Effect, Any, T]
 """An operation returning a ``T``: it yields effects and is sent each one's result."""
@@ -118,15 +143,56 @@ def _job(row: Row) -> Job:
 _ENQUEUED_ROWS = TypeAdapter(list[EnqueuedJob])
 
 
-def enqueue(jobs: Sequence[NewJob]) -> Op[list[EnqueuedJob]]:
-    """Insert the jobs in one statement; their records, in order.
+#: Jobs per statement when ``enqueue_chunks`` splits a large batch: small enough that the
+#: client prepares the next chunk while the server inserts this one, large enough that
+#: a statement's own cost is spread over many jobs. Batches of 5,000 on the benchmark
+#: machine, one connection, 3 rounds: chunks of 500, 45,000-51,000 jobs/s; of 1,000,
+#: 43,000-49,000; one statement, 36,000-39,000.
+ENQUEUE_CHUNK = 500
 
-    Three paths, one statement each: jobs with a dedupe key go through the keyed insert,
-    which may return an existing job; others through the plain insert, which returns
-    only their ids and creation time, and their records are built here from what was
-    sent (the rest of a new job's record is column defaults); unless some job's arguments
-    would not read back as sent (``NewJob.args_exact``): then the plain insert that
-    reads every record back."""
+
+def enqueue(jobs: Sequence[NewJob]) -> Op[list[EnqueuedJob]]:
+    """Insert the jobs in one statement; their records, in order."""
+    query, records = _enqueue_statement(jobs)
+    return records((yield query))
+
+
+def enqueue_chunks(chunks: Iterable[Sequence[NewJob]]) -> Op[list[EnqueuedJob]]:
+    """Insert the jobs of ``chunks``, one statement each, in one transaction (all or
+    none), pipelined: the iterator makes (validates) each chunk while the server inserts
+    the one before, and each chunk's records are built while it inserts the next."""
+    return (yield Transaction(_pipelined(_enqueue_each(chunks))))  # type: ignore[no-any-return]
+
+
+def _pipelined(op: Op[T]) -> Op[T]:
+    return (yield Pipeline(op))  # type: ignore[no-any-return]
+
+
+def _enqueue_each(chunks: Iterable[Sequence[NewJob]]) -> Op[list[EnqueuedJob]]:
+    done: list[EnqueuedJob] = []
+    in_flight: tuple[Any, Callable[[list[Row]], list[EnqueuedJob]]] | None = None
+    for chunk in chunks:
+        query, records = _enqueue_statement(chunk)
+        handle = yield Send(query)
+        if in_flight is not None:
+            done += in_flight[1]((yield Fetch(in_flight[0])))
+        in_flight = (handle, records)
+    if in_flight is not None:
+        done += in_flight[1]((yield Fetch(in_flight[0])))
+    return done
+
+
+def _enqueue_statement(
+    jobs: Sequence[NewJob],
+) -> tuple[Query, Callable[[list[Row]], list[EnqueuedJob]]]:
+    """The statement that inserts ``jobs``, and what turns its rows into their records.
+
+    Three statements: jobs with a dedupe key go through the keyed insert, which may
+    return an existing job; others through the plain insert, which returns only their
+    ids and creation time, and their records are built here from what was sent (the
+    rest of a new job's record is column defaults); unless some job's arguments would
+    not read back as sent (``NewJob.args_exact``): then the plain insert that reads
+    every record back."""
     trace_context = tracing.current_context()
     keyed = any(j.dedupe_key for j in jobs)
     payload = json.dumps(
@@ -158,11 +224,18 @@ def enqueue(jobs: Sequence[NewJob]) -> Op[list[EnqueuedJob]]:
         ensure_ascii=False,
     )
     if not keyed and all(j.args_exact for j in jobs):
-        [row] = yield Query("enqueue_new", {"jobs": payload})
-        return _new_records(jobs, row["ids"], row["created_at"])
-    # Both return each record as JSON text, validated for the whole batch in one call.
-    rows = yield Query("enqueue" if keyed else "enqueue_plain", {"jobs": payload})
-    return _ENQUEUED_ROWS.validate_json("[" + ",".join(r["job"] for r in rows) + "]")
+
+        def built(rows: list[Row]) -> list[EnqueuedJob]:
+            [row] = rows
+            return _new_records(jobs, row["ids"], row["created_at"])
+
+        return Query("enqueue_new", {"jobs": payload}), built
+
+    def read(rows: list[Row]) -> list[EnqueuedJob]:
+        # Each record as JSON text, validated for the whole batch in one call.
+        return _ENQUEUED_ROWS.validate_json("[" + ",".join(r["job"] for r in rows) + "]")
+
+    return Query("enqueue" if keyed else "enqueue_plain", {"jobs": payload}), read
 
 
 def _new_records(

@@ -12,7 +12,7 @@ import datetime as dt
 import functools
 import re
 import threading
-from collections.abc import Callable, Collection, Iterable, Mapping
+from collections.abc import Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, TypedDict, TypeVar, Unpack, overload
 
@@ -408,15 +408,32 @@ class Queue:
     def enqueue_many(
         self, requests: Iterable[JobRequest], *, connection: Joinable | None = None
     ) -> list[Job]:
-        """Enqueue many jobs in one round trip; all or none.
+        """Enqueue many jobs; all or none. Up to ``ops.ENQUEUE_CHUNK`` (500) jobs go in
+        one statement; more in statements of that many, pipelined in one transaction
+        (each chunk is validated while the server inserts the one before: a bad request
+        rolls back the chunks already sent, and raises).
 
         Each record is an ``EnqueuedJob`` (``created`` is a bool), in request order.
         (Typed ``list[Job]``: a list is invariant, and callers annotate ``list[Job]``.)
         """
-        rows = self.prepare(requests)
-        if not rows:
-            return []
-        return list(self._run(ops.enqueue(rows), connection))
+        op = self._enqueue_op(requests, connection)
+        return [] if op is None else list(self._run(op, connection))
+
+    def _enqueue_op(
+        self, requests: Iterable[JobRequest], connection: object
+    ) -> Op[list[EnqueuedJob]] | None:
+        """The operation that enqueues ``requests``: one statement, or for more than
+        ``ops.ENQUEUE_CHUNK`` jobs, pipelined chunks in one transaction, each validated
+        while the server inserts the one before. On a connection we were lent, every
+        chunk is validated first: a bad request must not leave earlier chunks in the
+        caller's transaction for them to commit. None for no request: nothing to run."""
+        listed = list(requests)
+        if len(listed) <= ops.ENQUEUE_CHUNK or connection is not None:
+            rows = self.prepare(listed)
+            if len(rows) <= ops.ENQUEUE_CHUNK:
+                return ops.enqueue(rows) if rows else None
+            return ops.enqueue_chunks(_chunks(rows))
+        return ops.enqueue_chunks(self.prepare(part) for part in _chunks(listed))
 
     def get_job(self, job_id: int, *, connection: Joinable | None = None) -> Job:
         """The job's record; JobNotFound if there is none."""
@@ -559,6 +576,12 @@ def check_queue_name(name: str) -> str:
     return name
 
 
+def _chunks(items: list[T]) -> Iterator[list[T]]:
+    """``items`` in slices of ``ops.ENQUEUE_CHUNK``."""
+    for start in range(0, len(items), ops.ENQUEUE_CHUNK):
+        yield items[start : start + ops.ENQUEUE_CHUNK]
+
+
 def _undeclared_task_args(args: Mapping[str, Any] | BaseModel | None) -> dict[str, Any]:
     """The arguments of a job of a task this queue does not declare: any JSON object."""
     if isinstance(args, BaseModel):
@@ -692,10 +715,8 @@ class AsyncQueue:
         connection: AsyncJoinable | None = None,
     ) -> list[Job]:
         """See ``Queue.enqueue_many``."""
-        rows = self._queue.prepare(requests)
-        if not rows:
-            return []
-        return list(await self._run(ops.enqueue(rows), connection))
+        op = self._queue._enqueue_op(requests, connection)
+        return [] if op is None else list(await self._run(op, connection))
 
     async def get_job(self, job_id: int, *, connection: AsyncJoinable | None = None) -> Job:
         return await self._run(ops.get_job(job_id), connection)

@@ -221,3 +221,94 @@ def test_the_size_limit_is_in_bytes_of_json(text: str, fits: bool) -> None:
     else:
         with pytest.raises(InvalidPayload, match=f"{size} bytes as JSON"):
             check_payload(args)
+
+
+def _count(queue: Queue) -> int:
+    with psycopg.connect(queue.database_url) as conn:
+        row = conn.execute("SELECT count(*) FROM procrastinate_jobs").fetchone()
+    assert row is not None
+    return int(row[0])
+
+
+def _big_batch(n: int) -> list[JobRequest]:
+    """Over ops.ENQUEUE_CHUNK jobs of every kind: plain, inexact arguments, a dedupe
+    key met again two chunks later, delays."""
+    assert n > 2 * ops.ENQUEUE_CHUNK
+    requests = [JobRequest("t", {"i": i}, delay=i % 3 or None) for i in range(n)]
+    requests[3] = JobRequest("t", {"i": 3}, dedupe_key="twice")
+    requests[n - 3] = JobRequest("t", {"i": n - 3}, dedupe_key="twice")
+    requests[ops.ENQUEUE_CHUNK + 1] = JobRequest("t", {"i": ops.ENQUEUE_CHUNK + 1, "t": (1,)})
+    return requests
+
+
+def _check_big_batch(queue: Queue, requests: list[JobRequest], jobs: list[Job]) -> None:
+    assert len(jobs) == len(requests)
+    n = len(requests)
+    for i, (request, job) in enumerate(zip(requests, jobs, strict=True)):
+        if i == n - 3:  # the key met again: the first job's record, not a new one
+            assert (job.created, job.id) == (False, jobs[3].id)
+            continue
+        assert job.args["i"] == request.args["i"]  # type: ignore[index]
+        _same(_stored(job), _stored(queue.get_job(job.id)), f"job {i}")
+    # (Ids follow request order within a chunk without keys; a keyed chunk draws its
+    # keyed jobs' ids after the others'.)
+    assert len({j.id for j in jobs if j.created}) == n - 1
+    assert _count(queue) == n - 1
+
+
+def test_a_batch_over_a_chunk_is_enqueued_in_order_with_its_records(queue: Queue) -> None:
+    requests = _big_batch(2 * ops.ENQUEUE_CHUNK + 37)
+    _check_big_batch(queue, requests, queue.enqueue_many(requests))
+
+
+async def test_a_batch_over_a_chunk_through_the_async_api(queue: Queue) -> None:
+    requests = _big_batch(3 * ops.ENQUEUE_CHUNK + 1)
+    try:
+        jobs = await queue.aio.enqueue_many(requests)
+    finally:
+        await queue.aio.close()
+    _check_big_batch(queue, requests, jobs)
+
+
+def test_a_batch_over_a_chunk_on_a_lent_connection_commits_with_it(queue: Queue) -> None:
+    requests = _big_batch(2 * ops.ENQUEUE_CHUNK + 5)
+    with psycopg.connect(queue.database_url) as conn:
+        jobs = queue.enqueue_many(requests, connection=conn)
+        assert _count(queue) == 0  # not before the caller commits
+        conn.commit()
+    _check_big_batch(queue, requests, jobs)
+
+
+@pytest.mark.parametrize("lent", [False, True], ids=["own", "lent"])
+def test_a_bad_request_in_a_late_chunk_writes_nothing(queue: Queue, lent: bool) -> None:
+    """The chunks before it were sent already (on the queue's own connection): they are
+    rolled back with it. On a lent connection nothing was sent: the caller's transaction
+    holds none of the batch, and may go on and commit."""
+    queue.enqueue("t", {"before": True})
+    requests = [JobRequest("t", {"i": i}) for i in range(2 * ops.ENQUEUE_CHUNK + 10)]
+    requests[-5] = JobRequest("t", {"bad": float("nan")})
+    if lent:
+        with psycopg.connect(queue.database_url) as conn:
+            with pytest.raises(InvalidPayload, match="NaN"):
+                queue.enqueue_many(requests, connection=conn)
+            conn.execute("SELECT 1")  # the transaction is still usable
+            conn.commit()
+    else:
+        with pytest.raises(InvalidPayload, match="NaN"):
+            queue.enqueue_many(requests)
+    assert _count(queue) == 1
+
+
+async def test_a_bad_request_in_a_late_chunk_writes_nothing_through_the_async_api(
+    queue: Queue,
+) -> None:
+    requests = [JobRequest("t", {"i": i}) for i in range(ops.ENQUEUE_CHUNK + 10)]
+    requests[-1] = JobRequest("t", {"bad": float("inf")})
+    try:
+        with pytest.raises(InvalidPayload, match="Infinity"):
+            await queue.aio.enqueue_many(requests)
+        # The pooled connection came back clean: the next batch goes through.
+        assert len(await queue.aio.enqueue_many(requests[:-1])) == len(requests) - 1
+    finally:
+        await queue.aio.close()
+    assert _count(queue) == len(requests) - 1

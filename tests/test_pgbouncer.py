@@ -25,8 +25,9 @@ import psycopg
 import pytest
 from psycopg.conninfo import conninfo_to_dict, make_conninfo
 
-from queueing import Queue, sql
+from queueing import JobRequest, Queue, sql
 from queueing.config import LISTEN_URL_ENV, PREPARE_THRESHOLD, PREPARED_STATEMENTS_ENV
+from queueing.ops import ENQUEUE_CHUNK
 from tests.apps import tasks_app
 from tests.helpers import pointed_at, run_cli, unique_name, wait_all, worker_process
 
@@ -158,6 +159,21 @@ def test_jobs_run_through_pgbouncer_without_prepared_statements(
         wait_all(pooled, ids, timeout=60)
     results = [pooled.get_job(job_id).result for job_id in ids]
     assert results == [i + 1 for i in range(30)]
+
+
+def test_a_batch_of_several_chunks_is_pipelined_through_pgbouncer(
+    pooled: Queue, queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    """Over ops.ENQUEUE_CHUNK jobs go in pipelined statements in one transaction, which
+    transaction pooling keeps on one server connection: all are written, in order."""
+    monkeypatch.setenv(PREPARED_STATEMENTS_ENV, "false")
+    n = 2 * ENQUEUE_CHUNK + 3
+    jobs = pooled.enqueue_many([JobRequest("add", {"a": i, "b": 0}) for i in range(n)])
+    assert [j.args["a"] for j in jobs] == list(range(n))
+    assert [j.id for j in jobs] == sorted({j.id for j in jobs})
+    assert [queue.get_job(j.id).args["a"] for j in jobs[:: ENQUEUE_CHUNK - 1]] == list(
+        range(0, n, ENQUEUE_CHUNK - 1)
+    )
 
 
 def test_prepared_statements_fail_through_pgbouncer(
