@@ -2,7 +2,7 @@
 
 A task (or one enqueue) names a concurrency key and a limit: at most ``limit`` jobs with
 the same key are active at once, across all workers and hosts. The claim enforces it
-(``queueing_claim_v7``, migrations 0009, 0012 and 0013; docs/design.md "Concurrency
+(``queueing_claim_v8``, migrations 0009, 0012, 0013 and 0014; docs/design.md "Concurrency
 limits"). The key is a template formatted with the job's arguments and its ``tenant_id``
 and ``user_id`` (``"{tenant_id}"``, ``"export:{account}"``), or a callable given the
 arguments as keywords.

@@ -1,7 +1,7 @@
 """Queues as an operator sees them: counts per queue, pause and resume, a global limit.
 
 A queue's settings live in ``queueing_queues`` (migration 0009) and the claim reads them
-(``queueing_claim_v7``): a paused queue's jobs are claimed by no worker, whichever, while
+(``queueing_claim_v8``): a paused queue's jobs are claimed by no worker, whichever, while
 enqueueing into it goes on (its jobs stay pending) and running jobs finish; ``max_active``
 bounds how many of its jobs are active at once across all workers. Resuming wakes the
 workers in the same commit. Sync and async run these operations (``Queue.pause_queue``,

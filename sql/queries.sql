@@ -109,10 +109,10 @@ SELECT * FROM queueing_run_now_v1(%(id)s);
 -- the job fell due (the pickup latency metric); trace_context: the enqueuer's span;
 -- schedule_tick: the tick of a periodic job; limited: a concurrency limit counted it (its
 -- outcome's commit frees a slot). Paused queues, queue limits and per-key
--- limits are decided inside (queueing_claim_v7: migrations 0009, 0012, 0013).
+-- limits are decided inside (queueing_claim_v8: migrations 0009, 0012, 0013, 0014).
 SELECT id, task_name, queue_name, args, attempts, max_attempts, tenant_id, user_id, run_alone,
        due_at, trace_context, schedule_tick, limited
-  FROM queueing_claim_v7(%(queues)s::character varying[], %(worker_id)s, %(limit)s, %(idle)s);
+  FROM queueing_claim_v8(%(queues)s::character varying[], %(worker_id)s, %(limit)s, %(idle)s);
 
 -- name: claimed_by_worker
 -- The jobs the database holds as claimed by this worker (columns as claim_jobs returns

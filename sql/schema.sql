@@ -1248,6 +1248,19 @@ END;
 $$;
 
 --
+-- Name: queueing_claim_v8(character varying[], bigint, integer, boolean); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_claim_v8(p_queues character varying[], p_worker_id bigint, p_limit integer, p_idle boolean) RETURNS TABLE(id bigint, task_name character varying, queue_name character varying, args jsonb, attempts integer, max_attempts integer, tenant_id text, user_id text, run_alone boolean, due_at timestamp with time zone, trace_context jsonb, schedule_tick timestamp with time zone, limited boolean)
+    LANGUAGE plpgsql
+    SET plan_cache_mode TO 'force_generic_plan'
+    AS $$
+BEGIN
+    RETURN QUERY SELECT * FROM queueing_claim_v7(p_queues, p_worker_id, p_limit, p_idle);
+END;
+$$;
+
+--
 -- Name: queueing_delete_attempts_v1(); Type: FUNCTION; Schema: public
 --
 
@@ -1719,6 +1732,7 @@ $$;
 
 CREATE FUNCTION public.queueing_finish_v5(p_worker_id bigint, p_outcomes json) RETURNS TABLE(id bigint, status text)
     LANGUAGE plpgsql
+    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
     _ids bigint[];

@@ -118,7 +118,7 @@ def _claim_as_other_worker(url: str, job_id: int) -> int:
             "SELECT worker_id FROM procrastinate_register_worker_v1()"
         ).fetchone() or (0,)
         claimed = conn.execute(
-            "SELECT id FROM queueing_claim_v7(NULL, %s, 1, false)", (worker_id,)
+            "SELECT id FROM queueing_claim_v8(NULL, %s, 1, false)", (worker_id,)
         ).fetchall()
         assert claimed == [(job_id,)]
     return int(worker_id)
@@ -288,7 +288,7 @@ def test_a_full_key_and_a_paused_queue_are_not_walked(queue: Queue, analyzed: bo
         conn.execute("VACUUM procrastinate_jobs")
         (worker_id,) = conn.execute("SELECT procrastinate_register_worker_v1()").fetchone() or (0,)
         _insert(conn, 20_000, "q", "full")
-        claim = "SELECT count(*) FROM queueing_claim_v7(%s, %s, %s, false)"
+        claim = "SELECT count(*) FROM queueing_claim_v8(%s, %s, %s, false)"
         assert conn.execute(claim, (None, worker_id, 2)).fetchone() == (2,)  # "full" is full
         _insert(conn, 20_000, "parked", None)
         conn.execute("INSERT INTO queueing_queues (name, paused) VALUES ('parked', true)")
@@ -299,7 +299,7 @@ def test_a_full_key_and_a_paused_queue_are_not_walked(queue: Queue, analyzed: bo
         conn.execute(claim, (["warm"], worker_id, 1))  # plans the function's statements
         explain = (
             "EXPLAIN (ANALYZE, BUFFERS, FORMAT JSON)"
-            " SELECT * FROM queueing_claim_v7(NULL, %s, 10, false)"
+            " SELECT * FROM queueing_claim_v8(NULL, %s, 10, false)"
         )
         row = conn.execute(explain, (worker_id,)).fetchone()
         assert row is not None

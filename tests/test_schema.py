@@ -102,9 +102,10 @@ RELEASE_CALLS[13] = RELEASE_CALLS[12] - {
     "queueing_prune_v1",
     "queueing_rescue_v3",
 } | {"queueing_claim_v7", "queueing_prune_v2", "queueing_rescue_v4"}
-# Still calls queueing_enqueue_v3, for arguments jsonb would not give back as sent; and
-# queueing_finish_v4 through queueing_finish_v5.
-RELEASE_CALLS[14] = RELEASE_CALLS[13] - {"queueing_finish_v4"} | {
+# Still calls queueing_enqueue_v3, for arguments jsonb would not give back as sent;
+# queueing_finish_v4 through queueing_finish_v5, queueing_claim_v7 through _v8.
+RELEASE_CALLS[14] = RELEASE_CALLS[13] - {"queueing_claim_v7", "queueing_finish_v4"} | {
+    "queueing_claim_v8",
     "queueing_enqueue_v5",
     "queueing_finish_v5",
 }
