@@ -9,6 +9,7 @@ from __future__ import annotations
 import asyncio
 import datetime as dt
 import functools
+import logging
 from dataclasses import dataclass, field
 
 from queueing import logs
@@ -99,13 +100,14 @@ class RunningJobs:
         self.stats.claimed += 1
         if self._metrics is not None:
             self._metrics.started(job, dt.datetime.now(dt.UTC))
-        logs.event(
-            "job.started",
-            job_id=job.id,
-            task=job.task_name,
-            queue=job.queue_name,
-            attempt=job.attempts,
-        )
+        if logs.logger.isEnabledFor(logging.INFO):  # not even the fields' dict, per job
+            logs.event(
+                "job.started",
+                job_id=job.id,
+                task=job.task_name,
+                queue=job.queue_name,
+                attempt=job.attempts,
+            )
         running.task.add_done_callback(functools.partial(self._done, running, finisher))
 
     def stop(self, job_id: int, reason: type[Exception]) -> bool:
