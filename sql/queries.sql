@@ -193,7 +193,7 @@ UPDATE procrastinate_workers SET last_heartbeat = now() WHERE id = %(worker_id)s
 
 -- name: finished_queues
 -- The queues that hold finished jobs (retention applies per queue), by skip scan of
--- queueing_jobs_finished_idx: one index probe per queue, not one row per job.
+-- queueing_jobs_finished_v2_idx: one index probe per queue, not one row per job.
 WITH RECURSIVE q AS (
     (SELECT j.queue_name FROM procrastinate_jobs AS j
       WHERE j.finished_at IS NOT NULL ORDER BY j.queue_name LIMIT 1)

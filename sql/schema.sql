@@ -2653,10 +2653,10 @@ CREATE INDEX queueing_jobs_due_idx ON public.procrastinate_jobs USING btree (sch
 CREATE INDEX queueing_jobs_due_v2_idx ON public.procrastinate_jobs USING btree (scheduled_at, id) WHERE ((status = 'todo'::public.procrastinate_job_status) AND (scheduled_at IS NOT NULL) AND (NOT run_alone) AND (concurrency_key IS NULL));
 
 --
--- Name: queueing_jobs_finished_idx; Type: INDEX; Schema: public
+-- Name: queueing_jobs_finished_v2_idx; Type: INDEX; Schema: public
 --
 
-CREATE INDEX queueing_jobs_finished_idx ON public.procrastinate_jobs USING btree (queue_name, status, finished_at) WHERE (finished_at IS NOT NULL);
+CREATE INDEX queueing_jobs_finished_v2_idx ON public.procrastinate_jobs USING btree (queue_name, status, finished_at, id) WHERE (finished_at IS NOT NULL);
 
 --
 -- Name: queueing_jobs_id_lock_idx; Type: INDEX; Schema: public
