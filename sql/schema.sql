@@ -1732,7 +1732,6 @@ $$;
 
 CREATE FUNCTION public.queueing_finish_v5(p_worker_id bigint, p_outcomes json) RETURNS TABLE(id bigint, status text)
     LANGUAGE plpgsql
-    SET plan_cache_mode TO 'force_generic_plan'
     AS $$
 DECLARE
     _ids bigint[];

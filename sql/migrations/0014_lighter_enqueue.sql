@@ -23,8 +23,11 @@
 --    worker's CPU per job, a fifth of all it spends on a no-op job; one JSON text is
 --    written by string formatting, the handler's result already being JSON text. It
 --    unpacks the document and calls queueing_finish_v4, which does the work (fencing,
---    statuses, attempt history) as before. It runs with plan_cache_mode =
---    force_generic_plan, as the claim does (4.).
+--    statuses, attempt history) as before. Not with generic plans, unlike the claim
+--    (4.): with them, a 2-minute sustained trial at 8,000 jobs/s had pick-up p99 6.7 s
+--    in minute 1 and workers of 79 MiB, against 111 ms and 52 MiB without (likely:
+--    queueing_finish_v4 leaves sequential scans on, and a generic plan made by a
+--    worker's first finish, into a near-empty table, is kept until a vacuum).
 -- 3. queueing_attempts: its primary key is (job_id, id), the index every read of a job's
 --    history already used, in place of (id) alone, which nothing reads by. Each finish
 --    writes one index entry per attempt instead of two.
@@ -34,8 +37,8 @@
 --    dearer than those, and with LIMIT p_limit and the queue filters it never did: every
 --    claim planned each of its statements again. Generic plans (planned once per
 --    session) are the same index walks, since the claim's functions turn sequential and
---    bitmap scans off: 13.3 -> 11.3 us of server CPU per claimed job, and a finish 17.0
---    -> 15.5 (bench.statement_cost's rounds, A/B by ALTER FUNCTION on scratch databases).
+--    bitmap scans off: 13.3 -> 11.3 us of server CPU per claimed job (bench.statement_cost's
+--    rounds, A/B by ALTER FUNCTION on scratch databases).
 --    tests/test_claim_plans.py bounds the buffers of these plans with large tables.
 -- 5. queueing_jobs_finished_v2_idx: queueing_jobs_finished_idx with id as its last
 --    column. queueing_prune_v2 reads the finished jobs of a queue in (finished_at, id)
@@ -91,8 +94,6 @@ $$;
 CREATE FUNCTION queueing_finish_v5(p_worker_id bigint, p_outcomes json)
     RETURNS TABLE(id bigint, status text)
     LANGUAGE plpgsql
-    -- Also for the statements of queueing_finish_v4, which runs inside (see 4.).
-    SET plan_cache_mode = force_generic_plan
 AS $$
 DECLARE
     _ids bigint[];
