@@ -2,7 +2,7 @@
 
 Both are contracts with SQL. ``Claimed`` is built from the claim's rows by column name
 (psycopg's ``class_row``), never by position. ``OutcomeKind`` names the values of the
-database type ``queueing_outcome_v1`` that ``queueing_finish_v4`` takes; the database
+database type ``queueing_outcome_v1`` that ``queueing_finish_v5`` takes; the database
 refuses any other.
 """
 
