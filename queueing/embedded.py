@@ -10,9 +10,11 @@ it (``queueing db embedded status`` and ``queueing db embedded stop``).
 from __future__ import annotations
 
 import contextlib
+import fcntl
 import os
 import subprocess
 import warnings
+from collections.abc import Callable, Iterator
 from pathlib import Path
 from types import ModuleType
 
@@ -27,6 +29,11 @@ from queueing.errors import DatabaseUnavailable, QueueingError
 DATABASE = "queueing"
 #: How long ``stop()`` waits for the server to shut down by default, in seconds.
 STOP_TIMEOUT = 60.0
+#: The embedded server's ``max_connections``. PostgreSQL's default, 100, is within reach
+#: of one developer's machine: each worker holds about four connections, each process
+#: using the library a pool of up to ten, and a project's ``pytest -n 4`` a set per test
+#: process.
+MAX_CONNECTIONS = 300
 
 
 class EmbeddedServer(BaseModel):
@@ -64,17 +71,76 @@ def _wheel() -> ModuleType:
 
 def server_url(database: str = "postgres") -> str:
     """Start the embedded server if it is not running; its URL for ``database``."""
+    return _start()(database)
+
+
+def _start() -> Callable[[str], str]:
+    """Start the embedded server if it is not running; what gives its URL for a database."""
     pgdata = data_dir()
     pgdata.parent.mkdir(parents=True, exist_ok=True)
+    # One process at a time starts and configures it, so that no one connects to a
+    # server that is about to restart (see _make_room).
+    with _start_lock(pgdata):
+        try:
+            with warnings.catch_warnings():
+                warnings.simplefilter("ignore")  # (as in _wheel)
+                server = _wheel().postgres_server.get_server(pgdata, cleanup_mode=None)
+        except Exception as exc:  # the wheel raises bare subprocess/OS errors
+            raise DatabaseUnavailable(
+                f"could not start the embedded PostgreSQL in {pgdata}: {exc}"
+            ) from exc
+        _make_room(pgdata, str(server.get_uri("postgres")))
+    return lambda database: str(server.get_uri(database))
+
+
+@contextlib.contextmanager
+def _start_lock(pgdata: Path) -> Iterator[None]:
+    """An exclusive lock on a file beside the data directory (the kernel releases it if
+    the holder dies)."""
+    with (pgdata.parent / "postgres.start.lock").open("a") as file:
+        fcntl.flock(file, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(file, fcntl.LOCK_UN)
+
+
+def _make_room(pgdata: Path, admin_url: str) -> None:
+    """Raise the server's ``max_connections`` to MAX_CONNECTIONS if it is lower.
+
+    The setting needs a restart. The server is restarted at once if no one else is
+    connected, which is the case on its first start (callers hold the start lock);
+    otherwise the setting waits for its next start rather than end others' sessions.
+    """
     try:
-        with warnings.catch_warnings():
-            warnings.simplefilter("ignore")  # (as in _wheel)
-            server = _wheel().postgres_server.get_server(pgdata, cleanup_mode=None)
-    except Exception as exc:  # the wheel raises bare subprocess/OS errors
+        with psycopg.connect(admin_url, autocommit=True) as conn:
+            row = conn.execute(sql.query("embedded_max_connections")).fetchone()
+            assert row is not None
+            limit, others = int(row[0]), int(row[1])
+            if limit >= MAX_CONNECTIONS:
+                return
+            set_limit = sql.query("embedded_set_max_connections")
+            conn.execute(set_limit.format(value=pgsql.Literal(MAX_CONNECTIONS)))
+            conn.execute(sql.query("embedded_reload_config"))
+    except psycopg.Error as exc:
+        raise DatabaseUnavailable(f"could not configure the embedded PostgreSQL: {exc}") from exc
+    if others:
+        return
+    bin_dir = Path(_wheel()._commands.POSTGRES_BIN_PATH)
+    # pg_ctl restart keeps the options of the last start (socket directory, no TCP);
+    # its log goes where the wheel's does, and not to our pipes, which it would hold open.
+    command = [str(bin_dir / "pg_ctl"), "restart", "-D", str(pgdata), "-m", "fast", "-w"]
+    command += ["-t", str(round(STOP_TIMEOUT)), "-l", str(pgdata / "log")]
+    try:
+        done = _run_as_owner_of(pgdata, command, timeout=STOP_TIMEOUT + 10)
+    except (OSError, subprocess.TimeoutExpired) as exc:
+        raise DatabaseUnavailable(f"could not restart the embedded PostgreSQL: {exc}") from exc
+    if done.returncode != 0:
+        said = (done.stderr or done.stdout).strip().splitlines()
         raise DatabaseUnavailable(
-            f"could not start the embedded PostgreSQL in {pgdata}: {exc}"
-        ) from exc
-    return str(server.get_uri(database))
+            f"could not restart the embedded PostgreSQL in {pgdata}: "
+            f"{said[-1] if said else f'pg_ctl exited with {done.returncode}'}"
+        )
 
 
 def create_database(admin_url: str, name: str) -> None:
@@ -89,8 +155,9 @@ def create_database(admin_url: str, name: str) -> None:
 
 def database_url() -> str:
     """URL of the embedded server's ``queueing`` database, creating both if needed."""
-    create_database(server_url(), DATABASE)
-    return server_url(DATABASE)
+    url = _start()
+    create_database(url("postgres"), DATABASE)
+    return url(DATABASE)
 
 
 def status() -> EmbeddedServer:

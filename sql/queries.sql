@@ -160,6 +160,21 @@ LISTEN {channel};
 -- name: database_exists
 SELECT 1 FROM pg_database WHERE datname = %(name)s;
 
+-- name: embedded_max_connections
+-- The embedded server's connection limit as configured, and the sessions it has besides
+-- the one asking (a restart to apply a new limit would end theirs).
+SELECT current_setting('max_connections')::int AS max_connections,
+       (SELECT count(*) FROM pg_stat_activity
+         WHERE backend_type = 'client backend' AND pid <> pg_backend_pid()) AS others;
+
+-- name: embedded_set_max_connections
+-- {value} is a literal; takes effect at the server's next start.
+ALTER SYSTEM SET max_connections = {value};
+
+-- name: embedded_reload_config
+-- Rereads the configuration files (pg_settings.pending_restart then shows a new limit).
+SELECT pg_reload_conf();
+
 -- name: create_database
 -- {name} is a quoted identifier.
 CREATE DATABASE {name};

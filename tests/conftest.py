@@ -12,7 +12,18 @@ from psycopg import sql as pgsql
 from queueing import Queue, sql
 from queueing.testing import databases
 from tests.apps import tasks_app
-from tests.helpers import pointed_at, unique_name
+from tests.helpers import many_connections, pointed_at, unique_name
+
+
+@pytest.fixture(autouse=True)
+def _connection_budget(request: pytest.FixtureRequest) -> Iterator[None]:
+    """Tests marked ``many_connections`` run one at a time across the suite's processes,
+    from before their first fixture opens a connection until the last one closed."""
+    if request.node.get_closest_marker("many_connections") is None:
+        yield
+        return
+    with many_connections():
+        yield
 
 
 @pytest.fixture

@@ -77,7 +77,12 @@ def many_connections() -> Iterator[None]:
     on this machine, across xdist workers and pytest sessions, so that together they stay
     under the server's ``max_connections`` (100 by default) instead of failing with "too
     many clients". A lock on a file (the kernel releases it if the holder dies),
-    re-entrant within a process."""
+    re-entrant within a process.
+
+    The budget: such a test opens at most about 50 connections, any other test about 12
+    (two worker processes and a pool), so that one of these and three others, one per
+    xdist worker, stay under 100. A test takes it with the ``many_connections`` marker;
+    ``Fleet`` and ``run_pytest`` take it themselves."""
     with _MANY.guard:
         if _MANY.depth == 0:
             name = f"queueing-tests-many-connections-{os.getuid()}.lock"

@@ -143,3 +143,48 @@ def test_start_status_stop_status(home: Path) -> None:
     assert embedded.status().running
     assert embedded.stop() is not None
     assert not embedded.status().running
+
+
+def max_connections(url: str) -> tuple[int, bool]:
+    """The server's ``max_connections`` and whether a changed value awaits a restart."""
+    with psycopg.connect(url) as conn:
+        row = conn.execute(
+            "SELECT setting::int, pending_restart FROM pg_settings WHERE name = 'max_connections'"
+        ).fetchone()
+    assert row is not None
+    return row[0], row[1]
+
+
+def restart_with_default_limit(url: str) -> None:
+    """Put the server back to PostgreSQL's default limit (as a data directory made before
+    the limit was raised has it), and stop it."""
+    with psycopg.connect(url, autocommit=True) as conn:
+        conn.execute("ALTER SYSTEM RESET max_connections")
+    assert embedded.stop() is not None
+
+
+def test_the_first_start_raises_the_connection_limit(home: Path) -> None:
+    url = start_embedded()
+    assert max_connections(url) == (embedded.MAX_CONNECTIONS, False)
+
+    # A data directory at PostgreSQL's default of 100 is raised at its next start.
+    restart_with_default_limit(url)
+    assert start_embedded() == url
+    assert max_connections(url) == (embedded.MAX_CONNECTIONS, False)
+
+
+def test_a_server_with_other_sessions_is_not_restarted_to_raise_the_limit(home: Path) -> None:
+    url = start_embedded()
+    restart_with_default_limit(url)
+
+    # Started by the wheel alone (as an older queueing did), with a session open.
+    server = embedded._wheel().postgres_server.get_server(embedded.data_dir(), cleanup_mode=None)
+    with psycopg.connect(str(server.get_uri("queueing")), autocommit=True) as other:
+        assert max_connections(url) == (100, False)
+        assert start_embedded() == url
+        # The limit waits for the next start, and the open session was not ended.
+        assert max_connections(url) == (100, True)
+        assert other.execute("SELECT 1").fetchone() == (1,)
+    assert embedded.stop() is not None
+    assert start_embedded() == url
+    assert max_connections(url) == (embedded.MAX_CONNECTIONS, False)

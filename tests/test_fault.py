@@ -14,10 +14,11 @@ import threading
 import time
 
 import psycopg
+import pytest
 from psycopg.rows import TupleRow
 
 from queueing.queue import JobRequest, Queue
-from tests.helpers import WorkerProcess, many_connections, poll, wait_all, worker_process
+from tests.helpers import WorkerProcess, poll, wait_all, worker_process
 
 JOBS = 2000
 WORKERS = 3
@@ -80,6 +81,7 @@ def _kill(worker: WorkerProcess, url: str) -> tuple[int, int]:
     return len(started - ended), row[0]
 
 
+@pytest.mark.many_connections
 def test_no_job_lost_when_a_worker_is_killed_every_two_seconds(
     queueing_database_url: str, queue: Queue
 ) -> None:
@@ -94,7 +96,6 @@ def test_no_job_lost_when_a_worker_is_killed_every_two_seconds(
     killed_ids: set[int] = set()
     all_workers: list[WorkerProcess] = []
     with contextlib.ExitStack() as stack:
-        stack.enter_context(many_connections())
         workers = [_start(stack, queueing_database_url) for _ in range(WORKERS)]
         all_workers += workers
         pacing = threading.Event()  # never set: waits below are the injector's pacing

@@ -23,7 +23,6 @@ from queueing import (
     RetryPolicy,
 )
 from queueing.testing import drain
-from tests.helpers import many_connections
 
 # --- deduplication ----------------------------------------------------------------------
 
@@ -87,17 +86,20 @@ def test_dedupe_for_covers_a_window_after_completion(queue: Queue) -> None:
     assert later.created is True
 
 
+@pytest.mark.many_connections
 def test_fifty_concurrent_clients_get_one_job(queue: Queue) -> None:
     url = queue.database_url
     start = threading.Barrier(50)
 
     def client(n: int) -> tuple[int, bool | None]:
-        with Queue(url) as q:  # each client has its own pool, as separate web workers would
+        # Each client has its own pool, as separate web workers would: of one connection,
+        # so that the fifty stay well under the server's connection limit.
+        with Queue(url, pool_size=1) as q:
             start.wait(10)
             job = q.enqueue("generate", {"by": n}, tenant_id="acme", dedupe_key="report-42")
             return job.id, job.created
 
-    with many_connections(), ThreadPoolExecutor(max_workers=50) as pool:
+    with ThreadPoolExecutor(max_workers=50) as pool:
         results = list(pool.map(client, range(50)))
     ids = {job_id for job_id, _ in results}
     assert len(ids) == 1

@@ -22,6 +22,7 @@ from collections.abc import Iterator
 from typing import Any, cast
 
 import psycopg
+import pytest
 
 from queueing import RetryPolicy, sql
 from queueing.errors import WaitTimeout
@@ -215,6 +216,7 @@ RESCUE_FAST = (
 )  # fmt: skip
 
 
+@pytest.mark.many_connections
 def test_a_worker_frozen_in_its_rescue_round_does_not_stop_the_others_rescuing(
     queueing_database_url: str, queue: Queue
 ) -> None:

@@ -50,6 +50,7 @@ def test_a_job_is_recorded_with_the_user_and_tenant_who_created_it(queue: Queue)
 # --- concurrent users ----------------------------------------------------------------------
 
 
+@pytest.mark.many_connections
 def test_concurrent_requests_from_several_users_stay_in_their_tenant(queue: Queue) -> None:
     users = [(tenant, f"{tenant}-user-{n}") for tenant in ("acme", "globex") for n in range(5)]
     start = threading.Barrier(len(users))
