@@ -1,6 +1,6 @@
 """``python -m bench [SCENARIO ...]``: queueing, PgQueuer and stock procrastinate side by side.
 
-Scenarios (default: all but ``sustained`` and ``metrics-ab``):
+Scenarios (default: all but ``sustained``, ``metrics-ab`` and ``hints-ab``):
 
 - ``drain``: a pre-filled queue drained by 1 and by 2 worker processes released together,
   for every setting of each system's sweep (queueing's concurrency, PgQueuer's batch
@@ -16,6 +16,8 @@ Scenarios (default: all but ``sustained`` and ``metrics-ab``):
 - ``rss``: a queueing worker's memory at concurrency 1,000 with 100,000 queued jobs.
 - ``sustained`` (with ``--sustained MINUTES``): enqueues at ~80 % of the best drain rate.
 - ``metrics-ab``: queueing's drain with its metrics off and on, alternated.
+- ``hints-ab``: queueing fleets of 2, 8 and 32 processes with the job-change hints on and
+  off, alternated (``metrics_rounds`` rounds).
 
 Results go to ``--json FILE``; ``python -m bench.report FILE`` renders them as markdown.
 """
@@ -36,6 +38,7 @@ from typing import Any
 import psycopg
 
 from bench.context import QUICK, Context, Sizes, system_database
+from bench.hints_ab import scenario_hints_ab
 from bench.large_table import scenario_large_table
 from bench.machine import load_average, machine_facts
 from bench.report import render
@@ -50,7 +53,7 @@ from bench.scenarios import (
 from bench.sustained import scenario_sustained
 
 DEFAULT = ["drain", "enqueue", "pickup", "large-table", "claimers", "rss"]
-QUEUEING_ONLY = {"large-table", "claimers", "rss", "sustained", "metrics-ab"}
+QUEUEING_ONLY = {"large-table", "claimers", "rss", "sustained", "metrics-ab", "hints-ab"}
 SYSTEMS = ["queueing", "pgqueuer", "procrastinate"]
 
 
@@ -108,7 +111,7 @@ def _plan(args: argparse.Namespace, parser: argparse.ArgumentParser) -> tuple[li
         scenarios = list(DEFAULT)
     if args.sustained and "sustained" not in scenarios:
         scenarios.append("sustained")
-    known = [*DEFAULT, "sustained", "metrics-ab"]
+    known = [*DEFAULT, "sustained", "metrics-ab", "hints-ab"]
     for s in scenarios:
         if s not in known:
             parser.error(f"unknown scenario {s!r} (known: {', '.join(known)})")
@@ -137,6 +140,7 @@ async def _run(args: argparse.Namespace, scenarios: list[str], systems: list[str
         "claimers": scenario_claimers,
         "rss": scenario_rss,
         "metrics-ab": scenario_metrics_ab,
+        "hints-ab": scenario_hints_ab,
         "sustained": lambda c: scenario_sustained(c, args.sustained, args.sustained_rate),
     }
     with tempfile.TemporaryDirectory(prefix="bench_") as tmp:

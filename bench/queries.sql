@@ -128,3 +128,10 @@ INSERT INTO procrastinate_workers DEFAULT VALUES RETURNING id;
 
 -- name: backend_pid
 SELECT pg_backend_pid() AS pid;
+
+-- name: queueing_change_hints_off
+-- The hints-ab scenario's B side: no job-change NOTIFY at the end of a claim or finish.
+ALTER TABLE procrastinate_jobs DISABLE TRIGGER queueing_notify_jobs_changed_v2;
+
+-- name: queueing_change_hints_on
+ALTER TABLE procrastinate_jobs ENABLE TRIGGER queueing_notify_jobs_changed_v2;
