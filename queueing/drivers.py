@@ -33,7 +33,6 @@ from queueing.errors import DatabaseUnavailable, QueueingError, SchemaNotMigrate
 from queueing.ops import (
     Effect,
     Fetch,
-    Listen,
     Op,
     Pipeline,
     Query,
@@ -88,14 +87,12 @@ async def check_pooled_async(conn: psycopg.AsyncConnection[Any]) -> None:
 
 
 def _statement(
-    effect: Query | Script | Listen,
+    effect: Query | Script,
 ) -> tuple[pgsql.SQL | pgsql.Composed, Mapping[str, Any] | None]:
     """The statement an effect runs, and its parameters (None: a script, sent as is)."""
     if isinstance(effect, Query):
         return sql.query(effect.name), effect.params
-    if isinstance(effect, Script):
-        return pgsql.SQL(effect.text), None
-    return sql.query("listen_channel").format(channel=pgsql.Identifier(effect.channel)), None
+    return pgsql.SQL(effect.text), None
 
 
 class _Stepper(Generic[T]):

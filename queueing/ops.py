@@ -1,7 +1,7 @@
 """The database operations of the library's front, written once, with no I/O of their own.
 
 An operation (``Op[T]``) is a generator that yields *effects* (run this named query, run
-these effects in a transaction, LISTEN, wait for a notification), receives their results
+these effects in a transaction, wait for a notification), receives their results
 and returns a ``T``. ``queueing.drivers`` runs the same generator over a sync or an
 async psycopg connection, so the sync and async APIs share one implementation of every
 rule.
@@ -55,13 +55,6 @@ class Script:
 
 
 @dataclass(frozen=True)
-class Listen:
-    """LISTEN on a channel (the connection is in autocommit mode)."""
-
-    channel: str
-
-
-@dataclass(frozen=True)
 class WaitNotify:
     """Wait up to ``timeout`` seconds for a notification; the result is the payloads received
     (several may arrive together; none at the timeout)."""
@@ -103,7 +96,7 @@ class Fetch:
     handle: Any
 
 
-Effect = Query | Script | Listen | WaitNotify | Transaction | Pipeline | Send | Fetch
+Effect = Query | Script | WaitNotify | Transaction | Pipeline | Send | Fetch
 T = TypeVar("T")
 Op = Generator[Effect, Any, T]
 """An operation returning a ``T``: it yields effects and is sent each one's result."""
@@ -113,6 +106,9 @@ JOB_CHANGED_CHANNEL = "queueing_jobs_changed_v2"
 the payload is their ids, comma-separated (see ``hinted_ids``)."""
 #: Seconds between two reads of a waited-for job when no connection may LISTEN.
 WAIT_POLL_INTERVAL = 0.25
+#: How long a wait waits to register for job-change hints (``listen_job_changes``) before
+#: it polls instead: a transaction that changed jobs unannounced is still open.
+REGISTER_WAIT = 1.0
 
 
 @dataclass(frozen=True)
@@ -401,14 +397,15 @@ def wait_for(
     """Wait, on LISTEN/NOTIFY, until the job is in one of ``statuses``.
 
     Notifications are only hints: the row is re-read after each one, and it is read
-    after LISTEN took effect, so a change between the two cannot be missed. Without
-    ``listen`` (no connection can LISTEN: docs/pooling.md) the row is re-read every
+    after the registration for them (``listen_job_changes``), so a change between the
+    two cannot be missed. Without ``listen`` (no connection can LISTEN: docs/pooling.md),
+    or if registering takes longer than ``REGISTER_WAIT``, the row is re-read every
     ``WAIT_POLL_INTERVAL`` seconds instead.
     """
     wanted = frozenset(statuses) or models.TERMINAL_STATUSES
     deadline = time.monotonic() + timeout
     if listen:
-        yield Listen(JOB_CHANGED_CHANNEL)
+        listen = yield from listen_job_changes(min(timeout, REGISTER_WAIT))
     while True:
         job = yield from get_job(job_id)
         if job.status in wanted:
@@ -430,7 +427,7 @@ def wait_for_change(job_id: int, seen: Job, timeout: float, *, listen: bool = Tr
     ``listen`` as in ``wait_for``."""
     deadline = time.monotonic() + timeout
     if listen:
-        yield Listen(JOB_CHANGED_CHANNEL)
+        listen = yield from listen_job_changes(min(timeout, REGISTER_WAIT))
     while True:
         job = yield from get_job(job_id)
         if job != seen:
@@ -444,6 +441,20 @@ def wait_for_change(job_id: int, seen: Job, timeout: float, *, listen: bool = Tr
             if remaining <= 0:
                 return job
             payloads = yield WaitNotify(remaining)
+
+
+def listen_job_changes(wait: float | None) -> Op[bool]:
+    """LISTEN for job-change hints (``JOB_CHANGED_CHANNEL``), registered so that the
+    database sends them (migration 0015: it sends none while no one waits); False if that
+    would take more than ``wait`` seconds (None: no limit), and the caller polls instead.
+
+    Registering waits for the transactions that changed jobs unannounced to end: a job
+    read after it shows their changes, and later changes are hinted. The registration
+    lasts as long as the session.
+    """
+    wait_for = None if wait is None else dt.timedelta(seconds=max(wait, 0.001))
+    rows = yield Query("listen_job_changes", {"wait": wait_for})
+    return bool(rows[0]["registered"])
 
 
 def hinted_ids(payload: str) -> frozenset[int] | None:

@@ -153,6 +153,11 @@ SELECT worker_id FROM queueing_register_worker_v1(%(host)s, %(pid)s);
 -- name: unregister_worker
 SELECT procrastinate_unregister_worker_v1(%(worker_id)s);
 
+-- name: listen_job_changes
+-- LISTEN for job-change hints, registered so that they are sent (migration 0015); false
+-- if registering would wait longer than %(wait)s (an interval; NULL: no limit).
+SELECT queueing_listen_job_changes_v1(%(wait)s::interval) AS registered;
+
 -- name: listen_channel
 -- {channel} is filled in as a quoted identifier (psycopg.sql.Identifier), never as text.
 LISTEN {channel};

@@ -1,5 +1,5 @@
--- sql/schema.sql: the whole database schema of queueing at schema version 14,
--- as procrastinate 3.10.0's base schema plus sql/migrations/0001 to 0014 leave it.
+-- sql/schema.sql: the whole database schema of queueing at schema version 15,
+-- as procrastinate 3.10.0's base schema plus sql/migrations/0001 to 0015 leave it.
 -- Every table, view, index, trigger, policy, grant and function is here in its
 -- current form.
 --
@@ -1769,6 +1769,31 @@ CREATE FUNCTION public.queueing_job_json_v1(p_job_id bigint) RETURNS text
 $$;
 
 --
+-- Name: queueing_listen_job_changes_v1(interval); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_listen_job_changes_v1(p_wait interval) RETURNS boolean
+    LANGUAGE plpgsql
+    AS $$
+BEGIN
+    -- 0: wait as long as it takes (NULL).
+    PERFORM set_config('lock_timeout',
+                       COALESCE(GREATEST(ceil(extract(epoch FROM p_wait) * 1000), 1), 0)::text,
+                       true);
+    BEGIN
+        PERFORM pg_advisory_lock_shared(hashtext('queueing_jobs_changed'), slot)
+           FROM generate_series(0, 15) AS slot;
+    EXCEPTION WHEN lock_not_available THEN
+        -- The slots taken so far stay taken (session locks survive the rollback of this
+        -- block) until the session ends: they only make other sessions notify.
+        RETURN false;
+    END;
+    LISTEN queueing_jobs_changed_v2;
+    RETURN true;
+END;
+$$;
+
+--
 -- Name: queueing_notify_jobs_changed_v2(); Type: FUNCTION; Schema: public
 --
 
@@ -1778,6 +1803,32 @@ CREATE FUNCTION public.queueing_notify_jobs_changed_v2() RETURNS trigger
 DECLARE
     _ids bigint[];
 BEGIN
+    SELECT array_agg(n.id) INTO _ids FROM changed_jobs AS n;
+    -- 350 ids of at most 20 characters each stay under NOTIFY's 8,000-byte payload.
+    FOR _first IN 1 .. coalesce(cardinality(_ids), 0) BY 350 LOOP
+        PERFORM pg_notify('queueing_jobs_changed_v2',
+                          array_to_string(_ids[_first:_first + 349], ','));
+    END LOOP;
+    RETURN NULL;
+END;
+$$;
+
+--
+-- Name: queueing_notify_jobs_changed_v3(); Type: FUNCTION; Schema: public
+--
+
+CREATE FUNCTION public.queueing_notify_jobs_changed_v3() RETURNS trigger
+    LANGUAGE plpgsql
+    AS $$
+DECLARE
+    _ids bigint[];
+BEGIN
+    -- Held to the commit: a registration waits for it (see above).
+    IF pg_try_advisory_xact_lock(hashtext('queueing_jobs_changed'), pg_backend_pid() % 16)
+       AND NOT 'queueing_jobs_changed_v2' = ANY (ARRAY(SELECT pg_listening_channels()))
+    THEN
+        RETURN NULL;  -- no one waits for job changes
+    END IF;
     SELECT array_agg(n.id) INTO _ids FROM changed_jobs AS n;
     -- 350 ids of at most 20 characters each stay under NOTIFY's 8,000-byte payload.
     FOR _first IN 1 .. coalesce(cardinality(_ids), 0) BY 350 LOOP
@@ -2736,10 +2787,10 @@ CREATE TRIGGER procrastinate_trigger_scheduled_events_v1 AFTER INSERT OR UPDATE 
 CREATE TRIGGER queueing_delete_attempts_v1 AFTER DELETE ON public.procrastinate_jobs REFERENCING OLD TABLE AS deleted_jobs FOR EACH STATEMENT EXECUTE FUNCTION public.queueing_delete_attempts_v1();
 
 --
--- Name: procrastinate_jobs queueing_notify_jobs_changed_v2; Type: TRIGGER; Schema: public
+-- Name: procrastinate_jobs queueing_notify_jobs_changed_v3; Type: TRIGGER; Schema: public
 --
 
-CREATE TRIGGER queueing_notify_jobs_changed_v2 AFTER UPDATE ON public.procrastinate_jobs REFERENCING NEW TABLE AS changed_jobs FOR EACH STATEMENT EXECUTE FUNCTION public.queueing_notify_jobs_changed_v2();
+CREATE TRIGGER queueing_notify_jobs_changed_v3 AFTER UPDATE ON public.procrastinate_jobs REFERENCING NEW TABLE AS changed_jobs FOR EACH STATEMENT EXECUTE FUNCTION public.queueing_notify_jobs_changed_v3();
 
 --
 -- Name: procrastinate_jobs queueing_notify_jobs_inserted_v1; Type: TRIGGER; Schema: public
@@ -2913,4 +2964,5 @@ INSERT INTO public.queueing_migrations (version, name) VALUES
     (11, 'drop_priority_index'),
     (12, 'lighter_status_changes'),
     (13, 'lighter_claims'),
-    (14, 'lighter_enqueue');
+    (14, 'lighter_enqueue'),
+    (15, 'change_hints_on_demand');

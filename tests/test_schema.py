@@ -109,6 +109,7 @@ RELEASE_CALLS[14] = RELEASE_CALLS[13] - {"queueing_claim_v7", "queueing_finish_v
     "queueing_enqueue_v5",
     "queueing_finish_v5",
 }
+RELEASE_CALLS[15] = RELEASE_CALLS[14] | {"queueing_listen_job_changes_v1"}
 
 _CALL = re.compile(r"\b((?:queueing|procrastinate)_\w+)\s*\(")
 _VERSIONED = re.compile(r"^(\w+)_v(\d+)$")

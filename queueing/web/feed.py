@@ -1,7 +1,8 @@
 """One LISTEN connection per process, fanned out to every open event stream.
 
 The database notifies ``queueing_jobs_changed_v2`` (payload: the job ids) when a
-statement changes jobs' status or progress, and ``procrastinate_any_queue_v1`` when jobs
+statement changes jobs' status or progress, while a session registered for it
+(``ops.listen_job_changes``), and ``procrastinate_any_queue_v1`` when jobs
 are inserted or a cancel is asked of a running one (procrastinate's JSON hints). Each
 open event stream holds a ``Subscription``: the ids hinted since it last looked,
 coalesced, so a burst of progress reports is one look and a slow client never makes the
@@ -21,13 +22,12 @@ from dataclasses import dataclass
 import psycopg
 from psycopg import sql as pgsql
 
-from queueing import sql
+from queueing import drivers, ops, sql
 from queueing.ops import JOB_CHANGED_CHANNEL, hinted_ids
 from queueing.worker.backoff import ReconnectBackoff
 from queueing.worker.connection import connect
 from queueing.worker.listener import ANY_QUEUE_CHANNEL, hint_kind
 
-CHANNELS = (JOB_CHANGED_CHANNEL, ANY_QUEUE_CHANNEL)
 MAX_PENDING_IDS = 1000
 """A subscription holding more hinted ids than this looks at everything instead."""
 
@@ -115,9 +115,10 @@ class ChangeFeed:
         while True:
             try:
                 async with await connect(self._url()) as conn:
-                    for channel in CHANNELS:
-                        query = sql.query("listen_channel")
-                        await conn.execute(query.format(channel=pgsql.Identifier(channel)))
+                    # Job-change hints are sent only while someone registered for them.
+                    await drivers.run_async(ops.listen_job_changes(None), conn)
+                    query = sql.query("listen_channel")
+                    await conn.execute(query.format(channel=pgsql.Identifier(ANY_QUEUE_CHANNEL)))
                     backoff.recovered("web.listener_reconnected")
                     listening.set()
                     self._publish(None)  # what changed while it was not listening
