@@ -16,8 +16,8 @@ Scenarios (default: all but ``sustained``, ``metrics-ab`` and ``hints-ab``):
 - ``rss``: a queueing worker's memory at concurrency 1,000 with 100,000 queued jobs.
 - ``sustained`` (with ``--sustained MINUTES``): enqueues at ~80 % of the best drain rate.
 - ``metrics-ab``: queueing's drain with its metrics off and on, alternated.
-- ``hints-ab``: queueing fleets of 2, 8 and 32 processes with the job-change hints on and
-  off, alternated (``metrics_rounds`` rounds).
+- ``hints-ab``: queueing fleets of 2, 8 and 32 processes with job-change hints on demand
+  and for every change, alternated (``metrics_rounds`` rounds).
 
 Results go to ``--json FILE``; ``python -m bench.report FILE`` renders them as markdown.
 """
