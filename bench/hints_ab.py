@@ -21,30 +21,33 @@ from bench.sql_blocks import query
 #: (worker processes, concurrency): the 2-process drain's best setting (else 200), a fleet
 #: of 8 at the default, and the issue's 32 small workers.
 FLEETS = ((2, None), (8, 100), (32, 10))
+#: Every change hinted (v2), hints on demand (v3, the default), and no trigger at all
+#: (what the trigger itself costs, hints or not; not a product setting).
+SIDES = ("always", "on_demand", "none")
 
 
 async def scenario_hints_ab(ctx: Context) -> None:
-    """Each fleet drains ``claimers_n`` jobs with every change hinted ("always") and with
-    hints on demand, ``metrics_rounds`` times, the order alternating."""
+    """Each fleet drains ``claimers_n`` jobs on each side of SIDES, ``metrics_rounds``
+    times, the order alternating."""
     db = ctx.dbs["queueing"]
     out: list[dict[str, Any]] = []
     for procs, setting in FLEETS:
         chosen = setting or (ctx.best_setting("queueing", 2) if "drain" in ctx.results else 200)
-        rates: dict[str, list[float]] = {"always": [], "on_demand": []}
+        rates: dict[str, list[float]] = {side: [] for side in SIDES}
         for round_ in range(ctx.sizes.metrics_rounds):
-            sides = ("always", "on_demand") if round_ % 2 == 0 else ("on_demand", "always")
-            for side in sides:
+            for side in SIDES if round_ % 2 == 0 else SIDES[::-1]:
                 await db.ctl.execute(query(f"queueing_change_hints_{side}"))
                 try:
                     run = await drain(db, ctx.sizes.claimers_n, procs, chosen)
                 finally:
                     await db.ctl.execute(query("queueing_change_hints_on_demand"))
                 rates[side].append(run.rate)
-        always, on_demand = (statistics.median(rates[k]) for k in ("always", "on_demand"))
+        always, on_demand, none = (statistics.median(rates[k]) for k in SIDES)
         out.append({"procs": procs, "setting": chosen, **rates})
         print(
             f"  hints A/B, {procs} procs x concurrency {chosen}: every change hinted "
-            f"{always:,.0f}/s, on demand {on_demand:,.0f}/s ({on_demand / always:.2f}x)",
+            f"{always:,.0f}/s, on demand {on_demand:,.0f}/s ({on_demand / always:.2f}x), "
+            f"no trigger {none:,.0f}/s ({none / always:.2f}x)",
             flush=True,
         )
     ctx.results["hints_ab"] = out

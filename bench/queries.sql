@@ -132,15 +132,23 @@ SELECT pg_backend_pid() AS pid;
 -- name: queueing_change_hints_always
 -- The hints-ab scenario's B side: every change hinted (the v2 trigger, as release 14 had
 -- and a database upgraded from schema 14 keeps), whether anyone waits or not.
+DROP TRIGGER IF EXISTS queueing_notify_jobs_changed_v2 ON procrastinate_jobs;
 DROP TRIGGER IF EXISTS queueing_notify_jobs_changed_v3 ON procrastinate_jobs;
 CREATE TRIGGER queueing_notify_jobs_changed_v2
     AFTER UPDATE ON procrastinate_jobs
     REFERENCING NEW TABLE AS changed_jobs
     FOR EACH STATEMENT EXECUTE FUNCTION queueing_notify_jobs_changed_v2();
 
+-- name: queueing_change_hints_none
+-- What any job-change trigger costs: none at all (not a product setting; waits would
+-- then be woken only by their timeout).
+DROP TRIGGER IF EXISTS queueing_notify_jobs_changed_v2 ON procrastinate_jobs;
+DROP TRIGGER IF EXISTS queueing_notify_jobs_changed_v3 ON procrastinate_jobs;
+
 -- name: queueing_change_hints_on_demand
 -- The A side, as migration 0015 leaves a fresh database: hints only while someone waits.
 DROP TRIGGER IF EXISTS queueing_notify_jobs_changed_v2 ON procrastinate_jobs;
+DROP TRIGGER IF EXISTS queueing_notify_jobs_changed_v3 ON procrastinate_jobs;
 CREATE TRIGGER queueing_notify_jobs_changed_v3
     AFTER UPDATE ON procrastinate_jobs
     REFERENCING NEW TABLE AS changed_jobs

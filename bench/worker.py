@@ -19,6 +19,7 @@ import argparse
 import asyncio
 import contextlib
 import sys
+import threading
 import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
@@ -64,8 +65,24 @@ class Recorder:
 
 
 async def _read_line() -> str:
-    line: str = await asyncio.to_thread(sys.stdin.readline)
-    return line.strip()
+    """The next line from the harness. Read in a daemon thread, not the loop's executor: a
+    worker that ends on its own (raising SystemExit) must exit while a read is pending,
+    and asyncio.run waits for its executor's threads (the harness then waited for a
+    process stuck in that wait until its drain timed out)."""
+    loop = asyncio.get_running_loop()
+    line: asyncio.Future[str] = loop.create_future()
+
+    def deliver(text: str) -> None:
+        if not line.done():
+            line.set_result(text)
+
+    def read() -> None:
+        text = sys.stdin.readline()
+        with contextlib.suppress(RuntimeError):  # the loop is closed: the worker ended
+            loop.call_soon_threadsafe(deliver, text)
+
+    threading.Thread(target=read, name="bench-stdin", daemon=True).start()
+    return (await line).strip()
 
 
 async def _wait_go() -> None:
