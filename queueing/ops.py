@@ -452,8 +452,8 @@ def listen_job_changes(wait: float | None) -> Op[bool]:
     read after it shows their changes, and later changes are hinted. The registration
     lasts as long as the session.
     """
-    wait_for = None if wait is None else dt.timedelta(seconds=max(wait, 0.001))
-    rows = yield Query("listen_job_changes", {"wait": wait_for})
+    limit = None if wait is None else dt.timedelta(seconds=max(wait, 0.001))
+    rows = yield Query("listen_job_changes", {"wait": limit})
     return bool(rows[0]["registered"])
 
 

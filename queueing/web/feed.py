@@ -116,7 +116,8 @@ class ChangeFeed:
             try:
                 async with await connect(self._url()) as conn:
                     # Job-change hints are sent only while someone registered for them.
-                    await drivers.run_async(ops.listen_job_changes(None), conn)
+                    # (Its errors untranslated: they are psycopg's, for the except below.)
+                    await drivers.run_async(ops.listen_job_changes(None), conn, translate=False)
                     query = sql.query("listen_channel")
                     await conn.execute(query.format(channel=pgsql.Identifier(ANY_QUEUE_CHANNEL)))
                     backoff.recovered("web.listener_reconnected")
