@@ -28,14 +28,16 @@ SIDES = ("always", "on_demand", "none")
 
 async def scenario_hints_ab(ctx: Context) -> None:
     """Each fleet drains ``claimers_n`` jobs on each side of SIDES, ``metrics_rounds``
-    times, the order alternating."""
+    times, the order rotating."""
     db = ctx.dbs["queueing"]
     out: list[dict[str, Any]] = []
     for procs, setting in FLEETS:
         chosen = setting or (ctx.best_setting("queueing", 2) if "drain" in ctx.results else 200)
         rates: dict[str, list[float]] = {side: [] for side in SIDES}
         for round_ in range(ctx.sizes.metrics_rounds):
-            for side in SIDES if round_ % 2 == 0 else SIDES[::-1]:
+            # Each side takes each place in the order once every 3 rounds: in a round the
+            # first drain runs on a machine the previous fleet just left.
+            for side in SIDES[round_ % 3 :] + SIDES[: round_ % 3]:
                 await db.ctl.execute(query(f"queueing_change_hints_{side}"))
                 try:
                     run = await drain(db, ctx.sizes.claimers_n, procs, chosen)
