@@ -9,6 +9,7 @@ clients, which LISTEN without registering.
 
 from __future__ import annotations
 
+import contextlib
 import threading
 from collections.abc import Iterator
 from concurrent.futures import Future, ThreadPoolExecutor
@@ -105,17 +106,27 @@ def _waiting_on_a_slot(url: str) -> bool | None:
     return True if row is not None and row[0] > 0 else None
 
 
-def test_a_wait_registers_after_an_unannounced_change_commits_and_sees_it(
-    queue: Queue, monkeypatch: pytest.MonkeyPatch
-) -> None:
-    monkeypatch.setattr(ops, "REGISTER_WAIT", DEADLINE)  # it registers, however slow the machine
+@contextlib.contextmanager
+def wait_behind_an_unannounced_change(
+    queue: Queue,
+) -> Iterator[tuple[psycopg.Connection[Any], Future[Job]]]:
+    """A ``wait_for_change`` on a job that an open transaction changed while no one was
+    registered, once the wait's registration is seen waiting for that transaction's slot:
+    the transaction (to commit) and the wait's future."""
     job = queue.get_job(queue.enqueue("t").id)
     url = queue.database_url
     changing = _unannounced_change(url, job)
     with changing, ThreadPoolExecutor(1) as pool:
-        waited: Future[Job] = pool.submit(queue.wait_for_change, job, timeout=WAIT_TIMEOUT)
-        # The wait's registration waits for the open transaction's slot.
+        waited = pool.submit(queue.wait_for_change, job, timeout=WAIT_TIMEOUT)
         poll("the wait registering", lambda: _waiting_on_a_slot(url), 10)
+        yield changing, waited
+
+
+def test_a_wait_registers_after_an_unannounced_change_commits_and_sees_it(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ops, "REGISTER_WAIT", DEADLINE)  # it registers, however slow the machine
+    with wait_behind_an_unannounced_change(queue) as (changing, waited):
         changing.commit()
         # Its hint was never sent: the wait sees the change by reading after registering.
         assert waited.result(DEADLINE).progress == 40
@@ -125,14 +136,10 @@ def test_a_wait_that_cannot_register_in_time_polls(
     queue: Queue, monkeypatch: pytest.MonkeyPatch
 ) -> None:
     monkeypatch.setattr(ops, "REGISTER_WAIT", 3.0)  # long enough to be seen waiting
-    job = queue.get_job(queue.enqueue("t").id)
-    url = queue.database_url
-    changing = _unannounced_change(url, job)
-    with changing, ThreadPoolExecutor(1) as pool:
-        waited: Future[Job] = pool.submit(queue.wait_for_change, job, timeout=WAIT_TIMEOUT)
-        poll("the wait registering", lambda: _waiting_on_a_slot(url), 10)
+    with wait_behind_an_unannounced_change(queue) as (changing, waited):
         # It gives up registering after REGISTER_WAIT and reads the job every
         # WAIT_POLL_INTERVAL: the change, committed after that, is seen with no hint.
+        url = queue.database_url
         poll("the wait giving up", lambda: None if _waiting_on_a_slot(url) else True, 10)
         changing.commit()
         assert waited.result(DEADLINE).progress == 40
