@@ -64,6 +64,12 @@ def main() -> None:
     parser.add_argument("--batch", type=int, default=100)
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument(
+        "--change-hints",
+        choices=["on_demand", "always", "none"],
+        default="on_demand",
+        help="the job-change trigger (bench/hints_ab.py's sides; default: the release's)",
+    )
+    parser.add_argument(
         "--admin-url",
         default=os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
     )
@@ -79,6 +85,7 @@ def main() -> None:
         queue.task(name="noop")(lambda: None)
         queue.migrate()
         with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
+            conn.execute(query(f"queueing_change_hints_{args.change_hints}"))
             worker_id = conn.execute(query("statement_cost_worker")).fetchone()["id"]  # type: ignore[index]
             claims: list[float] = []
             finishes: list[float] = []
@@ -90,7 +97,10 @@ def main() -> None:
     finally:
         with psycopg.connect(args.admin_url, autocommit=True) as admin:
             admin.execute(drop)
-    print(f"{args.jobs:,} jobs a round, batches of {args.batch}, {args.rounds} rounds")
+    print(
+        f"{args.jobs:,} jobs a round, batches of {args.batch}, {args.rounds} rounds, "
+        f"change hints {args.change_hints}"
+    )
     for name, values in (("claim", claims), ("finish", finishes)):
         each = " ".join(f"{x:.1f}" for x in values)
         print(
