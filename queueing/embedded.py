@@ -81,6 +81,7 @@ def _start() -> Callable[[str], str]:
     # One process at a time starts and configures it, so that no one connects to a
     # server that is about to restart (see _make_room).
     with _start_lock(pgdata):
+        was_running = status().running
         try:
             with warnings.catch_warnings():
                 warnings.simplefilter("ignore")  # (as in _wheel)
@@ -89,7 +90,8 @@ def _start() -> Callable[[str], str]:
             raise DatabaseUnavailable(
                 f"could not start the embedded PostgreSQL in {pgdata}: {exc}"
             ) from exc
-        _make_room(pgdata, str(server.get_uri("postgres")))
+        if not was_running:  # a running server is left as it is (and costs no query)
+            _make_room(pgdata, str(server.get_uri("postgres")))
     return lambda database: str(server.get_uri(database))
 
 
@@ -106,11 +108,13 @@ def _start_lock(pgdata: Path) -> Iterator[None]:
 
 
 def _make_room(pgdata: Path, admin_url: str) -> None:
-    """Raise the server's ``max_connections`` to MAX_CONNECTIONS if it is lower.
+    """Raise the server's ``max_connections`` to MAX_CONNECTIONS if it is lower, right
+    after this process started it.
 
-    The setting needs a restart. The server is restarted at once if no one else is
-    connected, which is the case on its first start (callers hold the start lock);
-    otherwise the setting waits for its next start rather than end others' sessions.
+    The setting needs a restart: done at once if no one else is connected, which is the
+    case then (callers hold the start lock; only a client that read the URL from
+    ``status()`` could be); otherwise the setting waits for the next start rather than
+    end others' sessions. Once set, every later start has it, and this costs one query.
     """
     try:
         with psycopg.connect(admin_url, autocommit=True) as conn:

@@ -173,7 +173,7 @@ def test_the_first_start_raises_the_connection_limit(home: Path) -> None:
     assert max_connections(url) == (embedded.MAX_CONNECTIONS, False)
 
 
-def test_a_server_with_other_sessions_is_not_restarted_to_raise_the_limit(home: Path) -> None:
+def test_a_running_server_is_not_restarted_to_raise_the_limit(home: Path) -> None:
     url = start_embedded()
     restart_with_default_limit(url)
 
@@ -182,9 +182,15 @@ def test_a_server_with_other_sessions_is_not_restarted_to_raise_the_limit(home: 
     with psycopg.connect(str(server.get_uri("queueing")), autocommit=True) as other:
         assert max_connections(url) == (100, False)
         assert start_embedded() == url
-        # The limit waits for the next start, and the open session was not ended.
+        # Left as it is: the open session was not ended.
+        assert max_connections(url) == (100, False)
+        assert other.execute("SELECT 1").fetchone() == (1,)
+        # Raising it with a session open (one that connected between a start and its
+        # check): the setting waits for the next start, and the session is not ended.
+        embedded._make_room(embedded.data_dir(), str(server.get_uri("postgres")))
         assert max_connections(url) == (100, True)
         assert other.execute("SELECT 1").fetchone() == (1,)
+    # The next start through queueing raises it.
     assert embedded.stop() is not None
     assert start_embedded() == url
     assert max_connections(url) == (embedded.MAX_CONNECTIONS, False)
