@@ -22,6 +22,7 @@ from psycopg import sql as pgsql
 
 from queueing import Queue, drivers, ops, sql
 from queueing.models import Job, JobStatus
+from queueing.web.feed import ChangeFeed
 from tests.helpers import poll
 
 CHANNEL = ops.JOB_CHANGED_CHANNEL
@@ -198,3 +199,36 @@ def test_hints_reach_a_wait_in_another_thread_while_workers_change_jobs(queue: Q
         poll("the wait registered", lambda: registrations(queue.database_url) == 1 or None, 10)
         queue.cancel(job.id)
         assert waited.result(DEADLINE).status is JobStatus.CANCELLED
+
+
+async def test_the_dashboard_feed_has_its_streams_look_while_it_cannot_register(
+    queue: Queue, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(ops, "REGISTER_WAIT", 0.2)
+    job = queue.get_job(queue.enqueue("t").id)
+    url = queue.database_url
+    changing = _unannounced_change(url, job)
+    feed = ChangeFeed(lambda: url)
+    try:
+        with changing:
+            async with feed.subscribe() as subscription:
+                # Held back by the open transaction's slot, the feed has its streams look
+                # at everything, again and again, rather than go quiet.
+                for _ in range(3):
+                    changes = await subscription.next(DEADLINE)
+                    assert changes is not None and changes.everything
+                changing.commit()
+                # Registered once that transaction ended: changes are hinted by id.
+                with psycopg.connect(url, autocommit=True) as other:
+                    for progress in range(1, 100):
+                        other.execute(
+                            "UPDATE procrastinate_jobs SET progress = %s WHERE id = %s",
+                            [progress, job.id],
+                        )
+                        changes = await subscription.next(1.0)
+                        if changes is not None and job.id in changes.ids:
+                            break
+                    else:
+                        raise AssertionError("no hint by id after the transaction ended")
+    finally:
+        await feed.stop()

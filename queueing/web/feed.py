@@ -18,6 +18,7 @@ import contextlib
 import json
 from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
+from typing import Any
 
 import psycopg
 from psycopg import sql as pgsql
@@ -115,13 +116,11 @@ class ChangeFeed:
         while True:
             try:
                 async with await connect(self._url()) as conn:
-                    # Job-change hints are sent only while someone registered for them.
-                    # (Its errors untranslated: they are psycopg's, for the except below.)
-                    await drivers.run_async(ops.listen_job_changes(None), conn, translate=False)
                     query = sql.query("listen_channel")
                     await conn.execute(query.format(channel=pgsql.Identifier(ANY_QUEUE_CHANNEL)))
                     backoff.recovered("web.listener_reconnected")
                     listening.set()
+                    await self._register(conn)
                     self._publish(None)  # what changed while it was not listening
                     async for notify in conn.notifies():
                         for job_id in hinted_job_ids(notify.channel, notify.payload):
@@ -129,6 +128,16 @@ class ChangeFeed:
             except psycopg.Error as exc:
                 listening.clear()
                 await asyncio.sleep(backoff.failed("web.listener_lost", exc))
+
+    async def _register(self, conn: psycopg.AsyncConnection[Any]) -> None:
+        """Register for job-change hints (sent only while someone waits for them). While a
+        transaction that changed jobs unannounced keeps that waiting (a long one, still
+        open), the streams look at everything every ``REGISTER_WAIT`` seconds instead.
+        Its errors stay psycopg's, for ``_run``'s reconnect loop."""
+        wait = ops.listen_job_changes(ops.REGISTER_WAIT)
+        while not await drivers.run_async(wait, conn, translate=False):
+            self._publish(None)
+            wait = ops.listen_job_changes(ops.REGISTER_WAIT)
 
     def _publish(self, job_id: int | None) -> None:
         for subscription in self._subscriptions:
