@@ -14,6 +14,9 @@ from __future__ import annotations
 import statistics
 from typing import Any
 
+import psycopg
+from psycopg import sql
+
 from bench.context import Context
 from bench.scenarios import drain
 from bench.sql_blocks import query
@@ -24,6 +27,18 @@ FLEETS = ((2, None), (8, 100), (32, 10))
 #: Every change hinted (v2), hints on demand (v3, the default), and no trigger at all
 #: (what the trigger itself costs, hints or not; not a product setting).
 SIDES = ("always", "on_demand", "none")
+
+
+def set_change_hints(side: str) -> list[sql.SQL]:
+    """The statements that give the jobs table the job-change trigger of ``side`` (one of
+    SIDES), whichever it has now."""
+    drop = query("queueing_change_hints_none")
+    return [drop] if side == "none" else [drop, query(f"queueing_change_hints_{side}")]
+
+
+async def _set(ctl: psycopg.AsyncConnection[Any], side: str) -> None:
+    for statement in set_change_hints(side):
+        await ctl.execute(statement)
 
 
 async def scenario_hints_ab(ctx: Context) -> None:
@@ -38,11 +53,11 @@ async def scenario_hints_ab(ctx: Context) -> None:
             # Each side takes each place in the order once every 3 rounds: in a round the
             # first drain runs on a machine the previous fleet just left.
             for side in SIDES[round_ % 3 :] + SIDES[: round_ % 3]:
-                await db.ctl.execute(query(f"queueing_change_hints_{side}"))
+                await _set(db.ctl, side)
                 try:
                     run = await drain(db, ctx.sizes.claimers_n, procs, chosen)
                 finally:
-                    await db.ctl.execute(query("queueing_change_hints_on_demand"))
+                    await _set(db.ctl, "on_demand")
                 rates[side].append(run.rate)
         always, on_demand, none = (statistics.median(rates[k]) for k in SIDES)
         out.append({"procs": procs, "setting": chosen, **rates})

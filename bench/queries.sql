@@ -129,26 +129,23 @@ INSERT INTO procrastinate_workers DEFAULT VALUES RETURNING id;
 -- name: backend_pid
 SELECT pg_backend_pid() AS pid;
 
--- name: queueing_change_hints_always
--- The hints-ab scenario's B side: every change hinted (the v2 trigger, as release 14 had
--- and a database upgraded from schema 14 keeps), whether anyone waits or not.
+-- name: queueing_change_hints_none
+-- The job-change triggers dropped: the hints-ab scenario's third side as it is (what the
+-- trigger itself costs: not a product setting, waits would be woken only by their
+-- timeout), and the first step of the two others (bench/hints_ab.py, set_change_hints).
 DROP TRIGGER IF EXISTS queueing_notify_jobs_changed_v2 ON procrastinate_jobs;
 DROP TRIGGER IF EXISTS queueing_notify_jobs_changed_v3 ON procrastinate_jobs;
+
+-- name: queueing_change_hints_always
+-- Every change hinted (the v2 trigger, as release 14 had and a database upgraded from
+-- schema 14 keeps), whether anyone waits or not.
 CREATE TRIGGER queueing_notify_jobs_changed_v2
     AFTER UPDATE ON procrastinate_jobs
     REFERENCING NEW TABLE AS changed_jobs
     FOR EACH STATEMENT EXECUTE FUNCTION queueing_notify_jobs_changed_v2();
 
--- name: queueing_change_hints_none
--- What any job-change trigger costs: none at all (not a product setting; waits would
--- then be woken only by their timeout).
-DROP TRIGGER IF EXISTS queueing_notify_jobs_changed_v2 ON procrastinate_jobs;
-DROP TRIGGER IF EXISTS queueing_notify_jobs_changed_v3 ON procrastinate_jobs;
-
 -- name: queueing_change_hints_on_demand
--- The A side, as migration 0015 leaves a fresh database: hints only while someone waits.
-DROP TRIGGER IF EXISTS queueing_notify_jobs_changed_v2 ON procrastinate_jobs;
-DROP TRIGGER IF EXISTS queueing_notify_jobs_changed_v3 ON procrastinate_jobs;
+-- As migration 0015 leaves a fresh database: hints only while someone waits.
 CREATE TRIGGER queueing_notify_jobs_changed_v3
     AFTER UPDATE ON procrastinate_jobs
     REFERENCING NEW TABLE AS changed_jobs

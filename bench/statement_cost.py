@@ -22,6 +22,7 @@ from psycopg import sql as pgsql
 from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 
+from bench.hints_ab import SIDES, set_change_hints
 from bench.procs import cpu_seconds
 from bench.sql_blocks import query
 from queueing import JobRequest, Queue
@@ -65,7 +66,7 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=4)
     parser.add_argument(
         "--change-hints",
-        choices=["on_demand", "always", "none"],
+        choices=SIDES,
         default="on_demand",
         help="the job-change trigger (bench/hints_ab.py's sides; default: the release's)",
     )
@@ -85,7 +86,8 @@ def main() -> None:
         queue.task(name="noop")(lambda: None)
         queue.migrate()
         with psycopg.connect(url, autocommit=True, row_factory=dict_row) as conn:
-            conn.execute(query(f"queueing_change_hints_{args.change_hints}"))
+            for statement in set_change_hints(args.change_hints):
+                conn.execute(statement)
             worker_id = conn.execute(query("statement_cost_worker")).fetchone()["id"]  # type: ignore[index]
             claims: list[float] = []
             finishes: list[float] = []

@@ -130,20 +130,15 @@ def _make_room(pgdata: Path, admin_url: str) -> None:
         raise DatabaseUnavailable(f"could not configure the embedded PostgreSQL: {exc}") from exc
     if others:
         return
-    bin_dir = Path(_wheel()._commands.POSTGRES_BIN_PATH)
     # pg_ctl restart keeps the options of the last start (socket directory, no TCP);
     # its log goes where the wheel's does, and not to our pipes, which it would hold open.
-    command = [str(bin_dir / "pg_ctl"), "restart", "-D", str(pgdata), "-m", "fast", "-w"]
-    command += ["-t", str(round(STOP_TIMEOUT)), "-l", str(pgdata / "log")]
     try:
-        done = _run_as_owner_of(pgdata, command, timeout=STOP_TIMEOUT + 10)
+        failed = _pg_ctl(pgdata, "restart", "-l", str(pgdata / "log"), timeout=STOP_TIMEOUT)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise DatabaseUnavailable(f"could not restart the embedded PostgreSQL: {exc}") from exc
-    if done.returncode != 0:
-        said = (done.stderr or done.stdout).strip().splitlines()
+    if failed is not None:
         raise DatabaseUnavailable(
-            f"could not restart the embedded PostgreSQL in {pgdata}: "
-            f"{said[-1] if said else f'pg_ctl exited with {done.returncode}'}"
+            f"could not restart the embedded PostgreSQL in {pgdata}: {failed}"
         )
 
 
@@ -206,20 +201,29 @@ def stop(timeout: float = STOP_TIMEOUT) -> EmbeddedServer | None:
     before = status()
     if not before.running:
         return None
-    bin_dir = Path(_wheel()._commands.POSTGRES_BIN_PATH)
-    command = [str(bin_dir / "pg_ctl"), "stop", "-D", str(before.data_dir)]
-    command += ["-m", "fast", "-w", "-t", str(max(1, round(timeout)))]
     try:
-        done = _run_as_owner_of(before.data_dir, command, timeout=timeout + 10)
+        failed = _pg_ctl(before.data_dir, "stop", timeout=timeout)
     except (OSError, subprocess.TimeoutExpired) as exc:
         raise QueueingError(f"could not stop the embedded PostgreSQL: {exc}") from exc
-    if done.returncode != 0 and status().running:
-        said = (done.stderr or done.stdout).strip().splitlines()
+    if failed is not None and status().running:
         raise QueueingError(
-            f"could not stop the embedded PostgreSQL in {before.data_dir}: "
-            f"{said[-1] if said else f'pg_ctl exited with {done.returncode}'}"
+            f"could not stop the embedded PostgreSQL in {before.data_dir}: {failed}"
         )
     return before
+
+
+def _pg_ctl(pgdata: Path, action: str, *options: str, timeout: float) -> str | None:
+    """Run the wheel's ``pg_ctl ACTION`` on ``pgdata`` (fast shutdown, waiting up to
+    ``timeout`` seconds) as the data directory's owner: None if it succeeded, else the
+    last thing it said. Raises OSError, or subprocess.TimeoutExpired if it hangs."""
+    bin_dir = Path(_wheel()._commands.POSTGRES_BIN_PATH)
+    command = [str(bin_dir / "pg_ctl"), action, "-D", str(pgdata), "-m", "fast", "-w"]
+    command += ["-t", str(max(1, round(timeout))), *options]
+    done = _run_as_owner_of(pgdata, command, timeout=timeout + 10)
+    if done.returncode == 0:
+        return None
+    said = (done.stderr or done.stdout).strip().splitlines()
+    return said[-1] if said else f"pg_ctl exited with {done.returncode}"
 
 
 def _postmaster_lines(pgdata: Path) -> list[str]:

@@ -452,7 +452,8 @@ def listen_job_changes(wait: float | None) -> Op[bool]:
     read after it shows their changes, and later changes are hinted. The registration
     lasts as long as the session.
     """
-    limit = None if wait is None else dt.timedelta(seconds=max(wait, 0.001))
+    # (The function waits at least 1 ms: a limit of 0 would mean none.)
+    limit = None if wait is None else dt.timedelta(seconds=wait)
     rows = yield Query("listen_job_changes", {"wait": limit})
     return bool(rows[0]["registered"])
 

@@ -184,7 +184,7 @@ def test_a_database_upgraded_from_schema_14_keeps_hinting_every_change(
             assert next_payload(listener) == str(job.id)
 
 
-def test_hints_reach_a_wait_in_another_thread_while_workers_change_jobs(queue: Queue) -> None:
+def test_a_registered_wait_is_woken_by_the_change_it_waits_for(queue: Queue) -> None:
     """The registered path end to end: a wait woken by the change it waits for."""
     job = queue.get_job(queue.enqueue("t").id)
     started = threading.Event()

@@ -134,10 +134,9 @@ class ChangeFeed:
         transaction that changed jobs unannounced keeps that waiting (a long one, still
         open), the streams look at everything every ``REGISTER_WAIT`` seconds instead.
         Its errors stay psycopg's, for ``_run``'s reconnect loop."""
-        wait = ops.listen_job_changes(ops.REGISTER_WAIT)
-        while not await drivers.run_async(wait, conn, translate=False):
+        register = ops.listen_job_changes
+        while not await drivers.run_async(register(ops.REGISTER_WAIT), conn, translate=False):
             self._publish(None)
-            wait = ops.listen_job_changes(ops.REGISTER_WAIT)
 
     def _publish(self, job_id: int | None) -> None:
         for subscription in self._subscriptions:
