@@ -12,7 +12,8 @@ Scenarios (default: all but ``sustained``, ``metrics-ab`` and ``hints-ab``):
 - ``large-table``: queueing's drain and enqueue when the table also holds 1,000,000
   finished jobs / 100,000 delayed jobs at a higher priority / 100,000 pending jobs of an
   unserved queue, as ratios to the empty table; EXPLAIN (ANALYZE, BUFFERS) of a claim.
-- ``claimers``: queueing with 8 worker processes, and 32 at concurrency 10.
+- ``claimers``: queueing with 8 worker processes, and 32 at concurrency 10 beside 2 at
+  concurrency 10 (the same batch size).
 - ``rss``: a queueing worker's memory at concurrency 1,000 with 100,000 queued jobs.
 - ``sustained`` (with ``--sustained MINUTES``): enqueues at ~80 % of the best drain rate.
 - ``metrics-ab``: queueing's drain with its metrics off and on, alternated.

@@ -46,7 +46,9 @@ class Sizes:
     large_single_n: int = 500
     large_concurrency: int = 200
     large_rounds: int = 3  # each ratio: the median of its rounds' (empty, case) pairs
-    claimers: tuple[tuple[int, int | None], ...] = ((8, None), (32, 10))  # None: best 1-proc
+    # None: the best 1-process concurrency. (2, 10): the fleet of 32 at concurrency 10 set
+    # beside 2 processes at the same concurrency, which claim in batches as small.
+    claimers: tuple[tuple[int, int | None], ...] = ((8, None), (32, 10), (2, 10))
     claimers_n: int = 40_000
     rss_concurrency: int = 1_000
     rss_jobs: int = 100_000
@@ -71,7 +73,7 @@ QUICK = Sizes(
     large_drain_n=2_000,
     large_single_n=100,
     large_rounds=1,
-    claimers=((4, None), (8, 10)),
+    claimers=((4, None), (8, 10), (2, 10)),
     claimers_n=4_000,
     rss_concurrency=1_000,
     rss_jobs=5_000,

@@ -1,6 +1,6 @@
 """``python -m bench.profile``: where a 2-process queueing drain spends its time.
 
-Fills ``--jobs`` no-op jobs, releases 2 worker processes, and during the first
+Fills ``--jobs`` no-op jobs, releases ``--processes`` worker processes (2), and during the first
 ``--seconds`` of the drain, at once:
 
 - py-spy records one worker process (``--idle``: the samples where its event loop waits are
@@ -9,8 +9,11 @@ Fills ``--jobs`` no-op jobs, releases 2 worker processes, and during the first
   speedscope file is written beside the text output;
 - pg_stat_activity is sampled every 50 ms: each client backend's state, wait event and
   statement, counted;
-- CPU time (utime + stime from /proc) of the two worker processes and of every PostgreSQL
-  backend serving the database, so that the CPU split between Python and the server shows.
+- CPU time (utime + stime from /proc) of the worker processes and of every PostgreSQL
+  backend serving the database, so that the CPU split between Python and the server shows;
+  and the machine's busy cores (``/proc/stat``: all but idle and iowait), which bounds
+  what more processes can add (one process that keeps 1.6 of 2 cores busy leaves 1.25x
+  for a second one).
 
 pg_stat_statements needs ``shared_preload_libraries`` (a server restart), so it is used
 only when it is loaded; otherwise the statement samples above stand in for it.
@@ -121,30 +124,46 @@ def top_frames(collapsed: Path, n: int = 25) -> str:
     return "\n".join(out)
 
 
-async def _profile(ctx: Context, jobs: int, concurrency: int, seconds: float, out: Path) -> str:
+def machine_ticks() -> tuple[int, int]:
+    """(busy, all) clock ticks of every core since boot, from /proc/stat's ``cpu`` line;
+    idle and iowait are the not-busy ones."""
+    with open("/proc/stat") as stat:
+        fields = [int(x) for x in stat.readline().split()[1:]]
+    return sum(fields) - fields[3] - fields[4], sum(fields)
+
+
+async def _profile(
+    ctx: Context, jobs: int, concurrency: int, processes: int, seconds: float, out: Path
+) -> str:
     db = ctx.dbs["queueing"]
     await db.tables.clear()
     await fill(db, jobs)
     pgss = await _pgss_start(db.ctl)
-    fleet = Fleet("queueing", db.conninfo, concurrency, 2)
+    fleet = Fleet("queueing", db.conninfo, concurrency, processes)
     await fleet.start()
     pids = [w.pid for w in fleet.workers]
     try:
         await fleet.go()
         await asyncio.sleep(0.5)  # past connect and the first claims
         cpu_before = {p: cpu_seconds(p) for p in pids}
+        machine_before = machine_ticks()
         spy = asyncio.create_task(_py_spy(pids[0], seconds, out))
         counts, backends, samples = await _sample_activity(db.conninfo, seconds)
         pg_cpu = {p: cpu_seconds(p) for p in backends}  # cumulative: backends began at go
         cpu = {p: cpu_seconds(p) - cpu_before[p] for p in pids}
+        machine_after = machine_ticks()
         handled = fleet.handled
         raw = await spy
         await fleet.wait_handled(jobs, 600.0)
     finally:
         run = await fleet.stop()
+    busy = machine_after[0] - machine_before[0]
+    every = machine_after[1] - machine_before[1]
+    cores = os.cpu_count() or 1
     lines = [
-        f"2 worker processes x concurrency {concurrency}, {jobs} jobs, drain {run.rate:,.0f}/s; "
-        f"{handled} handled when the {seconds:.0f} s window closed",
+        f"{processes} worker process(es) x concurrency {concurrency}, {jobs} jobs, drain "
+        f"{run.rate:,.0f}/s; {handled} handled when the {seconds:.0f} s window closed",
+        f"machine over the window: {busy / every * cores:.2f} of {cores} cores busy",
         "",
         "CPU over the window (s of CPU per s of wall time):",
         *(f"  worker {p}: {c / seconds:.2f}" for p, c in cpu.items()),
@@ -176,7 +195,9 @@ async def _main(args: argparse.Namespace) -> None:
         async with system_database(args.admin_url, "queueing") as db:
             ctx.dbs["queueing"] = db
             args.out.mkdir(parents=True, exist_ok=True)
-            text = await _profile(ctx, args.jobs, args.concurrency, args.seconds, args.out)
+            text = await _profile(
+                ctx, args.jobs, args.concurrency, args.processes, args.seconds, args.out
+            )
     (args.out / "profile.txt").write_text(text + "\n")
     print(text)
 
@@ -185,6 +206,7 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.profile", description=__doc__)
     parser.add_argument("--jobs", type=int, default=50_000)
     parser.add_argument("--concurrency", type=int, default=100)
+    parser.add_argument("--processes", type=int, default=2)
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--out", type=Path, default=Path("bench_profile"))
     parser.add_argument("--quick", action="store_true")

@@ -150,3 +150,13 @@ CREATE TRIGGER queueing_notify_jobs_changed_v3
     AFTER UPDATE ON procrastinate_jobs
     REFERENCING NEW TABLE AS changed_jobs
     FOR EACH STATEMENT EXECUTE FUNCTION queueing_notify_jobs_changed_v3();
+
+-- name: select_one
+-- A round trip and nothing else (bench.single_enqueue: each driver's own cost).
+SELECT 1;
+
+-- name: create_database
+CREATE DATABASE {name};
+
+-- name: drop_database
+DROP DATABASE IF EXISTS {name} WITH (FORCE);

@@ -294,7 +294,8 @@ async def _backends(db: SystemDb) -> int:
 
 
 async def scenario_claimers(ctx: Context) -> None:
-    """queueing: 8 worker processes (best 1-process concurrency), and 32 at concurrency 10,
+    """queueing: 8 worker processes (best 1-process concurrency), and 32 at concurrency 10
+    beside 2 at concurrency 10 (claims as small as the fleet's),
     against one database; total throughput and the connections each process holds."""
     db = ctx.dbs["queueing"]
     n = ctx.sizes.claimers_n

@@ -120,7 +120,11 @@ def _results() -> dict[str, Any]:
         "sizes": {"pickup_rounds": 3, "large_rounds": 3},
         "pickup": {"queueing": pickup(2.0, 4.0), "pgqueuer": pickup(4.0, 8.0)},
         "large_table": {"concurrency": 200, "jobs": 10, "rounds": 3, "cases": {"delayed": case}},
-        "claimers": [{"procs": 8, "setting": 100, "rate": 8000.0, "connections_per_process": 5}],
+        "claimers": [
+            {"procs": 8, "setting": 100, "rate": 8000.0, "connections_per_process": 5},
+            {"procs": 32, "setting": 10, "rate": 3000.0, "connections_per_process": 4},
+            {"procs": 2, "setting": 10, "rate": 4000.0, "connections_per_process": 4},
+        ],
         "rss": {
             "concurrency": 1000,
             "jobs": 10,
@@ -147,7 +151,11 @@ def test_report_puts_the_ratios_beside_the_figures() -> None:
     assert "10,000 -> 9,000/s | **0.90\N{MULTIPLICATION SIGN}** (0.90, 0.95, 0.80) |" in text
     assert "measured in 3 rounds" in text
     assert "claim plan: delayed jobs due tomorrow, priority 10" in text
-    assert "| 8 | 100 | 8,000/s | 1.00\N{MULTIPLICATION SIGN} | 5.0 |" in text
+    assert "| 8 | 100 | 8,000/s | 1.00\N{MULTIPLICATION SIGN} | \N{EN DASH} | 5.0 |" in text
+    # The fleet at concurrency 10 beside 2 processes at the same concurrency.
+    x = "\N{MULTIPLICATION SIGN}"
+    assert f"| 32 | 10 | 3,000/s | 0.38{x} | 0.75{x} | 4.0 |" in text
+    assert f"| 2 | 10 | 4,000/s | 0.50{x} | \N{EN DASH} | 4.0 |" in text
     assert "peak 2.0 MiB" in text
 
 
