@@ -113,6 +113,10 @@ class ClaimLoop:
             await self._claim_failed(exc, stopping)
             return 0
         self._claim_succeeded()
+        if claimed:
+            # Let the jobs just started begin before this loop's next round trip: its
+            # send (the next claim, or the next delayed job's time) came first otherwise.
+            await asyncio.sleep(0)
         if await self._check_lost_claims():
             return 0  # they are pending again: claim them
         if claimed == limit:
