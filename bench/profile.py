@@ -133,7 +133,14 @@ def machine_ticks() -> tuple[int, int]:
 
 
 async def _profile(
-    ctx: Context, jobs: int, concurrency: int, processes: int, seconds: float, out: Path
+    ctx: Context,
+    jobs: int,
+    concurrency: int,
+    processes: int,
+    seconds: float,
+    out: Path,
+    *,
+    spy: bool = True,
 ) -> str:
     db = ctx.dbs["queueing"]
     await db.tables.clear()
@@ -147,13 +154,20 @@ async def _profile(
         await asyncio.sleep(0.5)  # past connect and the first claims
         cpu_before = {p: cpu_seconds(p) for p in pids}
         machine_before = machine_ticks()
-        spy = asyncio.create_task(_py_spy(pids[0], seconds, out))
+        # The database's backends' CPU from here: the harness's own did the fill.
+        pids_now = await (await db.ctl.execute(query("backend_pids"))).fetchall()
+        pg_before = {pid: cpu_seconds(pid) for (pid,) in pids_now}
+        # py-spy stops the process for each sample: it slows the worker it records, and
+        # the drain with it (--no-py-spy for the CPU split of an undisturbed drain).
+        spying = asyncio.create_task(_py_spy(pids[0], seconds, out)) if spy else None
         counts, backends, samples = await _sample_activity(db.conninfo, seconds)
-        pg_cpu = {p: cpu_seconds(p) for p in backends}  # cumulative: backends began at go
+        pg_cpu = {
+            p: max(0.0, cpu_seconds(p) - pg_before.get(p, 0.0)) for p in backends | set(pg_before)
+        }
         cpu = {p: cpu_seconds(p) - cpu_before[p] for p in pids}
         machine_after = machine_ticks()
         handled = fleet.handled
-        raw = await spy
+        raw = await spying if spying is not None else None
         await fleet.wait_handled(jobs, 600.0)
     finally:
         run = await fleet.stop()
@@ -167,8 +181,7 @@ async def _profile(
         "",
         "CPU over the window (s of CPU per s of wall time):",
         *(f"  worker {p}: {c / seconds:.2f}" for p, c in cpu.items()),
-        f"  its {len(backends)} PostgreSQL backends together: "
-        f"{sum(pg_cpu.values()) / (seconds + 0.5):.2f} (since go)",
+        f"  its {len(backends)} PostgreSQL backends together: {sum(pg_cpu.values()) / seconds:.2f}",
         "",
         f"pg_stat_activity, {samples} samples every {SAMPLE_EVERY_S * 1000:.0f} ms "
         "(state, wait event, statement; and the ungranted locks): count",
@@ -183,7 +196,7 @@ async def _profile(
             " server restart); the pg_stat_activity samples above stand in for it"
         ]
     )
-    if raw.exists():
+    if raw is not None and raw.exists():
         lines += ["", "py-spy, worker " + str(pids[0]) + ":", top_frames(raw)]
     return "\n".join(lines)
 
@@ -196,7 +209,13 @@ async def _main(args: argparse.Namespace) -> None:
             ctx.dbs["queueing"] = db
             args.out.mkdir(parents=True, exist_ok=True)
             text = await _profile(
-                ctx, args.jobs, args.concurrency, args.processes, args.seconds, args.out
+                ctx,
+                args.jobs,
+                args.concurrency,
+                args.processes,
+                args.seconds,
+                args.out,
+                spy=not args.no_py_spy,
             )
     (args.out / "profile.txt").write_text(text + "\n")
     print(text)
@@ -210,6 +229,7 @@ def main() -> None:
     parser.add_argument("--seconds", type=float, default=10.0)
     parser.add_argument("--out", type=Path, default=Path("bench_profile"))
     parser.add_argument("--quick", action="store_true")
+    parser.add_argument("--no-py-spy", action="store_true", help="no py-spy (it slows the drain)")
     parser.add_argument(
         "--admin-url",
         default=os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),

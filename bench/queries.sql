@@ -160,3 +160,8 @@ CREATE DATABASE {name};
 
 -- name: drop_database
 DROP DATABASE IF EXISTS {name} WITH (FORCE);
+
+-- name: backend_pids
+-- bench/profile.py: this database's client backends now (their CPU is read from /proc).
+SELECT pid FROM pg_stat_activity
+ WHERE datname = current_database() AND backend_type = 'client backend';
