@@ -29,7 +29,6 @@ import argparse
 import asyncio
 import contextlib
 import json
-import os
 import sys
 import tempfile
 from collections.abc import Awaitable, Callable
@@ -38,7 +37,7 @@ from typing import Any
 
 import psycopg
 
-from bench.context import QUICK, Context, Sizes, system_database
+from bench.context import QUICK, Context, Sizes, add_admin_url, system_database
 from bench.hints_ab import scenario_hints_ab
 from bench.large_table import scenario_large_table
 from bench.machine import load_average, machine_facts
@@ -97,10 +96,7 @@ def _parser() -> argparse.ArgumentParser:
         metavar="FILE",
         help="write the claim plans here (default: beside --json, or bench_explain.txt)",
     )
-    parser.add_argument(
-        "--admin-url",
-        default=os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-    )
+    add_admin_url(parser)
     return parser
 
 

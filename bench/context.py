@@ -6,10 +6,11 @@ from the admin URL, given the system's schema, dropped at the end).
 
 from __future__ import annotations
 
+import argparse
 import contextlib
 import inspect
 import os
-from collections.abc import AsyncIterator
+from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any
@@ -18,9 +19,35 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
+from bench.sql_blocks import query
 from bench.systems import System, Tables, make_system
 
 BULK_BATCH = 5000
+
+
+def add_admin_url(parser: argparse.ArgumentParser) -> None:
+    """``--admin-url``: the server to measure on (a database there is created per run)."""
+    parser.add_argument(
+        "--admin-url",
+        default=os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
+    )
+
+
+@contextlib.contextmanager
+def scratch_databases(admin_url: str, *names: str) -> Iterator[list[str]]:
+    """Empty databases of these names (each dropped first if left by a run before), their
+    URLs; dropped afterwards. For the tools that install their schemas themselves."""
+    identifiers = [sql.Identifier(name) for name in names]
+    with psycopg.connect(admin_url, autocommit=True) as admin:
+        for name in identifiers:
+            admin.execute(query("drop_database").format(name=name))
+            admin.execute(query("create_database").format(name=name))
+    try:
+        yield [make_conninfo(admin_url, dbname=name) for name in names]
+    finally:
+        with psycopg.connect(admin_url, autocommit=True) as admin:
+            for name in identifiers:
+                admin.execute(query("drop_database").format(name=name))
 
 
 @dataclass(frozen=True)

@@ -29,9 +29,7 @@ import sys
 import time
 from typing import Any
 
-import psycopg
-
-from bench.sql_blocks import query
+from bench.context import add_admin_url, scratch_databases
 from queueing import Queue
 from queueing.worker import Worker
 from queueing.worker.claim_loop import ClaimLoop
@@ -168,22 +166,10 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.pickup_parts", description=__doc__)
     parser.add_argument("--rate", type=float, default=20.0)
     parser.add_argument("--jobs", type=int, default=200)
-    parser.add_argument(
-        "--admin-url",
-        default=os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-    )
+    add_admin_url(parser)
     args = parser.parse_args()
-    dbname = f"bench_pickup_parts_{os.getpid()}"
-    name = psycopg.sql.Identifier(dbname)
-    with psycopg.connect(args.admin_url, autocommit=True) as admin:
-        admin.execute(query("drop_database").format(name=name))
-        admin.execute(query("create_database").format(name=name))
-    try:
-        url = psycopg.conninfo.make_conninfo(args.admin_url, dbname=dbname)
+    with scratch_databases(args.admin_url, f"bench_pickup_parts_{os.getpid()}") as [url]:
         print(asyncio.run(_measure(url, args.jobs, args.rate)))
-    finally:
-        with psycopg.connect(args.admin_url, autocommit=True) as admin:
-            admin.execute(query("drop_database").format(name=name))
 
 
 if __name__ == "__main__":

@@ -34,7 +34,7 @@ from typing import Any
 
 import psycopg
 
-from bench.context import QUICK, Context, Sizes, system_database
+from bench.context import QUICK, Context, Sizes, add_admin_url, system_database
 from bench.procs import Fleet, cpu_seconds
 from bench.scenarios import fill
 from bench.sql_blocks import query
@@ -230,10 +230,7 @@ def main() -> None:
     parser.add_argument("--out", type=Path, default=Path("bench_profile"))
     parser.add_argument("--quick", action="store_true")
     parser.add_argument("--no-py-spy", action="store_true", help="no py-spy (it slows the drain)")
-    parser.add_argument(
-        "--admin-url",
-        default=os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-    )
+    add_admin_url(parser)
     if shutil.which("py-spy") is None:
         parser.error("py-spy is not installed (pip install py-spy)")
     asyncio.run(_main(parser.parse_args()))

@@ -29,6 +29,7 @@ import psycopg
 import uvloop
 from pgqueuer import AsyncpgDriver, Queries
 
+from bench.context import add_admin_url, scratch_databases
 from bench.procs import cpu_seconds
 from bench.sql_blocks import query
 from bench.worker import asyncpg_params
@@ -110,23 +111,11 @@ def main() -> None:
     parser = argparse.ArgumentParser(prog="python -m bench.single_enqueue", description=__doc__)
     parser.add_argument("--calls", type=int, default=2_000)
     parser.add_argument("--rounds", type=int, default=5)
-    parser.add_argument(
-        "--admin-url",
-        default=os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-    )
+    add_admin_url(parser)
     args = parser.parse_args()
     names = [f"bench_single_{system}_{os.getpid()}" for system in ("queueing", "pgqueuer")]
-    with psycopg.connect(args.admin_url, autocommit=True) as admin:
-        for name in names:
-            admin.execute(query("drop_database").format(name=psycopg.sql.Identifier(name)))
-            admin.execute(query("create_database").format(name=psycopg.sql.Identifier(name)))
-    try:
-        urls = [psycopg.conninfo.make_conninfo(args.admin_url, dbname=name) for name in names]
-        uvloop.run(_measure(urls[0], urls[1], args))
-    finally:
-        with psycopg.connect(args.admin_url, autocommit=True) as admin:
-            for name in names:
-                admin.execute(query("drop_database").format(name=psycopg.sql.Identifier(name)))
+    with scratch_databases(args.admin_url, *names) as (queueing_url, pgqueuer_url):
+        uvloop.run(_measure(queueing_url, pgqueuer_url, args))
 
 
 if __name__ == "__main__":

@@ -18,10 +18,9 @@ import statistics
 from typing import Any
 
 import psycopg
-from psycopg import sql as pgsql
-from psycopg.conninfo import make_conninfo
 from psycopg.rows import dict_row
 
+from bench.context import add_admin_url, scratch_databases
 from bench.hints_ab import SIDES, set_change_hints
 from bench.procs import cpu_seconds
 from bench.sql_blocks import query
@@ -70,18 +69,9 @@ def main() -> None:
         default="on_demand",
         help="the job-change trigger (bench/hints_ab.py's sides; default: the release's)",
     )
-    parser.add_argument(
-        "--admin-url",
-        default=os.environ.get("BENCH_ADMIN_URL", "postgresql://postgres@127.0.0.1:5432/postgres"),
-    )
+    add_admin_url(parser)
     args = parser.parse_args()
-    dbname = f"bench_statement_cost_{os.getpid()}"
-    drop = pgsql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(pgsql.Identifier(dbname))
-    with psycopg.connect(args.admin_url, autocommit=True) as admin:
-        admin.execute(drop)
-        admin.execute(pgsql.SQL("CREATE DATABASE {}").format(pgsql.Identifier(dbname)))
-    url = make_conninfo(args.admin_url, dbname=dbname)
-    try:
+    with scratch_databases(args.admin_url, f"bench_statement_cost_{os.getpid()}") as [url]:
         queue = Queue(url)
         queue.task(name="noop")(lambda: None)
         queue.migrate()
@@ -96,9 +86,6 @@ def main() -> None:
                 claims.append(claim)
                 finishes.append(finish)
         queue.close()
-    finally:
-        with psycopg.connect(args.admin_url, autocommit=True) as admin:
-            admin.execute(drop)
     print(
         f"{args.jobs:,} jobs a round, batches of {args.batch}, {args.rounds} rounds, "
         f"change hints {args.change_hints}"
