@@ -19,8 +19,8 @@ import psycopg
 from psycopg import sql
 from psycopg.conninfo import make_conninfo
 
-from bench.sql_blocks import query
 from bench.systems import System, Tables, make_system
+from queueing.sql import query as release_query
 
 BULK_BATCH = 5000
 
@@ -36,18 +36,19 @@ def add_admin_url(parser: argparse.ArgumentParser) -> None:
 @contextlib.contextmanager
 def scratch_databases(admin_url: str, *names: str) -> Iterator[list[str]]:
     """Empty databases of these names (each dropped first if left by a run before), their
-    URLs; dropped afterwards. For the tools that install their schemas themselves."""
+    URLs; dropped afterwards. For the tools that install their schemas themselves. (The
+    statements are sql/queries.sql's, as queueing.testing.databases runs them.)"""
     identifiers = [sql.Identifier(name) for name in names]
     with psycopg.connect(admin_url, autocommit=True) as admin:
         for name in identifiers:
-            admin.execute(query("drop_database").format(name=name))
-            admin.execute(query("create_database").format(name=name))
+            admin.execute(release_query("drop_database").format(name=name))
+            admin.execute(release_query("create_database").format(name=name))
     try:
         yield [make_conninfo(admin_url, dbname=name) for name in names]
     finally:
         with psycopg.connect(admin_url, autocommit=True) as admin:
             for name in identifiers:
-                admin.execute(query("drop_database").format(name=name))
+                admin.execute(release_query("drop_database").format(name=name))
 
 
 @dataclass(frozen=True)
@@ -154,8 +155,9 @@ async def system_database(admin_url: str, system: str) -> AsyncIterator[SystemDb
     """A fresh database with ``system``'s schema, dropped afterwards."""
     dbname = f"bench_{system}_{os.getpid()}"
     async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as admin:
-        await admin.execute(sql.SQL("DROP DATABASE IF EXISTS {}").format(sql.Identifier(dbname)))
-        await admin.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(dbname)))
+        name = sql.Identifier(dbname)
+        await admin.execute(release_query("drop_database").format(name=name))
+        await admin.execute(release_query("create_database").format(name=name))
     conninfo = make_conninfo(admin_url, dbname=dbname)
     try:
         client = make_system(system, conninfo)
@@ -169,6 +171,4 @@ async def system_database(admin_url: str, system: str) -> AsyncIterator[SystemDb
             await ctl.close()
     finally:
         async with await psycopg.AsyncConnection.connect(admin_url, autocommit=True) as admin:
-            await admin.execute(
-                sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(sql.Identifier(dbname))
-            )
+            await admin.execute(release_query("drop_database").format(name=sql.Identifier(dbname)))

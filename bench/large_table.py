@@ -34,6 +34,7 @@ from bench.context import Context, SystemDb
 from bench.scenarios import drain, timed_bulk, timed_single
 from bench.sql_blocks import claim_function, claim_query, query
 from bench.systems import Tables, make_system
+from queueing.sql import query as release_query
 
 #: The jobs a round adds (bulk and single enqueues: tasks noop and stamp in queue
 #: ``default``) and the worker rows of its drain; the fills' jobs are other tasks or in
@@ -127,8 +128,8 @@ async def empty_database(db: SystemDb) -> AsyncIterator[SystemDb]:
     fill between rounds. As bench/context.py's ``system_database`` otherwise."""
     dbname = f"bench_queueing_empty_{os.getpid()}"
     ident = sql.Identifier(dbname)
-    await db.ctl.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
-    await db.ctl.execute(sql.SQL("CREATE DATABASE {}").format(ident))
+    await db.ctl.execute(release_query("drop_database").format(name=ident))
+    await db.ctl.execute(release_query("create_database").format(name=ident))
     conninfo = make_conninfo(db.conninfo, dbname=dbname)
     try:
         client = make_system("queueing", conninfo)
@@ -141,7 +142,7 @@ async def empty_database(db: SystemDb) -> AsyncIterator[SystemDb]:
             await client.close()
             await ctl.close()
     finally:
-        await db.ctl.execute(sql.SQL("DROP DATABASE IF EXISTS {} WITH (FORCE)").format(ident))
+        await db.ctl.execute(release_query("drop_database").format(name=ident))
 
 
 async def _fill_case(db: SystemDb, block: str | None, rows: int) -> None:

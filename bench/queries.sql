@@ -155,12 +155,6 @@ CREATE TRIGGER queueing_notify_jobs_changed_v3
 -- A round trip and nothing else (bench.single_enqueue: each driver's own cost).
 SELECT 1;
 
--- name: create_database
-CREATE DATABASE {name};
-
--- name: drop_database
-DROP DATABASE IF EXISTS {name} WITH (FORCE);
-
 -- name: backend_pids
 -- bench/profile.py: this database's client backends now (their CPU is read from /proc).
 SELECT pid FROM pg_stat_activity
